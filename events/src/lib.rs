@@ -1,0 +1,15 @@
+//! Charter's public event catalogue.
+//!
+//! Every state change in Charter is one of the past-tense, versioned events defined here.
+//! The crate has no web or database dependencies so that consuming services can decode
+//! the CloudEvents Charter publishes with the same types Charter writes.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod cloudevent;
+pub mod envelope;
+pub mod tenant;
+pub mod workspace;
+
+pub use catalog::{DecodeError, DomainEvent, EventSchema, Scoped};
+pub use envelope::{Metadata, RecordedEvent};

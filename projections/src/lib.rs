@@ -1,0 +1,24 @@
+//! Charter's read side: reading the global log in commit-safe order, the [`Projection`] trait,
+//! the runner that folds the log into read models with a checkpoint in the same transaction,
+//! and one read model per file.
+#![forbid(unsafe_code)]
+
+pub mod checkpoint;
+pub mod listener;
+pub mod log;
+pub mod projection;
+pub mod runner;
+pub mod tenants;
+pub mod workspaces;
+
+pub use log::LogPosition;
+pub use projection::{Projection, ProjectionError};
+pub use runner::Runner;
+
+/// Every read model Charter maintains, in a fixed order.
+pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
+    vec![
+        std::sync::Arc::new(tenants::Tenants),
+        std::sync::Arc::new(workspaces::Workspaces),
+    ]
+}

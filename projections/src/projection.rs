@@ -1,0 +1,35 @@
+//! The contract every read model implements.
+
+use charter_events::RecordedEvent;
+use deadpool_postgres::Transaction;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Decode(#[from] charter_events::DecodeError),
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    #[error("{0}")]
+    Invariant(String),
+}
+
+/// A read model folded from the log. `apply` runs inside the runner's transaction, which also
+/// advances the checkpoint, so each event takes effect exactly once. Tables are referenced
+/// unqualified: the runner sets `search_path` to the live or the shadow schema.
+#[async_trait::async_trait]
+pub trait Projection: Send + Sync {
+    /// Stable name, used as the checkpoint key.
+    fn name(&self) -> &'static str;
+
+    /// The tables this projection owns (replay rebuilds and compares exactly these).
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Applies one event. Events the projection does not care about are ignored.
+    async fn apply(
+        &self,
+        tx: &Transaction<'_>,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError>;
+}

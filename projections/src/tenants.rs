@@ -1,0 +1,163 @@
+//! Read model `tenants`: the tenant directory with its hierarchy. Owns `tenants`.
+
+use charter_events::tenant::TenantEvent;
+use charter_events::{DomainEvent, RecordedEvent};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::Transaction;
+use serde::Serialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::projection::{Projection, ProjectionError};
+
+pub struct Tenants;
+
+#[async_trait::async_trait]
+impl Projection for Tenants {
+    fn name(&self) -> &'static str {
+        "tenants"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["tenants"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        if e.stream_type != TenantEvent::STREAM_TYPE {
+            return Ok(());
+        }
+        let event = TenantEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        let (id, v, at) = (e.tenant_id, e.stream_version, e.recorded_at);
+        let touched = match &event {
+            TenantEvent::Created(c) => {
+                tx.execute(
+                    "INSERT INTO tenants (tenant_id, name, slug, parent_id, status, version, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, 'active', $5, $6, $6)",
+                    &[&c.tenant_id, &c.name, &c.slug, &c.parent_id, &v, &at],
+                )
+                .await?
+            }
+            TenantEvent::Renamed(r) => {
+                tx.execute(
+                    "UPDATE tenants SET name = $4, version = $2, updated_at = $3 \
+                     WHERE tenant_id = $1",
+                    &[&id, &v, &at, &r.name],
+                )
+                .await?
+            }
+            TenantEvent::Moved(m) => {
+                tx.execute(
+                    "UPDATE tenants SET parent_id = $4, version = $2, updated_at = $3 \
+                     WHERE tenant_id = $1",
+                    &[&id, &v, &at, &m.parent_id],
+                )
+                .await?
+            }
+            TenantEvent::Blocked(b) => {
+                tx.execute(
+                    "UPDATE tenants SET status = 'blocked', blocked_reason = $4, version = $2, \
+                     updated_at = $3 WHERE tenant_id = $1",
+                    &[&id, &v, &at, &b.reason],
+                )
+                .await?
+            }
+            TenantEvent::Unblocked(_) => set_status(tx, id, v, at, "active").await?,
+            TenantEvent::Deleted(_) => set_status(tx, id, v, at, "deleted").await?,
+        };
+        if touched != 1 {
+            return Err(ProjectionError::Invariant(format!(
+                "{} at position {} touched {touched} tenant rows",
+                e.event_type, e.position
+            )));
+        }
+        Ok(())
+    }
+}
+
+async fn set_status(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    version: i64,
+    at: DateTime<Utc>,
+    status: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    tx.execute(
+        "UPDATE tenants SET status = $4, blocked_reason = NULL, version = $2, updated_at = $3 \
+         WHERE tenant_id = $1",
+        &[&id, &version, &at, &status],
+    )
+    .await
+}
+
+/// One tenant as the directory shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantRow {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub parent_id: Option<Uuid>,
+    pub status: String,
+    pub blocked_reason: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "tenant_id, name, slug, parent_id, status, blocked_reason, version, created_at, updated_at";
+
+fn row(r: &Row) -> TenantRow {
+    TenantRow {
+        id: r.get(0),
+        name: r.get(1),
+        slug: r.get(2),
+        parent_id: r.get(3),
+        status: r.get(4),
+        blocked_reason: r.get(5),
+        version: r.get(6),
+        created_at: r.get(7),
+        updated_at: r.get(8),
+    }
+}
+
+/// Filters for [`list`]. Deleted tenants are never listed.
+#[derive(Debug, Clone, Default)]
+pub struct ListTenants {
+    pub parent_id: Option<Uuid>,
+    /// Keyset cursor: the last id of the previous page.
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+pub async fn list(
+    client: &impl GenericClient,
+    q: &ListTenants,
+) -> Result<Vec<TenantRow>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM projections.tenants \
+                 WHERE status <> 'deleted' \
+                   AND ($1::uuid IS NULL OR parent_id = $1) \
+                   AND ($2::uuid IS NULL OR tenant_id > $2) \
+                 ORDER BY tenant_id LIMIT $3"
+            ),
+            &[&q.parent_id, &q.after, &q.limit],
+        )
+        .await?;
+    Ok(rows.iter().map(row).collect())
+}
+
+pub async fn get(
+    client: &impl GenericClient,
+    id: Uuid,
+) -> Result<Option<TenantRow>, tokio_postgres::Error> {
+    let r = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM projections.tenants WHERE tenant_id = $1"),
+            &[&id],
+        )
+        .await?;
+    Ok(r.as_ref().map(row))
+}

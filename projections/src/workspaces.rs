@@ -1,0 +1,107 @@
+//! Read model `workspaces`: every workspace of every tenant. Owns `workspaces`.
+
+use charter_events::workspace::WorkspaceEvent;
+use charter_events::{DomainEvent, RecordedEvent};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use deadpool_postgres::Transaction;
+use serde::Serialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::projection::{Projection, ProjectionError};
+
+pub struct Workspaces;
+
+#[async_trait::async_trait]
+impl Projection for Workspaces {
+    fn name(&self) -> &'static str {
+        "workspaces"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["workspaces"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        if e.stream_type != WorkspaceEvent::STREAM_TYPE {
+            return Ok(());
+        }
+        let event = WorkspaceEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        let (v, at) = (e.stream_version, e.recorded_at);
+        let touched = match &event {
+            WorkspaceEvent::Created(c) => {
+                tx.execute(
+                    "INSERT INTO workspaces (workspace_id, tenant_id, name, version, created_at, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+                    &[&c.workspace_id, &c.tenant_id, &c.name, &v, &at],
+                )
+                .await?
+            }
+            WorkspaceEvent::Renamed(r) => {
+                tx.execute(
+                    "UPDATE workspaces SET name = $2, version = $3, updated_at = $4 \
+                     WHERE workspace_id = $1",
+                    &[&r.workspace_id, &r.name, &v, &at],
+                )
+                .await?
+            }
+            WorkspaceEvent::Deleted(d) => {
+                tx.execute(
+                    "UPDATE workspaces SET deleted = true, version = $2, updated_at = $3 \
+                     WHERE workspace_id = $1",
+                    &[&d.workspace_id, &v, &at],
+                )
+                .await?
+            }
+        };
+        if touched != 1 {
+            return Err(ProjectionError::Invariant(format!(
+                "{} at position {} touched {touched} workspace rows",
+                e.event_type, e.position
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One workspace as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkspaceRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn row(r: &Row) -> WorkspaceRow {
+    WorkspaceRow {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        name: r.get(2),
+        version: r.get(3),
+        created_at: r.get(4),
+        updated_at: r.get(5),
+    }
+}
+
+/// Live workspaces of one tenant, by id, after the keyset cursor `after`.
+pub async fn list(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<WorkspaceRow>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT workspace_id, tenant_id, name, version, created_at, updated_at \
+             FROM projections.workspaces \
+             WHERE tenant_id = $1 AND NOT deleted AND ($2::uuid IS NULL OR workspace_id > $2) \
+             ORDER BY workspace_id LIMIT $3",
+            &[&tenant_id, &after, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(row).collect())
+}

@@ -1,0 +1,260 @@
+//! Executes commands: one transaction that takes the locks a decision needs, loads the stream,
+//! decides, appends events with their outbox rows and uniqueness claims, stores the
+//! idempotency record, and commits. Handlers for each resource live beside this file.
+
+pub mod tenant;
+pub mod workspace;
+
+use charter_events::{DomainEvent, Metadata, Scoped};
+use charter_projections::LogPosition;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Pool, Transaction};
+use uuid::Uuid;
+
+use crate::domain::validate::FieldError;
+use crate::domain::{Aggregate, Rejection};
+use crate::store::claims::{self, ClaimChange};
+use crate::store::events::{self, Loaded, NewEvent};
+use crate::store::idempotency::{self, StoredResponse};
+use crate::store::{locks, StoreError};
+
+/// How often a command without `If-Match` is re-decided after losing a race on its stream.
+const MAX_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{}", .0.message)]
+    Rejected(Rejection),
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("the resource is at version {current}, not the one in If-Match")]
+    PreconditionFailed { current: i64 },
+    #[error("the resource kept changing concurrently; retry")]
+    Conflict,
+    #[error("{what} {value:?} is already taken")]
+    Taken { what: String, value: String },
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for CommandError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { .. } => CommandError::Conflict,
+            StoreError::ClaimTaken { scope, value } => CommandError::Taken {
+                what: scope.split(':').next().unwrap_or_default().to_owned(),
+                value,
+            },
+            StoreError::Unavailable(m) => CommandError::Unavailable(m),
+            other => CommandError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for CommandError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+impl From<tokio_postgres::Error> for CommandError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::from(e).into()
+    }
+}
+
+/// `If-Match` as the client sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: the resource must exist.
+    Any,
+    Version(i64),
+    /// An entity tag that cannot be one of ours; never matches.
+    Never,
+}
+
+/// The request-level envelope of a command.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    pub metadata: Metadata,
+    pub if_match: Option<IfMatch>,
+    pub idempotency: Option<Idempotency>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    /// Who sent it and to which operation; keys are private to a scope.
+    pub scope: String,
+    pub key: String,
+    /// A digest of the request; a retry with another request under the same key is refused.
+    pub request_hash: Vec<u8>,
+}
+
+/// What a successful command did.
+#[derive(Debug, Clone)]
+pub struct Outcome<A> {
+    pub state: A,
+    pub version: i64,
+    pub event_ids: Vec<Uuid>,
+    pub token: LogPosition,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// One kind of command against one aggregate type.
+#[allow(async_fn_in_trait)]
+pub trait CommandHandler {
+    type Aggregate: Aggregate;
+
+    fn stream_id(&self) -> String;
+
+    /// Takes the locks and loads whatever the decision needs beyond the aggregate's own
+    /// history, then builds the domain commands (decided in order). Must not write.
+    async fn prepare(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> Result<Vec<<Self::Aggregate as Aggregate>::Command>, CommandError>;
+
+    /// Uniqueness claims taken or released by `events`, given the state before them.
+    fn claims(
+        &self,
+        _before: &Self::Aggregate,
+        _events: &[<Self::Aggregate as Aggregate>::Event],
+    ) -> Vec<ClaimChange> {
+        vec![]
+    }
+}
+
+/// Runs `handler` and renders its outcome with `render` inside the transaction, so that the
+/// response stored for an idempotent retry is exactly the one sent.
+pub async fn execute<H: CommandHandler>(
+    pool: &Pool,
+    handler: &H,
+    request: &CommandRequest,
+    render: impl Fn(&Outcome<H::Aggregate>) -> StoredResponse,
+) -> Result<StoredResponse, CommandError> {
+    for _ in 0..MAX_ATTEMPTS {
+        match attempt(pool, handler, request, &render).await {
+            Err(CommandError::Conflict) if request.if_match.is_none() => continue,
+            Err(CommandError::Conflict) => {
+                // The client pinned a version and lost the race: their version is gone.
+                let current =
+                    events::load::<H::Aggregate>(&pool.get().await?, &handler.stream_id())
+                        .await?
+                        .version;
+                return Err(CommandError::PreconditionFailed { current });
+            }
+            other => return other,
+        }
+    }
+    Err(CommandError::Conflict)
+}
+
+async fn attempt<H: CommandHandler>(
+    pool: &Pool,
+    handler: &H,
+    request: &CommandRequest,
+    render: &impl Fn(&Outcome<H::Aggregate>) -> StoredResponse,
+) -> Result<StoredResponse, CommandError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+
+    if let Some(idem) = &request.idempotency {
+        locks::idempotency_key(&tx, &idem.scope, &idem.key).await?;
+        if let Some(record) = idempotency::find(&tx, &idem.scope, &idem.key).await? {
+            if record.request_hash != idem.request_hash {
+                return Err(CommandError::IdempotencyKeyReused);
+            }
+            return Ok(record.response);
+        }
+    }
+
+    let commands = handler.prepare(&tx).await?;
+    let stream_id = handler.stream_id();
+    let loaded: Loaded<H::Aggregate> = events::load(&tx, &stream_id).await?;
+    match request.if_match {
+        Some(IfMatch::Version(v)) if v != loaded.version => {
+            return Err(CommandError::PreconditionFailed {
+                current: loaded.version,
+            })
+        }
+        Some(IfMatch::Never) => {
+            return Err(CommandError::PreconditionFailed {
+                current: loaded.version,
+            })
+        }
+        Some(IfMatch::Any) if loaded.version == 0 => {
+            return Err(CommandError::PreconditionFailed { current: 0 })
+        }
+        _ => {}
+    }
+
+    let mut state = loaded.state.clone();
+    let mut decided = Vec::new();
+    for command in &commands {
+        let events = state
+            .decide(command)
+            .map_err(|e| CommandError::Rejected(e.into()))?;
+        for event in &events {
+            state = state.apply(event);
+        }
+        decided.extend(events);
+    }
+
+    let mut outcome = Outcome {
+        state,
+        version: loaded.version,
+        event_ids: vec![],
+        token: loaded.last.unwrap_or(LogPosition::START),
+        created_at: loaded.created_at,
+        updated_at: loaded.updated_at,
+    };
+    if !decided.is_empty() {
+        let new: Vec<NewEvent> = decided
+            .iter()
+            .map(|e| NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: e.event_type(),
+                schema_version: e.schema_version() as i32,
+                tenant_id: e.tenant_id(),
+                workspace_id: e.workspace_id(),
+                data: e.to_data(),
+            })
+            .collect();
+        let appended = events::append(
+            &tx,
+            <<H::Aggregate as Aggregate>::Event as DomainEvent>::STREAM_TYPE,
+            &stream_id,
+            loaded.version,
+            &new,
+            &request.metadata,
+        )
+        .await?;
+        claims::apply(&tx, &stream_id, &handler.claims(&loaded.state, &decided)).await?;
+        outcome.version = appended.version;
+        outcome.event_ids = new.iter().map(|e| e.event_id).collect();
+        outcome.token = appended.last;
+        outcome.created_at = outcome.created_at.or(Some(appended.recorded_at));
+        outcome.updated_at = Some(appended.recorded_at);
+    }
+
+    let response = render(&outcome);
+    if let Some(idem) = &request.idempotency {
+        idempotency::save(&tx, &idem.scope, &idem.key, &idem.request_hash, &response).await?;
+    }
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// Reads one aggregate from the write side (always current; used for `GET` of one resource).
+pub async fn current<A: Aggregate>(
+    pool: &Pool,
+    stream_id: &str,
+) -> Result<Loaded<A>, CommandError> {
+    let client = pool.get().await?;
+    Ok(events::load(&client, stream_id).await?)
+}

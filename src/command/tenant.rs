@@ -1,0 +1,151 @@
+//! Tenant commands: create, rename/move, block, unblock, delete.
+
+use charter_events::envelope::stream_id;
+use charter_events::tenant::TenantEvent;
+use charter_events::DomainEvent;
+use deadpool_postgres::{GenericClient, Transaction};
+use uuid::Uuid;
+
+use super::{CommandError, CommandHandler};
+use crate::domain::tenant::{ParentContext, Tenant, TenantCommand, MAX_DEPTH};
+use crate::store::claims::ClaimChange;
+use crate::store::events;
+use crate::store::locks::{self, Mode};
+
+pub const SLUG_SCOPE: &str = "tenant.slug";
+
+pub fn tenant_stream(id: Uuid) -> String {
+    stream_id(TenantEvent::STREAM_TYPE, id)
+}
+
+/// Loads a prospective parent and its ancestors. Locks the parent so that it cannot be
+/// blocked or deleted before this transaction commits.
+async fn parent_context(
+    tx: &Transaction<'_>,
+    parent_id: Uuid,
+) -> Result<ParentContext, CommandError> {
+    locks::tenant(tx, parent_id, Mode::Shared).await?;
+    let parent = events::load::<Tenant>(tx, &tenant_stream(parent_id)).await?;
+    let status = parent.state.0.as_ref().map(|t| t.status);
+    let mut ancestors = Vec::new();
+    let mut next = parent.state.0.and_then(|t| t.parent_id);
+    // The walk is bounded: a chain longer than MAX_DEPTH is rejected by the decision anyway.
+    while let Some(id) = next {
+        if ancestors.len() > MAX_DEPTH || ancestors.contains(&id) {
+            break;
+        }
+        ancestors.push(id);
+        next = events::load::<Tenant>(tx, &tenant_stream(id))
+            .await?
+            .state
+            .0
+            .and_then(|t| t.parent_id);
+    }
+    Ok(ParentContext {
+        id: parent_id,
+        status,
+        ancestors,
+    })
+}
+
+pub struct CreateTenant {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub parent_id: Option<Uuid>,
+}
+
+impl CommandHandler for CreateTenant {
+    type Aggregate = Tenant;
+
+    fn stream_id(&self) -> String {
+        tenant_stream(self.tenant_id)
+    }
+
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<Vec<TenantCommand>, CommandError> {
+        let parent = match self.parent_id {
+            Some(id) => Some(parent_context(tx, id).await?),
+            None => None,
+        };
+        Ok(vec![TenantCommand::Create {
+            tenant_id: self.tenant_id,
+            name: self.name.clone(),
+            slug: self.slug.clone(),
+            parent,
+        }])
+    }
+
+    fn claims(&self, _: &Tenant, events: &[TenantEvent]) -> Vec<ClaimChange> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                TenantEvent::Created(c) => Some(ClaimChange::Claim {
+                    scope: SLUG_SCOPE.into(),
+                    value: c.slug.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// `PATCH`: any of a new name and a new parent (`Some(None)` moves the tenant to the root).
+pub struct UpdateTenant {
+    pub tenant_id: Uuid,
+    pub name: Option<String>,
+    pub parent_id: Option<Option<Uuid>>,
+}
+
+impl CommandHandler for UpdateTenant {
+    type Aggregate = Tenant;
+
+    fn stream_id(&self) -> String {
+        tenant_stream(self.tenant_id)
+    }
+
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<Vec<TenantCommand>, CommandError> {
+        let mut commands = Vec::new();
+        if let Some(name) = &self.name {
+            commands.push(TenantCommand::Rename { name: name.clone() });
+        }
+        if let Some(parent_id) = self.parent_id {
+            locks::hierarchy(tx).await?;
+            let parent = match parent_id {
+                Some(id) => Some(parent_context(tx, id).await?),
+                None => None,
+            };
+            commands.push(TenantCommand::Move { parent });
+        }
+        Ok(commands)
+    }
+}
+
+/// Block, unblock and delete change whether the tenant can be used at all, so they hold the
+/// tenant's lock exclusively: no workspace command can be deciding against the old status.
+pub struct ChangeTenantStatus {
+    pub tenant_id: Uuid,
+    pub command: TenantCommand,
+}
+
+impl CommandHandler for ChangeTenantStatus {
+    type Aggregate = Tenant;
+
+    fn stream_id(&self) -> String {
+        tenant_stream(self.tenant_id)
+    }
+
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<Vec<TenantCommand>, CommandError> {
+        locks::tenant(tx, self.tenant_id, Mode::Exclusive).await?;
+        Ok(vec![self.command.clone()])
+    }
+}
+
+/// Loads a tenant's status under a shared lock, for commands on things inside the tenant.
+pub async fn status_for_update(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+) -> Result<Option<crate::domain::tenant::TenantStatus>, CommandError> {
+    locks::tenant(client, tenant_id, Mode::Shared).await?;
+    let tenant = events::load::<Tenant>(client, &tenant_stream(tenant_id)).await?;
+    Ok(tenant.state.0.map(|t| t.status))
+}

@@ -1,0 +1,248 @@
+//! Layered configuration: built-in defaults < a YAML file (`--config`) < `CHARTER_*`
+//! environment variables, nested with `__` (`CHARTER_DATABASE__URL`, `CHARTER_HTTP__PORT`).
+//! Secrets are `SecretString`s: they print as `[REDACTED]` in logs and `Debug` output.
+
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Yaml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub kafka: KafkaConfig,
+    pub relay: RelayConfig,
+    pub projections: ProjectionsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+    /// Request bodies above this size are refused with 413.
+    pub max_body_bytes: usize,
+    /// A request that takes longer is answered 503.
+    pub request_timeout_ms: u64,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// How long in-flight requests may run on after SIGTERM.
+    pub shutdown_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(serialize_with = "redacted")]
+    pub url: SecretString,
+    pub pool_size: usize,
+    /// Connecting, and waiting for a pooled connection, fail after this long (503).
+    pub connect_timeout_ms: u64,
+    /// Statements are cancelled after this long.
+    pub statement_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list.
+    pub brokers: String,
+    pub events_topic: String,
+    pub policy_topic: String,
+    /// Create the topics at start-up when missing.
+    pub create_topics: bool,
+    pub topic_partitions: i32,
+    /// How long librdkafka retries one message before the relay re-sends the batch.
+    pub message_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    pub enabled: bool,
+    pub batch_size: i64,
+    /// Fallback poll interval when no NOTIFY arrives.
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectionsConfig {
+    pub enabled: bool,
+    pub batch_size: i64,
+    pub poll_interval_ms: u64,
+    /// Upper bound of a `consistency=` wait before answering 503.
+    pub consistency_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` (default) or `pretty`.
+    pub format: String,
+    /// An `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+fn redacted<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("[REDACTED]")
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            max_body_bytes: 64 * 1024,
+            request_timeout_ms: 10_000,
+            workers: 0,
+            shutdown_timeout_s: 8,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("postgres://charter:charter@127.0.0.1:5432/charter"),
+            pool_size: 32,
+            connect_timeout_ms: 2_000,
+            statement_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            events_topic: "charter.iam.events.v1".into(),
+            policy_topic: "charter.iam.policy.v1".into(),
+            create_topics: true,
+            topic_partitions: 3,
+            message_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            batch_size: 1_000,
+            poll_interval_ms: 200,
+        }
+    }
+}
+
+impl Default for ProjectionsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            batch_size: 500,
+            poll_interval_ms: 200,
+            consistency_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "json".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            kafka: KafkaConfig::default(),
+            relay: RelayConfig::default(),
+            projections: ProjectionsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then `CHARTER_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
+        Self::figment(file).extract().map_err(Box::new)
+    }
+
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Yaml::file_exact(file));
+        }
+        // Only the sections we know: `CHARTER_URL` and friends in a developer's shell are not
+        // configuration.
+        let sections = ["http", "database", "kafka", "relay", "projections", "log"];
+        figment.merge(Env::prefixed("CHARTER_").split("__").filter(move |k| {
+            let k = k.as_str().to_ascii_lowercase();
+            sections.iter().any(|s| k.starts_with(&format!("{s}.")))
+        }))
+    }
+}
+
+impl DatabaseConfig {
+    /// The connection settings, with timeouts applied.
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+        let mut config: tokio_postgres::Config = self.url.expose_secret().parse()?;
+        config.connect_timeout(Duration::from_millis(self.connect_timeout_ms));
+        config.options(format!(
+            "-c statement_timeout={}",
+            self.statement_timeout_ms
+        ));
+        config.application_name("charter");
+        config.keepalives_idle(Duration::from_secs(30));
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_then_environment_and_redacts_secrets() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "charter.yaml",
+                "http:\n  port: 9000\n  host: 0.0.0.0\ndatabase:\n  url: postgres://u:hunter2@db/x\n",
+            )?;
+            jail.set_env("CHARTER_HTTP__PORT", "9100");
+            jail.set_env("CHARTER_KAFKA__BROKERS", "k1:9092,k2:9092");
+            jail.set_env("CHARTER_URL", "http://ignored");
+            let config =
+                Config::load(Some(Path::new("charter.yaml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.http.port, 9100, "env beats file");
+            assert_eq!(config.http.host, "0.0.0.0", "file beats defaults");
+            assert_eq!(config.kafka.brokers, "k1:9092,k2:9092");
+            assert_eq!(config.relay.batch_size, 1_000, "defaults fill the rest");
+            assert!(!format!("{config:?}").contains("hunter2"));
+            assert!(!serde_json::to_string(&config).unwrap().contains("hunter2"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rejects_unknown_keys_in_a_section() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHARTER_HTTP__PROT", "1");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+}

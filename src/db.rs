@@ -1,0 +1,89 @@
+//! The connection pool and the embedded migrations.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::DatabaseConfig;
+
+refinery::embed_migrations!("migrations");
+
+/// Every instance takes this session-level lock before migrating, so two instances starting
+/// at once apply each migration exactly once.
+const MIGRATION_LOCK: i64 = 0x6368_6172_7465_7201; // "charter\x01"
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+}
+
+pub fn pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
+    let pg = config.pg_config()?;
+    let timeout = Some(Duration::from_millis(config.connect_timeout_ms));
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(config.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(timeout)
+        .create_timeout(timeout)
+        .recycle_timeout(timeout)
+        .build()
+        .map_err(|e| DbError::Config(e.to_string()))
+}
+
+/// Applies the embedded migrations that are not applied yet. Safe to run concurrently.
+pub async fn migrate(config: &DatabaseConfig) -> Result<Vec<String>, DbError> {
+    let (mut client, connection) = config.pg_config()?.connect(NoTls).await?;
+    let driver = tokio::spawn(connection);
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let report = migrations::runner().run_async(&mut client).await;
+    // Unlocking explicitly keeps the lock's life obvious; closing the connection would too.
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    drop(client);
+    let _ = driver.await;
+    let applied = report?
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    Ok(applied)
+}
+
+/// The newest migration embedded in this binary.
+pub fn latest_migration() -> i32 {
+    migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The newest migration applied to the database (0 when none).
+pub async fn applied_migration(
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<i32, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT COALESCE(max(version), 0)::int4 FROM refinery_schema_history",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,108 @@
+//! Value rules shared by the aggregates' inputs. The HTTP layer reports every violated rule
+//! at once as a 422 with one entry per field.
+
+/// One field that broke a rule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_SLUG_CHARS: usize = 63;
+
+/// A display name: trimmed, 1..=200 characters, no control characters.
+pub fn name(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let value = raw.trim();
+    if value.is_empty() {
+        errors.push(FieldError::new(field, "must not be empty"));
+    } else if value.chars().count() > MAX_NAME_CHARS {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    } else if value.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    value.to_owned()
+}
+
+/// A slug: 2..=63 characters of `a-z`, `0-9` and `-`, starting with a letter, not ending in `-`.
+pub fn slug(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let ok = (2..=MAX_SLUG_CHARS).contains(&raw.len())
+        && raw.starts_with(|c: char| c.is_ascii_lowercase())
+        && !raw.ends_with('-')
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        errors.push(FieldError::new(
+            field,
+            "must be 2-63 characters of a-z, 0-9 and '-', start with a letter and not end with '-'",
+        ));
+    }
+    raw.to_owned()
+}
+
+/// An optional free-text reason: at most 1,000 characters.
+pub fn reason(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
+    let value = raw.map(str::trim).filter(|s| !s.is_empty())?;
+    if value.chars().count() > 1000 {
+        errors.push(FieldError::new(field, "must be at most 1000 characters"));
+    }
+    Some(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for good in ["acme", "a1", "acme-eu-1"] {
+            let mut e = vec![];
+            slug("slug", good, &mut e);
+            assert!(e.is_empty(), "{good}");
+        }
+        for bad in [
+            "",
+            "a",
+            "Acme",
+            "1acme",
+            "acme-",
+            "ac me",
+            "acmé",
+            &"a".repeat(64),
+        ] {
+            let mut e = vec![];
+            slug("slug", bad, &mut e);
+            assert_eq!(e.len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        let mut e = vec![];
+        assert_eq!(name("name", "  Acme  ", &mut e), "Acme");
+        assert!(e.is_empty());
+        name("name", "   ", &mut e);
+        name("name", &"x".repeat(201), &mut e);
+        name("name", "a\u{0}b", &mut e);
+        assert_eq!(e.len(), 3);
+        let mut e = vec![];
+        name("name", "Ünïcødé 🚀 '; DROP TABLE events;--", &mut e);
+        assert!(e.is_empty());
+    }
+}

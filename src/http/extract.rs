@@ -1,0 +1,242 @@
+//! Request extractors: JSON bodies with precise errors, request metadata, `If-Match`,
+//! `Idempotency-Key`, and the error handlers for path and query parameters.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{error, web, FromRequest, HttpMessage, HttpRequest};
+use charter_events::Metadata;
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::problem::ApiError;
+use super::AppState;
+use crate::command::{CommandRequest, Idempotency, IfMatch};
+use crate::domain::validate::FieldError;
+
+/// A JSON request body, read up to `http.max_body_bytes` and decoded strictly: syntax errors
+/// are 400, shape errors (wrong types, unknown or missing fields) are 422 naming the field.
+pub struct JsonBody<T> {
+    pub value: T,
+    pub raw: web::Bytes,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(64 * 1024, |s| s.config.http.max_body_bytes);
+        let is_json = {
+            let ct = req.content_type();
+            ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::Malformed {
+                    slug: "malformed-body",
+                    detail: format!("could not read the request body: {e}"),
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let raw = body.freeze();
+            let value = decode(&raw)?;
+            Ok(JsonBody { value, raw })
+        })
+    }
+}
+
+fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let malformed = |e: &serde_json::Error| ApiError::Malformed {
+        slug: "malformed-json",
+        detail: format!("the body is not valid JSON: {e}"),
+    };
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.classify() != serde_json::error::Category::Data {
+            return malformed(&inner);
+        }
+        let field = if path == "." { String::new() } else { path };
+        ApiError::Invalid {
+            slug: "invalid-body",
+            detail: format!("{field}: {inner}"),
+            errors: vec![FieldError::new(field, strip_position(&inner.to_string()))],
+        }
+    })?;
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+/// serde_json appends " at line L column C", which is noise for a field error.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Who is asking, under which correlation id, from where.
+pub fn metadata(req: &HttpRequest) -> Metadata {
+    let correlation_id = req
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .unwrap_or_else(Uuid::now_v7);
+    Metadata {
+        actor: "anonymous".into(),
+        correlation_id,
+        causation_id: None,
+        request_id: req
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(|id| id.to_string()),
+        client_ip: req.peer_addr().map(|a| a.ip().to_string()),
+    }
+}
+
+/// Parses `If-Match`. Our entity tags are strong and quote the stream version: `"3"`.
+pub fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ApiError::Malformed {
+        slug: "invalid-header",
+        detail: "If-Match must be ASCII".into(),
+    })?;
+    let value = value.trim();
+    if value == "*" {
+        return Ok(Some(IfMatch::Any));
+    }
+    let version = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .and_then(|v| v.parse::<i64>().ok());
+    Ok(Some(version.map_or(IfMatch::Never, IfMatch::Version)))
+}
+
+/// Builds the command envelope: metadata, `If-Match`, and the idempotency scope and digest.
+pub fn command_request(req: &HttpRequest, body: &[u8]) -> Result<CommandRequest, ApiError> {
+    let metadata = metadata(req);
+    let idempotency = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| ApiError::Malformed {
+                    slug: "invalid-header",
+                    detail: "Idempotency-Key must be 1-255 visible ASCII characters".into(),
+                })?;
+            let scope = format!("{} {} {}", metadata.actor, req.method(), req.path());
+            let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+            digest.update(scope.as_bytes());
+            digest.update(&[0]);
+            digest.update(body);
+            Some(Idempotency {
+                scope,
+                key: key.to_owned(),
+                request_hash: digest.finish().as_ref().to_vec(),
+            })
+        }
+    };
+    Ok(CommandRequest {
+        metadata,
+        if_match: if_match(req)?,
+        idempotency,
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _| {
+        let detail = match &err {
+            error::PathError::Deserialize(e) => format!("invalid path parameter: {e}"),
+            other => other.to_string(),
+        };
+        ApiError::Malformed {
+            slug: "invalid-path-parameter",
+            detail,
+        }
+        .into()
+    })
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::Malformed {
+            slug: "invalid-query-parameter",
+            detail: err.to_string(),
+        }
+        .into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        parent: Option<Uuid>,
+    }
+
+    fn slug(raw: &str) -> &'static str {
+        decode::<Body>(raw.as_bytes()).unwrap_err().slug()
+    }
+
+    #[test]
+    fn classifies_body_errors() {
+        assert_eq!(slug("{"), "malformed-json");
+        assert_eq!(slug(""), "malformed-json");
+        assert_eq!(slug("{\"name\":\"a\"} x"), "malformed-json");
+        assert_eq!(slug("{\"name\":1}"), "invalid-body");
+        assert_eq!(slug("{\"name\":\"a\",\"extra\":1}"), "invalid-body");
+        assert_eq!(slug("{}"), "invalid-body");
+        assert_eq!(
+            slug("{\"name\":\"a\",\"parent\":\"not-a-uuid\"}"),
+            "invalid-body"
+        );
+        // Typed bodies refuse nesting at the first level that has the wrong shape...
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(slug(&deep), "invalid-body");
+        // ...and serde_json's recursion limit stops whatever is parsed untyped.
+        let err = serde_json::from_str::<serde_json::Value>(&deep).unwrap_err();
+        assert_eq!(err.classify(), serde_json::error::Category::Syntax);
+        assert!(decode::<Body>(b"{\"name\":\"a\",\"parent\":null}").is_ok());
+    }
+
+    #[test]
+    fn names_the_offending_field() {
+        match decode::<Body>(br#"{"name":"a","parent":"nope"}"#).unwrap_err() {
+            ApiError::Invalid { errors, .. } => assert_eq!(errors[0].field, "parent"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The HTTP edge: routes, shared state, and the middleware every request passes through.
+
+pub mod extract;
+pub mod ops;
+pub mod problem;
+pub mod respond;
+pub mod tenants;
+pub mod workspaces;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpResponse, ResponseError};
+use deadpool_postgres::Pool;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Config;
+use crate::relay::RelayStatus;
+use problem::ApiError;
+
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Arc<Config>,
+    pub relay: RelayStatus,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(extract::path_config())
+        .app_data(extract::query_config())
+        .route("/health", web::get().to(ops::health))
+        .route("/ready", web::get().to(ops::ready))
+        .route("/metrics", web::get().to(ops::metrics))
+        .service(
+            web::scope("/v1/tenants")
+                .route("", web::post().to(tenants::create))
+                .route("", web::get().to(tenants::list))
+                .route("/{tenant_id}", web::get().to(tenants::get))
+                .route("/{tenant_id}", web::patch().to(tenants::update))
+                .route("/{tenant_id}", web::delete().to(tenants::delete))
+                .route("/{tenant_id}/block", web::post().to(tenants::block))
+                .route("/{tenant_id}/unblock", web::post().to(tenants::unblock))
+                .route(
+                    "/{tenant_id}/workspaces",
+                    web::post().to(workspaces::create),
+                )
+                .route("/{tenant_id}/workspaces", web::get().to(workspaces::list))
+                .route(
+                    "/{tenant_id}/workspaces/{workspace_id}",
+                    web::get().to(workspaces::get),
+                )
+                .route(
+                    "/{tenant_id}/workspaces/{workspace_id}",
+                    web::patch().to(workspaces::update),
+                )
+                .route(
+                    "/{tenant_id}/workspaces/{workspace_id}",
+                    web::delete().to(workspaces::delete),
+                ),
+        )
+        .default_service(web::to(|| async {
+            ApiError::NotFound("no such route".into()).error_response()
+        }));
+}
+
+/// Times out slow requests (503), records request metrics, and turns any error response the
+/// framework produced on its own (405, 404 of a method mismatch, ...) into problem+json.
+pub async fn edge(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let timeout = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(Duration::from_secs(10), |s| {
+            Duration::from_millis(s.config.http.request_timeout_ms)
+        });
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let http_req = req.request().clone();
+    let response = match tokio::time::timeout(timeout, next.call(req)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => ServiceResponse::new(http_req, e.error_response()),
+        Err(_) => ServiceResponse::new(
+            http_req,
+            ApiError::Unavailable {
+                slug: "request-timeout",
+                detail: format!("the request took longer than {} ms", timeout.as_millis()),
+            }
+            .error_response(),
+        ),
+    };
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".into());
+    let status = response.status();
+    metrics::counter!("charter_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.as_u16().to_string()).increment(1);
+    metrics::histogram!("charter_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+
+    let has_body_type = response.headers().contains_key(header::CONTENT_TYPE);
+    if (status.is_client_error() || status.is_server_error()) && !has_body_type {
+        let problem: HttpResponse = ApiError::Status {
+            status,
+            detail: status
+                .canonical_reason()
+                .unwrap_or("request failed")
+                .to_owned(),
+        }
+        .error_response();
+        return Ok(response.into_response(problem).map_into_boxed_body());
+    }
+    Ok(response.map_body(|_, b| b.boxed()))
+}

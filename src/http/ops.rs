@@ -1,0 +1,83 @@
+//! `/health`, `/ready` and `/metrics`.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use charter_projections::{checkpoint, log};
+use serde_json::json;
+
+use super::AppState;
+use crate::db;
+use crate::relay;
+
+/// Liveness: the process is up and serving. Never touches the database.
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Readiness: the database answers and carries this binary's migrations. The relay and the
+/// projections are reported; a broker outage degrades but does not unready the service,
+/// because commands still succeed into the outbox.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let relay = state.relay.snapshot();
+    let probe = async {
+        let client = state.pool.get().await.map_err(|e| e.to_string())?;
+        let applied = db::applied_migration(&client)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (backlog, lag) = relay::backlog(&client).await.map_err(|e| e.to_string())?;
+        let head = log::head(&client).await.map_err(|e| e.to_string())?;
+        let checkpoints = checkpoint::all(&client, checkpoint::LIVE_SCHEMA)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((applied, backlog, lag, head, checkpoints))
+    };
+    let timeout = Duration::from_millis(state.config.database.connect_timeout_ms + 500);
+    let result = tokio::time::timeout(timeout, probe)
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()));
+    let expected = db::latest_migration();
+    let (status, body) = match result {
+        Err(e) => (
+            false,
+            json!({"status": "unavailable", "database": {"ok": false, "error": e}, "relay": relay}),
+        ),
+        Ok((applied, backlog, lag, head, checkpoints)) => {
+            let migrations_ok = applied == expected;
+            let projections: Vec<_> = checkpoints
+                .iter()
+                .map(|(name, at)| json!({"name": name, "position": at.to_string(), "caught_up": *at >= head}))
+                .collect();
+            let degraded = relay.state == "degraded";
+            (
+                migrations_ok,
+                json!({
+                    "status": if !migrations_ok { "unavailable" } else if degraded { "degraded" } else { "ok" },
+                    "database": {"ok": true},
+                    "migrations": {"ok": migrations_ok, "applied": applied, "expected": expected},
+                    "relay": {"enabled": state.config.relay.enabled, "backlog": backlog, "lag_seconds": lag, "detail": relay},
+                    "projections": projections,
+                }),
+            )
+        }
+    };
+    if status {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Prometheus text format. The outbox gauges are read from the database at scrape time, so
+/// they are right whichever instance is the relay leader.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    if let Ok(client) = state.pool.get().await {
+        if let Ok((backlog, lag)) = relay::backlog(&client).await {
+            metrics::gauge!("charter_outbox_backlog").set(backlog as f64);
+            metrics::gauge!("charter_relay_lag_seconds").set(lag);
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,197 @@
+//! RFC 7807 `application/problem+json` errors. Every error the API returns is built here,
+//! and every error from the layers below is mapped here, once.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::command::CommandError;
+use crate::domain::validate::FieldError;
+use crate::domain::RejectionKind;
+
+/// Problem `type` URIs are this base plus a stable slug; the slugs are part of the API.
+pub const TYPE_BASE: &str = "https://charter.dev/problems/";
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: syntactically broken input (JSON, headers, path or query parameters).
+    #[error("{detail}")]
+    Malformed { slug: &'static str, detail: String },
+    /// 422: well-formed input that breaks the rules; one entry per offending field.
+    #[error("the request is invalid")]
+    Invalid {
+        slug: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    Conflict { slug: &'static str, detail: String },
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("request bodies are limited to {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("request bodies must be application/json")]
+    UnsupportedMediaType,
+    #[error("{detail}")]
+    Unavailable { slug: &'static str, detail: String },
+    #[error("internal error")]
+    Internal(String),
+    /// Any other status, for responses produced by the framework itself (405 and the like).
+    #[error("{detail}")]
+    Status { status: StatusCode, detail: String },
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ApiError {
+    pub fn slug(&self) -> &'static str {
+        match self {
+            ApiError::Malformed { slug, .. }
+            | ApiError::Invalid { slug, .. }
+            | ApiError::Conflict { slug, .. }
+            | ApiError::Unavailable { slug, .. } => slug,
+            ApiError::NotFound(_) => "not-found",
+            ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::PayloadTooLarge { .. } => "payload-too-large",
+            ApiError::UnsupportedMediaType => "unsupported-media-type",
+            ApiError::Internal(_) => "internal",
+            ApiError::Status { status, .. } => match status.as_u16() {
+                404 => "not-found",
+                405 => "method-not-allowed",
+                406 => "not-acceptable",
+                408 => "request-timeout",
+                413 => "payload-too-large",
+                414 => "uri-too-long",
+                431 => "headers-too-large",
+                s if s >= 500 => "internal",
+                _ => "bad-request",
+            },
+        }
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        ApiError::Invalid {
+            slug: "validation-failed",
+            detail: errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            errors,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Status { status, .. } => *status,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let detail = match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(cause = %cause, "internal error");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let errors = match self {
+            ApiError::Invalid { errors, .. } => Some(errors.as_slice()),
+            _ => None,
+        };
+        let body = Problem {
+            type_: format!("{TYPE_BASE}{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        response.json(body)
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Rejected(r) => match r.kind {
+                RejectionKind::NotFound => ApiError::NotFound(r.message),
+                RejectionKind::Conflict => ApiError::Conflict {
+                    slug: r.code,
+                    detail: r.message,
+                },
+                RejectionKind::Invalid => ApiError::Invalid {
+                    slug: r.code,
+                    detail: r.message,
+                    errors: vec![],
+                },
+            },
+            CommandError::Invalid(errors) => ApiError::validation(errors),
+            CommandError::PreconditionFailed { current } => ApiError::PreconditionFailed(format!(
+                "If-Match does not match the current version {current}"
+            )),
+            CommandError::Conflict => ApiError::Conflict {
+                slug: "concurrent-modification",
+                detail: "the resource kept changing concurrently; retry".into(),
+            },
+            CommandError::Taken { what, value } => ApiError::Conflict {
+                slug: "already-taken",
+                detail: format!("{what} {value:?} is already taken"),
+            },
+            CommandError::IdempotencyKeyReused => ApiError::Invalid {
+                slug: "idempotency-key-reused",
+                detail: "this Idempotency-Key was already used with a different request".into(),
+                errors: vec![],
+            },
+            CommandError::Unavailable(cause) => {
+                tracing::warn!(cause = %cause, "database unavailable");
+                ApiError::Unavailable {
+                    slug: "database-unavailable",
+                    detail: "the database is unavailable; retry shortly".into(),
+                }
+            }
+            CommandError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        CommandError::from(e).into()
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        CommandError::from(e).into()
+    }
+}

@@ -1,0 +1,129 @@
+//! Rendering command outcomes and lists, and replaying stored responses.
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use charter_projections::checkpoint;
+use charter_projections::LogPosition;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::problem::ApiError;
+use super::AppState;
+use crate::command::Outcome;
+use crate::store::idempotency::StoredResponse;
+
+/// `ETag` of a stream version.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// The body of every command response.
+#[derive(Serialize)]
+pub struct CommandBody<T: Serialize> {
+    pub data: T,
+    /// Ids of the events the command appended (empty when it changed nothing).
+    pub events: Vec<Uuid>,
+    /// Pass as `consistency=` to a query to read this command's effects.
+    pub consistency_token: String,
+}
+
+/// Renders an outcome as `status` with the resource `view`; `location` for creations.
+pub fn command<A, T: Serialize>(
+    outcome: &Outcome<A>,
+    status: StatusCode,
+    view: T,
+    location: Option<String>,
+) -> StoredResponse {
+    let body = CommandBody {
+        data: view,
+        events: outcome.event_ids.clone(),
+        consistency_token: outcome.token.to_string(),
+    };
+    StoredResponse {
+        status: status.as_u16(),
+        etag: Some(etag(outcome.version)),
+        location,
+        body: serde_json::to_value(body).expect("views serialize"),
+    }
+}
+
+impl From<StoredResponse> for HttpResponse {
+    fn from(r: StoredResponse) -> Self {
+        let mut response =
+            HttpResponse::build(StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK));
+        if let Some(etag) = r.etag {
+            response.insert_header((header::ETAG, etag));
+        }
+        if let Some(location) = r.location {
+            response.insert_header((header::LOCATION, location));
+        }
+        response.json(r.body)
+    }
+}
+
+/// Query parameters shared by list endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<Uuid>,
+    /// A consistency token from a command response.
+    pub consistency: Option<String>,
+    /// Tenants only: children of this tenant.
+    pub parent_id: Option<Uuid>,
+}
+
+impl ListParams {
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(50),
+            Some(n @ 1..=200) => Ok(n),
+            Some(_) => Err(ApiError::Malformed {
+                slug: "invalid-query-parameter",
+                detail: "limit must be between 1 and 200".into(),
+            }),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Page<T: Serialize> {
+    pub items: Vec<T>,
+    /// Pass as `after=` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<Uuid>,
+}
+
+impl<T: Serialize> Page<T> {
+    pub fn new(items: Vec<T>, limit: i64, id: impl Fn(&T) -> Uuid) -> Self {
+        let next_cursor = (items.len() as i64 == limit)
+            .then(|| items.last().map(&id))
+            .flatten();
+        Page { items, next_cursor }
+    }
+}
+
+/// Waits until the read models include `token` (read-your-writes), or answers 503.
+pub async fn wait_for_consistency(state: &AppState, token: Option<&str>) -> Result<(), ApiError> {
+    let Some(token) = token else { return Ok(()) };
+    let token: LogPosition = token.parse().map_err(|_| ApiError::Malformed {
+        slug: "invalid-consistency-token",
+        detail: "consistency must be a token returned by a command".into(),
+    })?;
+    let client = state.pool.get().await?;
+    let timeout = std::time::Duration::from_millis(state.config.projections.consistency_timeout_ms);
+    if checkpoint::wait_for(&client, token, timeout).await? {
+        Ok(())
+    } else {
+        Err(ApiError::Unavailable {
+            slug: "consistency-timeout",
+            detail: format!(
+                "the read models did not reach the consistency token within {} ms",
+                timeout.as_millis()
+            ),
+        })
+    }
+}

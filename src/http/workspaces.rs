@@ -1,0 +1,171 @@
+//! `/v1/tenants/{tenant_id}/workspaces`: workspace commands and queries.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use charter_projections::workspaces::{self as read, WorkspaceRow};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract::{command_request, JsonBody};
+use super::problem::ApiError;
+use super::respond::{self, etag, ListParams, Page};
+use super::AppState;
+use crate::command::workspace::{workspace_stream, WorkspaceHandler};
+use crate::command::{self, Outcome};
+use crate::domain::validate;
+use crate::domain::workspace::{Workspace, WorkspaceAction};
+use crate::store::idempotency::StoredResponse;
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceBody {
+    pub name: String,
+}
+
+fn view(outcome: &Outcome<Workspace>) -> Option<WorkspaceRow> {
+    let w = outcome.state.0.as_ref()?;
+    Some(WorkspaceRow {
+        id: w.id,
+        tenant_id: w.tenant_id,
+        name: w.name.clone(),
+        version: outcome.version,
+        created_at: outcome.created_at.unwrap_or_default(),
+        updated_at: outcome.updated_at.unwrap_or_default(),
+    })
+}
+
+async fn run(
+    state: &AppState,
+    req: &HttpRequest,
+    handler: WorkspaceHandler,
+    raw: &[u8],
+    status: StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    let request = command_request(req, raw)?;
+    let render = |outcome: &Outcome<Workspace>| -> StoredResponse {
+        let location = (status == StatusCode::CREATED)
+            .then(|| {
+                view(outcome).map(|w| format!("/v1/tenants/{}/workspaces/{}", w.tenant_id, w.id))
+            })
+            .flatten();
+        respond::command(outcome, status, view(outcome), location)
+    };
+    Ok(command::execute(&state.pool, &handler, &request, render)
+        .await?
+        .into())
+}
+
+fn valid_name(raw: &str) -> Result<String, ApiError> {
+    let mut errors = Vec::new();
+    let name = validate::name("name", raw, &mut errors);
+    if errors.is_empty() {
+        Ok(name)
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    body: JsonBody<WorkspaceBody>,
+) -> Result<HttpResponse, ApiError> {
+    let workspace_id = Uuid::now_v7();
+    let handler = WorkspaceHandler {
+        tenant_id: *path,
+        workspace_id,
+        action: WorkspaceAction::Create {
+            workspace_id,
+            name: valid_name(&body.value.name)?,
+        },
+    };
+    run(&state, &req, handler, &body.raw, StatusCode::CREATED).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, workspace_id = %path.1))]
+pub async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+    body: JsonBody<WorkspaceBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, workspace_id) = path.into_inner();
+    let handler = WorkspaceHandler {
+        tenant_id,
+        workspace_id,
+        action: WorkspaceAction::Rename {
+            name: valid_name(&body.value.name)?,
+        },
+    };
+    run(&state, &req, handler, &body.raw, StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, workspace_id = %path.1))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, workspace_id) = path.into_inner();
+    let handler = WorkspaceHandler {
+        tenant_id,
+        workspace_id,
+        action: WorkspaceAction::Delete,
+    };
+    run(&state, &req, handler, b"", StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, workspace_id = %path.1))]
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, workspace_id) = path.into_inner();
+    let loaded =
+        command::current::<Workspace>(&state.pool, &workspace_stream(workspace_id)).await?;
+    let visible = loaded
+        .state
+        .0
+        .as_ref()
+        .is_some_and(|w| w.tenant_id == tenant_id && !w.deleted);
+    if !visible || !super::tenants::exists(&state.pool, tenant_id).await? {
+        return Err(ApiError::NotFound(format!(
+            "workspace {workspace_id} not found"
+        )));
+    }
+    let outcome = Outcome {
+        state: loaded.state,
+        version: loaded.version,
+        event_ids: vec![],
+        token: loaded.last.unwrap_or_default(),
+        created_at: loaded.created_at,
+        updated_at: loaded.updated_at,
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::ETAG, etag(outcome.version)))
+        .json(view(&outcome)))
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = params.limit()?;
+    if params.parent_id.is_some() {
+        return Err(ApiError::Malformed {
+            slug: "invalid-query-parameter",
+            detail: "parent_id does not apply to workspaces".into(),
+        });
+    }
+    respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
+    if !super::tenants::exists(&state.pool, *path).await? {
+        return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
+    }
+    let client = state.pool.get().await?;
+    let items = read::list(&client, *path, params.after, limit).await?;
+    Ok(HttpResponse::Ok().json(Page::new(items, limit, |w| w.id)))
+}

@@ -1,0 +1,11 @@
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod relay;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,205 @@
+//! The outbox relay: publishes outbox rows to Kafka as binary-mode CloudEvents, in commit
+//! order, and deletes each row only after the broker acknowledged it.
+//!
+//! Exactly one instance relays at a time: the leader holds a session-level advisory lock on a
+//! dedicated connection, so the lock dies with the connection and a standby takes over.
+
+mod producer;
+pub mod status;
+
+use std::time::{Duration, Instant};
+
+use charter_projections::listener::Wakeup;
+use charter_projections::log::{event_from_row, EVENT_COLUMNS};
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+pub use producer::Publisher;
+pub use status::RelayStatus;
+
+use crate::config::{Config, KafkaConfig};
+
+const LEADER_LOCK: i64 = 0x6368_6172_7465_7202; // "charter\x02"
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("log: {0}")]
+    Log(#[from] charter_projections::log::LogError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cloudevent: {0}")]
+    CloudEvent(String),
+    #[error("{published} of {total} messages acknowledged; first failure: {error}")]
+    Partial {
+        published: usize,
+        total: usize,
+        error: String,
+    },
+}
+
+pub struct Relay {
+    db: tokio_postgres::Config,
+    publisher: Publisher,
+    batch_size: i64,
+    poll: Duration,
+    status: RelayStatus,
+}
+
+impl Relay {
+    pub fn new(config: &Config, status: RelayStatus) -> Result<Self, RelayError> {
+        Ok(Self {
+            db: config.database.pg_config().map_err(RelayError::Db)?,
+            publisher: Publisher::new(&config.kafka)?,
+            batch_size: config.relay.batch_size,
+            poll: Duration::from_millis(config.relay.poll_interval_ms),
+            status,
+        })
+    }
+
+    /// Campaigns for leadership and relays while leader, until shutdown.
+    pub async fn run(self, mut wakeup: Wakeup, shutdown: CancellationToken, kafka: KafkaConfig) {
+        let mut topics_ready = !kafka.create_topics;
+        while !shutdown.is_cancelled() {
+            if !topics_ready {
+                match self.publisher.ensure_topics(&kafka).await {
+                    Ok(()) => topics_ready = true,
+                    Err(e) => {
+                        self.status.failed(&e.to_string());
+                        tracing::warn!(error = %e, "could not ensure Kafka topics; retrying");
+                    }
+                }
+            }
+            if let Err(e) = self.lead(&mut wakeup, &shutdown).await {
+                tracing::warn!(error = %e, "relay lost its database connection");
+            }
+            self.status.set_leader(false);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        self.publisher.flush(Duration::from_secs(2));
+        tracing::info!("relay stopped");
+    }
+
+    /// One leadership term: connect, take the lock (or wait for it), relay until the
+    /// connection fails or shutdown.
+    async fn lead(
+        &self,
+        wakeup: &mut Wakeup,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RelayError> {
+        let (client, connection) = self.db.connect(NoTls).await?;
+        let driver = tokio::spawn(connection);
+        loop {
+            let locked: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+                .await?
+                .get(0);
+            if locked {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = shutdown.cancelled() => return Ok(()),
+            }
+        }
+        self.status.set_leader(true);
+        tracing::info!("relay is the leader");
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let pause = match self.step(&client).await {
+                Ok(0) => self.poll,
+                Ok(_) => {
+                    failures = 0;
+                    continue;
+                }
+                Err(RelayError::Db(e)) => return Err(RelayError::Db(e)),
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    self.status.failed(&e.to_string());
+                    metrics::counter!("charter_relay_errors_total").increment(1);
+                    tracing::warn!(error = %e, attempt = failures, "relay batch failed; retrying");
+                    (Duration::from_millis(200) * 2u32.saturating_pow(failures.min(5)))
+                        .min(Duration::from_secs(5))
+                }
+            };
+            tokio::select! {
+                _ = wakeup.changed() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        driver.abort();
+        Ok(())
+    }
+
+    /// Publishes one batch from the head of the outbox; returns how many rows it removed.
+    pub async fn step(&self, client: &Client) -> Result<usize, RelayError> {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT ob.id AS outbox_id, ob.enqueued_at, {EVENT_COLUMNS}
+                     FROM (SELECT id, position, tx_id AS outbox_tx, enqueued_at FROM outbox
+                           WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                           ORDER BY tx_id, id LIMIT $1) ob
+                     JOIN events USING (position)
+                     ORDER BY ob.outbox_tx, ob.id"
+                ),
+                &[&self.batch_size],
+            )
+            .await?;
+        if rows.is_empty() {
+            self.status.idle();
+            return Ok(0);
+        }
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.get("outbox_id");
+            let enqueued: chrono::DateTime<chrono::Utc> = row.get("enqueued_at");
+            batch.push((id, enqueued, event_from_row(row)?));
+        }
+        let events: Vec<_> = batch.iter().map(|(_, _, e)| e).collect();
+        let acknowledged = self.publisher.publish(&events).await;
+        let done = acknowledged
+            .as_ref()
+            .map_or_else(|p| p.acknowledged, |n| *n);
+        if done > 0 {
+            let ids: Vec<i64> = batch[..done].iter().map(|(id, _, _)| *id).collect();
+            client
+                .execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids])
+                .await?;
+            let now = chrono::Utc::now();
+            for (_, enqueued, _) in &batch[..done] {
+                let latency = (now - *enqueued).to_std().unwrap_or_default();
+                metrics::histogram!("charter_relay_commit_to_ack_seconds")
+                    .record(latency.as_secs_f64());
+            }
+            metrics::counter!("charter_relay_published_total").increment(done as u64);
+            self.status.published(Instant::now());
+        }
+        match acknowledged {
+            Ok(n) => Ok(n),
+            Err(p) => Err(RelayError::Partial {
+                published: p.acknowledged,
+                total: batch.len(),
+                error: p.error,
+            }),
+        }
+    }
+}
+
+/// The outbox's size and the age of its oldest row, for `/metrics` and `/ready`.
+pub async fn backlog(
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<(i64, f64), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*), COALESCE(extract(epoch FROM clock_timestamp() - min(enqueued_at)), 0)::float8 FROM outbox",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}

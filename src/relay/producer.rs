@@ -1,0 +1,153 @@
+//! The Kafka side of the relay: an idempotent producer (`acks=all`) that sends a batch of
+//! CloudEvents and reports how long a prefix of it the broker acknowledged.
+
+use std::time::Duration;
+
+use charter_events::cloudevent::to_cloudevent;
+use charter_events::RecordedEvent;
+use cloudevents::binding::rdkafka::{FutureRecordExt, MessageRecord};
+use futures::future::join_all;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use super::RelayError;
+use crate::config::KafkaConfig;
+
+pub struct Publisher {
+    producer: FutureProducer,
+    topic: String,
+}
+
+/// How far a batch got: the broker acknowledged the first `acknowledged` messages.
+pub struct PartialPublish {
+    pub acknowledged: usize,
+    pub error: String,
+}
+
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("client.id", "charter-relay")
+        .set("socket.keepalive.enable", "true")
+        .set("reconnect.backoff.max.ms", "1000");
+    config
+}
+
+impl Publisher {
+    pub fn new(kafka: &KafkaConfig) -> Result<Self, RelayError> {
+        let producer = client_config(kafka)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("max.in.flight.requests.per.connection", "5")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", kafka.message_timeout_ms.to_string())
+            .set("queue.buffering.max.messages", "200000")
+            .create()?;
+        Ok(Self {
+            producer,
+            topic: kafka.events_topic.clone(),
+        })
+    }
+
+    /// Creates the events and policy topics when they are missing.
+    pub async fn ensure_topics(&self, kafka: &KafkaConfig) -> Result<(), RelayError> {
+        let admin: AdminClient<DefaultClientContext> = client_config(kafka).create()?;
+        let topics = [
+            NewTopic::new(
+                &kafka.events_topic,
+                kafka.topic_partitions,
+                TopicReplication::Fixed(1),
+            ),
+            NewTopic::new(
+                &kafka.policy_topic,
+                kafka.topic_partitions,
+                TopicReplication::Fixed(1),
+            )
+            .set("cleanup.policy", "compact"),
+        ];
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&topics, &options).await? {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(RelayError::Kafka(rdkafka::error::KafkaError::AdminOp(code)))
+                        .inspect_err(|_| tracing::warn!(topic, ?code, "create topic failed"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `events` in order, keyed by tenant, and waits for every delivery report.
+    /// `Ok(n)`: all `n` acknowledged. `Err`: only a prefix was.
+    pub async fn publish(&self, events: &[&RecordedEvent]) -> Result<usize, PartialPublish> {
+        let mut records = Vec::with_capacity(events.len());
+        for event in events {
+            let record = to_cloudevent(event)
+                .map_err(|e| e.to_string())
+                .and_then(|ce| MessageRecord::from_event(ce).map_err(|e| e.to_string()));
+            match record {
+                Ok(r) => records.push((event.tenant_id.to_string(), r)),
+                Err(error) => {
+                    // Cannot happen for events we wrote; stop before it rather than skip it.
+                    return self.settle(Vec::new(), Some(error)).await;
+                }
+            }
+        }
+        let mut pending = Vec::with_capacity(records.len());
+        let mut enqueue_error = None;
+        for (key, record) in &records {
+            let message = FutureRecord::to(&self.topic)
+                .key(key)
+                .message_record(record);
+            match self.producer.send_result(message) {
+                Ok(delivery) => pending.push(delivery),
+                Err((e, _)) => {
+                    enqueue_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        self.settle(pending, enqueue_error).await
+    }
+
+    /// Waits for every delivery report. The acknowledged prefix ends at the first message
+    /// that failed; `enqueue_error` (a message that never left) ends it after `pending`.
+    async fn settle(
+        &self,
+        pending: Vec<rdkafka::producer::DeliveryFuture>,
+        enqueue_error: Option<String>,
+    ) -> Result<usize, PartialPublish> {
+        let mut acknowledged = 0;
+        let mut error = None;
+        for result in join_all(pending).await {
+            match result {
+                Ok(Ok(_)) if error.is_none() => acknowledged += 1,
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => {
+                    error.get_or_insert_with(|| e.to_string());
+                }
+                Err(_) => {
+                    error.get_or_insert_with(|| "delivery report lost".to_owned());
+                }
+            }
+        }
+        match error.or(enqueue_error) {
+            None => Ok(acknowledged),
+            Some(error) => Err(PartialPublish {
+                acknowledged,
+                error,
+            }),
+        }
+    }
+
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(e) = self.producer.flush(timeout) {
+            tracing::warn!(error = %e, "relay flush incomplete");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Builds the application: migrations, pool, projection runners, relay, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use charter_projections::{checkpoint, listener, Runner};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::{self, DbError};
+use crate::http::{self, AppState};
+use crate::relay::{Relay, RelayError, RelayStatus};
+use crate::telemetry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("relay: {0}")]
+    Relay(#[from] RelayError),
+    #[error("http: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    pool: deadpool_postgres::Pool,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let applied = db::migrate(&config.database).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied migrations");
+        }
+        let pool = db::pool(&config.database)?;
+        let shutdown = CancellationToken::new();
+        let wakeup = listener::spawn(config.database.pg_config()?, shutdown.clone());
+        let mut tasks = Vec::new();
+
+        if config.projections.enabled {
+            let projections = charter_projections::all();
+            let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+            checkpoint::ensure(&pool.get().await?, checkpoint::LIVE_SCHEMA, &names).await?;
+            for projection in projections {
+                let runner = Runner::new(
+                    pool.clone(),
+                    projection,
+                    checkpoint::LIVE_SCHEMA,
+                    config.projections.batch_size,
+                );
+                let poll = Duration::from_millis(config.projections.poll_interval_ms);
+                tasks.push(tokio::spawn(runner.run(
+                    wakeup.clone(),
+                    poll,
+                    shutdown.clone(),
+                )));
+            }
+        }
+
+        let relay_status = RelayStatus::default();
+        if config.relay.enabled {
+            let relay = Relay::new(&config, relay_status.clone())?;
+            tasks.push(tokio::spawn(relay.run(
+                wakeup.clone(),
+                shutdown.clone(),
+                config.kafka.clone(),
+            )));
+        }
+
+        let listener = TcpListener::bind((config.http.host.as_str(), config.http.port))?;
+        let port = listener.local_addr()?.port();
+        let workers = match config.http.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let shutdown_timeout = config.http.shutdown_timeout_s;
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            config: Arc::new(config),
+            relay: relay_status,
+            metrics: telemetry::metrics_handle(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(http::edge))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .configure(http::routes)
+        })
+        .workers(workers)
+        .shutdown_timeout(shutdown_timeout)
+        .listen(listener)?
+        .run();
+        tracing::info!(port, "charter is listening");
+        Ok(Self {
+            port,
+            server,
+            shutdown,
+            tasks,
+            pool,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> deadpool_postgres::Pool {
+        self.pool.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM: stops accepting, lets in-flight requests finish, then
+    /// stops the projectors and lets the relay flush.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.shutdown.cancel();
+        let drain = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(Duration::from_secs(5), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop within 5 s");
+        }
+        result
+    }
+}

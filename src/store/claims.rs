@@ -1,0 +1,50 @@
+//! Write-side uniqueness: a value (a tenant slug, a workspace name within a tenant) is claimed
+//! by one stream inside the command's transaction, so concurrent commands cannot both take it.
+
+use deadpool_postgres::GenericClient;
+
+use super::{unique_violation, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimChange {
+    Claim { scope: String, value: String },
+    Release { scope: String, value: String },
+}
+
+/// Applies claim changes for `stream_id`. Values are compared case-insensitively.
+pub async fn apply(
+    client: &impl GenericClient,
+    stream_id: &str,
+    changes: &[ClaimChange],
+) -> Result<(), StoreError> {
+    for change in changes {
+        match change {
+            ClaimChange::Release { scope, value } => {
+                client
+                    .execute(
+                        "DELETE FROM unique_claims \
+                         WHERE claim_scope = $1 AND claim_value = lower($2) AND stream_id = $3",
+                        &[scope, value, &stream_id],
+                    )
+                    .await?;
+            }
+            ClaimChange::Claim { scope, value } => {
+                client
+                    .execute(
+                        "INSERT INTO unique_claims (claim_scope, claim_value, stream_id) \
+                         VALUES ($1, lower($2), $3)",
+                        &[scope, value, &stream_id],
+                    )
+                    .await
+                    .map_err(|e| match unique_violation(&e) {
+                        Some("unique_claims_pkey") => StoreError::ClaimTaken {
+                            scope: scope.clone(),
+                            value: value.clone(),
+                        },
+                        _ => e.into(),
+                    })?;
+            }
+        }
+    }
+    Ok(())
+}
