@@ -43,7 +43,7 @@ REVOKE UPDATE, DELETE, TRUNCATE ON events FROM CURRENT_USER;
 CREATE TABLE outbox (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tx_id       xid8        NOT NULL DEFAULT pg_current_xact_id(),
-    position    bigint      NOT NULL REFERENCES events (position),
+    position    bigint      NOT NULL, -- events.position, appended in the same statement
     enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 

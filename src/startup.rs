@@ -73,11 +73,7 @@ impl Application {
         let relay_status = RelayStatus::default();
         if config.relay.enabled {
             let relay = Relay::new(&config, relay_status.clone())?;
-            tasks.push(tokio::spawn(relay.run(
-                wakeup.clone(),
-                shutdown.clone(),
-                config.kafka.clone(),
-            )));
+            tasks.push(tokio::spawn(relay.run(wakeup.clone(), shutdown.clone())));
         }
 
         let listener = TcpListener::bind((config.http.host.as_str(), config.http.port))?;

@@ -79,18 +79,18 @@ pub async fn edge(
         });
     let method = req.method().to_string();
     let started = Instant::now();
-    let http_req = req.request().clone();
     let response = match tokio::time::timeout(timeout, next.call(req)).await {
         Ok(Ok(response)) => response,
-        Ok(Err(e)) => ServiceResponse::new(http_req, e.error_response()),
-        Err(_) => ServiceResponse::new(
-            http_req,
-            ApiError::Unavailable {
+        // Rendered by actix through `ResponseError`, as problem+json.
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            metrics::counter!("charter_http_timeouts_total").increment(1);
+            return Err(ApiError::Unavailable {
                 slug: "request-timeout",
                 detail: format!("the request took longer than {} ms", timeout.as_millis()),
             }
-            .error_response(),
-        ),
+            .into());
+        }
     };
     let route = response
         .request()

@@ -41,6 +41,7 @@ pub enum RelayError {
 
 pub struct Relay {
     db: tokio_postgres::Config,
+    kafka: KafkaConfig,
     publisher: Publisher,
     batch_size: i64,
     poll: Duration,
@@ -51,6 +52,7 @@ impl Relay {
     pub fn new(config: &Config, status: RelayStatus) -> Result<Self, RelayError> {
         Ok(Self {
             db: config.database.pg_config().map_err(RelayError::Db)?,
+            kafka: config.kafka.clone(),
             publisher: Publisher::new(&config.kafka)?,
             batch_size: config.relay.batch_size,
             poll: Duration::from_millis(config.relay.poll_interval_ms),
@@ -59,7 +61,8 @@ impl Relay {
     }
 
     /// Campaigns for leadership and relays while leader, until shutdown.
-    pub async fn run(self, mut wakeup: Wakeup, shutdown: CancellationToken, kafka: KafkaConfig) {
+    pub async fn run(mut self, mut wakeup: Wakeup, shutdown: CancellationToken) {
+        let kafka = self.kafka.clone();
         let mut topics_ready = !kafka.create_topics;
         while !shutdown.is_cancelled() {
             if !topics_ready {
@@ -87,7 +90,7 @@ impl Relay {
     /// One leadership term: connect, take the lock (or wait for it), relay until the
     /// connection fails or shutdown.
     async fn lead(
-        &self,
+        &mut self,
         wakeup: &mut Wakeup,
         shutdown: &CancellationToken,
     ) -> Result<(), RelayError> {
@@ -122,6 +125,14 @@ impl Relay {
                     self.status.failed(&e.to_string());
                     metrics::counter!("charter_relay_errors_total").increment(1);
                     tracing::warn!(error = %e, attempt = failures, "relay batch failed; retrying");
+                    // A broker that restarted may have forgotten this producer's id and
+                    // sequence numbers and now refuses it. A fresh producer gets a new id; the
+                    // unacknowledged rows are still at the head of the outbox and go again,
+                    // in order.
+                    match Publisher::new(&self.kafka) {
+                        Ok(p) => self.publisher = p,
+                        Err(e) => tracing::warn!(error = %e, "could not recreate the producer"),
+                    }
                     (Duration::from_millis(200) * 2u32.saturating_pow(failures.min(5)))
                         .min(Duration::from_secs(5))
                 }

@@ -22,7 +22,7 @@ pub async fn tenant(client: &impl GenericClient, id: Uuid, mode: Mode) -> Result
     };
     client
         .execute(
-            &format!("SELECT {f}(hashtextextended('tenant:' || $1::text, 0))"),
+            &format!("SELECT {f}(hashtextextended('tenant:' || $1::uuid, 0))"),
             &[&id],
         )
         .await?;

@@ -47,20 +47,17 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 /// Lost connections, refused connections, shutdowns and statement timeouts: worth a 503 and
-/// a retry, not a 500.
+/// a retry, not a 500. Everything else (including client-side encoding errors) is a bug.
 pub fn is_unavailable(e: &tokio_postgres::Error) -> bool {
-    if e.is_closed() {
+    use std::error::Error as _;
+    if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) {
         return true;
     }
-    match e.code() {
-        None => true,
-        Some(code) => {
-            let class = &code.code()[..2];
-            // 08: connection exception, 57: operator intervention (shutdown, cancel, timeout),
-            // 53: insufficient resources.
-            matches!(class, "08" | "57" | "53") || *code == SqlState::T_R_SERIALIZATION_FAILURE
-        }
-    }
+    e.code().is_some_and(|code| {
+        // 08: connection exception, 57: operator intervention (shutdown, cancel, timeout),
+        // 53: insufficient resources.
+        matches!(&code.code()[..2], "08" | "57" | "53")
+    })
 }
 
 /// The name of the violated unique constraint, if `e` is a unique violation.

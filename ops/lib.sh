@@ -1,0 +1,582 @@
+# shellcheck shell=bash
+# Shared helpers for the Charter ops scripts (ops/up, ops/down, ops/test, ops/broker).
+# Source it; it does nothing on its own except define variables and functions.
+#
+# Everything stateful lives in <repo>/.charter/ (git-ignored):
+#   .charter/pg/{data,sock,port}      private PostgreSQL cluster
+#   .charter/broker/{tansu.db,port,pid}  tansu broker (sqlite storage)
+#   .charter/http_port, charter.pid   service started by ops/up
+#   .charter/logs/*.log               logs
+#   .charter/stack.env                KEY=value lines describing the running stack
+# Expensive tool builds (tansu) are cached outside the clone in
+# ${CHARTER_CACHE_DIR:-$HOME/.cache/charter}.
+
+CHARTER_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+STATE_DIR="$CHARTER_REPO/.charter"
+LOG_DIR="$STATE_DIR/logs"
+PG_DIR="$STATE_DIR/pg"
+PG_DATA="$PG_DIR/data"
+PG_SOCK="$PG_DIR/sock"
+BROKER_DIR="$STATE_DIR/broker"
+STACK_ENV="$STATE_DIR/stack.env"
+SERVICE_PID_FILE="$STATE_DIR/charter.pid"
+HTTP_PORT_FILE="$STATE_DIR/http_port"
+CACHE_DIR="${CHARTER_CACHE_DIR:-${HOME:-/root}/.cache/charter}"
+TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
+TANSU_FEATURES="libsql,dynostore"
+TANSU_BIN="$CACHE_DIR/tansu/bin/tansu"
+EVENTS_TOPIC="charter.iam.events.v1"
+POLICY_TOPIC="charter.iam.policy.v1"
+TOPIC_PARTITIONS=3
+
+# ---------------------------------------------------------------- output ----
+
+log() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# tail_log FILE [N]: print the last N lines of a log to stderr (for failures).
+tail_log() {
+    local f="$1" n="${2:-40}"
+    if [[ -f "$f" ]]; then
+        printf -- '---- last %s lines of %s ----\n' "$n" "$f" >&2
+        tail -n "$n" "$f" >&2 || true
+        printf -- '----\n' >&2
+    fi
+}
+
+# ------------------------------------------------------------ processes -----
+
+# pid_alive PID: true if the process exists (and is not a zombie).
+pid_alive() {
+    local pid="$1" state
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
+    [[ "$state" != "Z" ]]
+}
+
+# pidfile_alive FILE [CMD_SUBSTRING]: true if FILE names a live process whose
+# command line contains CMD_SUBSTRING (guards against recycled pids).
+pidfile_alive() {
+    local file="$1" want="${2:-}" pid cmd
+    [[ -s "$file" ]] || return 1
+    pid="$(head -n1 "$file")"
+    pid_alive "$pid" || return 1
+    if [[ -n "$want" ]]; then
+        cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+        [[ "$cmd" == *"$want"* ]] || return 1
+    fi
+}
+
+# spawn_detached PIDFILE LOGFILE WORKDIR CMD...: start CMD in its own session,
+# detached from the caller (stdin /dev/null, stdout+stderr appended to LOGFILE,
+# the lock fd closed) so it survives the calling script and its parent shell.
+# Writes the real pid of CMD to PIDFILE before returning.
+spawn_detached() {
+    local pidfile="$1" logfile="$2" workdir="$3"
+    shift 3
+    rm -f "$pidfile"
+    (
+        cd "$workdir" || exit 1
+        # shellcheck disable=SC2016
+        exec setsid nohup bash -c 'echo $$ >"$0.tmp" && mv -f "$0.tmp" "$0" && exec "$@"' \
+            "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 9>&-
+    ) &
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -s "$pidfile" ]] && return 0
+        sleep 0.05
+    done
+    die "could not start $1 (no pid file $pidfile); see $logfile"
+}
+
+# stop_pidfile FILE NAME [TIMEOUT_S] [CMD_SUBSTRING]: SIGTERM, then SIGKILL
+# after TIMEOUT_S seconds; removes FILE. No-op if not running.
+stop_pidfile() {
+    local file="$1" name="$2" timeout="${3:-15}" want="${4:-}" pid i
+    if ! pidfile_alive "$file" "$want"; then
+        rm -f "$file"
+        return 0
+    fi
+    pid="$(head -n1 "$file")"
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < timeout * 10; i++)); do
+        pid_alive "$pid" || break
+        sleep 0.1
+    done
+    if pid_alive "$pid"; then
+        warn "$name (pid $pid) did not exit after ${timeout}s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            pid_alive "$pid" || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$file"
+}
+
+# ---------------------------------------------------------------- locking ---
+
+# with_lock: serialise provisioning between concurrent ops invocations
+# (e.g. parallel tests calling ops/broker). Held on fd 9 until unlock_state.
+lock_state() {
+    mkdir -p "$STATE_DIR"
+    exec 9>"$STATE_DIR/.lock"
+    if command -v flock >/dev/null 2>&1; then
+        flock -w 900 9 || die "timed out waiting for $STATE_DIR/.lock"
+    fi
+}
+unlock_state() { exec 9>&-; }
+
+# ------------------------------------------------------------------ ports ---
+
+# port_open PORT: true if something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# port_bindable PORT: true if we could listen on 127.0.0.1:PORT right now.
+port_bindable() {
+    local port="$1"
+    if command -v python3 >/dev/null 2>&1; then
+        python3 - "$port" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+EOF
+    else
+        ! port_open "$port"
+    fi
+}
+
+# Ports persisted by this checkout (so two services never pick the same one).
+reserved_ports() {
+    cat "$PG_DIR/port" "$BROKER_DIR/port" "$HTTP_PORT_FILE" 2>/dev/null || true
+}
+
+# free_port: print a free TCP port below the kernel's ephemeral range (so a
+# persisted port is not later grabbed by some outgoing connection).
+free_port() {
+    local lo=15000 hi=32000 eph p i
+    eph="$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+    if [[ "$eph" =~ ^[0-9]+$ ]] && ((eph - 1 < hi)); then hi=$((eph - 1)); fi
+    ((hi > lo + 100)) || { lo=20000; hi=30000; }
+    local reserved
+    reserved=" $(reserved_ports | tr '\n' ' ') "
+    for ((i = 0; i < 200; i++)); do
+        p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo)))
+        [[ "$reserved" == *" $p "* ]] && continue
+        if ! port_open "$p" && port_bindable "$p"; then
+            echo "$p"
+            return 0
+        fi
+    done
+    die "could not find a free TCP port"
+}
+
+# persisted_port FILE NAME: print the port stored in FILE; if there is none,
+# or it is taken by someone else (caller checked its own process is not
+# running), pick a new free port and store it.
+persisted_port() {
+    local file="$1" name="$2" port=""
+    [[ -s "$file" ]] && port="$(head -n1 "$file")"
+    if [[ "$port" =~ ^[0-9]+$ ]]; then
+        if ! port_open "$port" && port_bindable "$port"; then
+            echo "$port"
+            return 0
+        fi
+        warn "$name port $port (from $file) is in use by another process; picking a new one" >&2
+    fi
+    port="$(free_port)"
+    mkdir -p "$(dirname "$file")"
+    echo "$port" >"$file"
+    echo "$port"
+}
+
+# wait_port PORT SECONDS [PIDFILE]: wait until PORT accepts connections; fail
+# early if the process in PIDFILE died.
+wait_port() {
+    local port="$1" secs="$2" pidfile="${3:-}" i
+    for ((i = 0; i < secs * 10; i++)); do
+        port_open "$port" && return 0
+        if [[ -n "$pidfile" ]] && ! pidfile_alive "$pidfile"; then
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# ------------------------------------------------------------- packages -----
+
+pg_bin_dir() {
+    local d
+    # shellcheck disable=SC2012
+    d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+    [[ -n "$d" ]] && echo "$d"
+}
+
+pkg_installed() { dpkg -s "$1" >/dev/null 2>&1; }
+
+APT_UPDATED=0
+apt_install() {
+    ((${#@})) || return 0
+    if [[ "$(id -u)" != 0 ]]; then
+        if command -v sudo >/dev/null 2>&1; then
+            SUDO=(sudo -n)
+        else
+            die "need root to install: $*"
+        fi
+    else
+        SUDO=()
+    fi
+    log "installing packages: $*"
+    if ((APT_UPDATED == 0)); then
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null ||
+            die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "$@" </dev/null || die "apt-get install $* failed"
+}
+
+# ensure_packages [--build]: install what the stack needs if missing.
+# With --build also the toolchain bits needed to compile rdkafka / tansu.
+ensure_packages() {
+    local want_build="${1:-}" pkgs=() pgb
+    log "checking system packages"
+    command -v curl >/dev/null 2>&1 || pkgs+=(curl)
+    command -v kcat >/dev/null 2>&1 || pkgs+=(kcat)
+    command -v flock >/dev/null 2>&1 || pkgs+=(util-linux)
+    pgb="$(pg_bin_dir || true)"
+    if [[ -z "$pgb" ]] || ! [[ -x "$pgb/initdb" && -x "$pgb/pg_ctl" && -x "$pgb/postgres" && -x "$pgb/psql" ]]; then
+        pkgs+=(postgresql postgresql-client)
+    elif ! [[ -x "$pgb/pgbench" ]]; then
+        pkgs+=(postgresql-contrib postgresql-client)
+    fi
+    if [[ "$want_build" == --build ]]; then
+        command -v cmake >/dev/null 2>&1 || pkgs+=(cmake)
+        { command -v cc && command -v c++ && command -v make; } >/dev/null 2>&1 || pkgs+=(build-essential)
+        command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
+        pkg_installed libssl-dev || pkgs+=(libssl-dev)
+        pkg_installed zlib1g-dev || pkgs+=(zlib1g-dev)
+        # librdkafka 2.12's CMake build includes <curl/curl.h> even with curl disabled.
+        pkg_installed libcurl4-openssl-dev || pkgs+=(libcurl4-openssl-dev)
+    fi
+    apt_install "${pkgs[@]}"
+    PG_BIN="$(pg_bin_dir)" || die "PostgreSQL bin dir not found under /usr/lib/postgresql"
+    [[ -x "$PG_BIN/pgbench" ]] || warn "pgbench not found in $PG_BIN (needed by ops/bench)"
+    export PG_BIN
+}
+
+# ---------------------------------------------------------------- tansu -----
+
+ensure_tansu() {
+    if [[ -x "$TANSU_BIN" ]]; then
+        return 0
+    fi
+    command -v cargo >/dev/null 2>&1 || die "cargo not found (needed to build tansu)"
+    mkdir -p "$CACHE_DIR/logs"
+    # Serialise concurrent builds across checkouts (cache is shared).
+    exec 8>"$CACHE_DIR/tansu.lock"
+    command -v flock >/dev/null 2>&1 && flock -w 3600 8
+    if [[ ! -x "$TANSU_BIN" ]]; then
+        local blog="$CACHE_DIR/logs/tansu-install.log"
+        log "building tansu $TANSU_VERSION into $CACHE_DIR/tansu (one-time build, ~8-15 min; log: $blog)"
+        if ! cargo install tansu --version "$TANSU_VERSION" --locked \
+            --features "$TANSU_FEATURES" --root "$CACHE_DIR/tansu" </dev/null >"$blog" 2>&1 8>&-; then
+            tail_log "$blog" 60
+            exec 8>&-
+            die "building tansu failed"
+        fi
+    fi
+    exec 8>&-
+    [[ -x "$TANSU_BIN" ]] || die "tansu binary missing at $TANSU_BIN after build"
+}
+
+# ------------------------------------------------------------- postgres -----
+
+# as_pg CMD...: run CMD as the postgres system user (initdb refuses root).
+as_pg() {
+    if [[ "$(id -u)" == 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg_running() {
+    [[ -n "${PG_BIN:-}" ]] || PG_BIN="$(pg_bin_dir)" || return 1
+    [[ -s "$PG_DATA/PG_VERSION" ]] || return 1
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
+}
+
+# psql_admin ARGS...: psql as superuser over the private unix socket.
+psql_admin() {
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PGPORT" -U postgres -d postgres "$@" </dev/null
+}
+
+ensure_postgres() {
+    [[ -n "${PG_BIN:-}" ]] || PG_BIN="$(pg_bin_dir)" || die "PostgreSQL not installed"
+    mkdir -p "$PG_DIR" "$PG_SOCK" "$LOG_DIR"
+    local pglog="$LOG_DIR/postgres.log"
+    touch "$pglog"
+    if [[ "$(id -u)" == 0 ]]; then
+        if ! id postgres >/dev/null 2>&1; then
+            log "creating postgres system user"
+            useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash postgres
+        fi
+        chown postgres: "$PG_DIR" "$PG_SOCK" "$pglog"
+        [[ -d "$PG_DATA" ]] && chown postgres: "$PG_DATA"
+    fi
+    chmod 0755 "$STATE_DIR" "$LOG_DIR"
+
+    if [[ ! -s "$PG_DATA/PG_VERSION" ]]; then
+        log "initialising PostgreSQL cluster in $PG_DATA"
+        rm -rf "$PG_DATA"
+        if ! as_pg "$PG_BIN/initdb" -D "$PG_DATA" --auth=trust --username=postgres -E UTF8 \
+            --locale=C.UTF-8 >"$LOG_DIR/initdb.log" 2>&1; then
+            rm -rf "$PG_DATA"
+            as_pg "$PG_BIN/initdb" -D "$PG_DATA" --auth=trust --username=postgres -E UTF8 \
+                --locale=C >"$LOG_DIR/initdb.log" 2>&1 || {
+                tail_log "$LOG_DIR/initdb.log"
+                die "initdb failed"
+            }
+        fi
+        grep -q "include_if_exists = 'charter.conf'" "$PG_DATA/postgresql.conf" ||
+            printf "\n# settings managed by ops/lib.sh\ninclude_if_exists = 'charter.conf'\n" >>"$PG_DATA/postgresql.conf"
+    fi
+
+    if pg_running && [[ -s "$PG_DIR/port" ]]; then
+        PGPORT="$(head -n1 "$PG_DIR/port")"
+        log "postgres already running on port $PGPORT"
+    else
+        PGPORT="$(persisted_port "$PG_DIR/port" postgres)"
+        cat >"$PG_DATA/charter.conf" <<EOF
+# Written by ops/lib.sh on every start; edit ops/lib.sh, not this file.
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$PG_SOCK'
+max_connections = 300
+shared_buffers = 256MB
+fsync = on
+synchronous_commit = on
+log_line_prefix = '%m [%p] %q%u@%d '
+EOF
+        [[ "$(id -u)" == 0 ]] && chown postgres: "$PG_DATA/charter.conf"
+        log "starting postgres on port $PGPORT"
+        if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$pglog" -w -t 60 -s start </dev/null >/dev/null 9>&-; then
+            tail_log "$pglog"
+            die "postgres failed to start"
+        fi
+    fi
+    export PGPORT
+
+    # Role + database (idempotent).
+    local role_sql
+    role_sql="DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'charter') THEN
+    CREATE ROLE charter LOGIN PASSWORD 'charter' CREATEDB NOSUPERUSER;
+  ELSE
+    ALTER ROLE charter LOGIN PASSWORD 'charter' CREATEDB NOSUPERUSER;
+  END IF;
+END
+\$\$;"
+    psql_admin -c "$role_sql" >/dev/null || die "could not create role charter"
+    if [[ "$(psql_admin -tA -c "SELECT 1 FROM pg_database WHERE datname = 'charter'")" != 1 ]]; then
+        psql_admin -c "CREATE DATABASE charter OWNER charter" >/dev/null || die "could not create database charter"
+    fi
+    DATABASE_URL="postgres://charter:charter@127.0.0.1:$PGPORT/charter"
+    DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
+    export DATABASE_URL DATABASE_ADMIN_URL
+}
+
+stop_postgres() {
+    if pg_running; then
+        log "stopping postgres"
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 -s stop </dev/null || warn "pg_ctl stop failed"
+    fi
+}
+
+# --------------------------------------------------------------- broker -----
+
+broker_running() { pidfile_alive "$BROKER_DIR/pid" tansu; }
+
+broker_url() { echo "tcp://127.0.0.1:$1"; }
+
+# tansu_topics PORT: the broker's topic metadata (JSON).
+tansu_topics() {
+    "$TANSU_BIN" topic list --broker "$(broker_url "$1")" 2>/dev/null </dev/null
+}
+
+# ensure_topic PORT NAME PARTITIONS [KEY=VALUE...]
+ensure_topic() {
+    local port="$1" name="$2" parts="$3" out i cfg=()
+    shift 3
+    for i in "$@"; do cfg+=(--config "$i"); done
+    # `tansu topic list` prints the Metadata response as JSON.
+    if tansu_topics "$port" | grep -qF -- "\"name\":\"$name\""; then
+        return 0
+    fi
+    if out="$("$TANSU_BIN" topic create "$name" --broker "$(broker_url "$port")" \
+        --partitions "$parts" "${cfg[@]}" 2>&1 </dev/null)"; then
+        note "created topic $name ($parts partitions${*:+; $*})"
+    elif [[ "$out" == *"already exists"* || "$out" == *TopicAlreadyExists* ]]; then
+        :
+    else
+        printf '%s\n' "$out" >&2
+        die "could not create topic $name"
+    fi
+}
+
+ensure_topics() {
+    local port="$1"
+    ensure_topic "$port" "$EVENTS_TOPIC" "$TOPIC_PARTITIONS"
+    ensure_topic "$port" "$POLICY_TOPIC" "$TOPIC_PARTITIONS" cleanup.policy=compact
+}
+
+# start_broker: start tansu (if not running) on the persisted port with sqlite
+# storage in .charter/broker/tansu.db; creates the topics. Sets KAFKA_BROKERS.
+start_broker() {
+    [[ -x "$TANSU_BIN" ]] || die "tansu not found at $TANSU_BIN (run ops/up or ops/test once to build it)"
+    mkdir -p "$BROKER_DIR" "$LOG_DIR"
+    local port
+    if broker_running && [[ -s "$BROKER_DIR/port" ]]; then
+        port="$(head -n1 "$BROKER_DIR/port")"
+        log "broker already running on port $port (pid $(head -n1 "$BROKER_DIR/pid"))"
+    else
+        port="$(persisted_port "$BROKER_DIR/port" broker)"
+        log "starting broker (tansu) on port $port"
+        printf '\n==== %s starting tansu on 127.0.0.1:%s\n' "$(date -Is)" "$port" >>"$LOG_DIR/broker.log"
+        spawn_detached "$BROKER_DIR/pid" "$LOG_DIR/broker.log" "$BROKER_DIR" \
+            env RUST_LOG="${TANSU_LOG:-warn}" "$TANSU_BIN" broker \
+            --cluster-id charter \
+            --listener-url "$(broker_url "$port")" \
+            --advertised-listener-url "$(broker_url "$port")" \
+            --storage-engine "sqlite://tansu.db"
+        if ! wait_port "$port" 30 "$BROKER_DIR/pid"; then
+            tail_log "$LOG_DIR/broker.log"
+            die "broker did not come up on port $port"
+        fi
+    fi
+    KAFKA_BROKERS="127.0.0.1:$port"
+    export KAFKA_BROKERS TANSU_BIN
+    ensure_topics "$port"
+}
+
+stop_broker() {
+    stop_pidfile "$BROKER_DIR/pid" broker 10 tansu
+}
+
+# ----------------------------------------------------------------- kcat -----
+# Debian 12's kcat links librdkafka 2.0.2, which cannot parse tansu's
+# ApiVersions v3 response ("Read underflow ... ApiVersionRequest failed"), so it
+# never talks to the broker. librdkafka >= 2.12 works. ops/kcat runs the system
+# kcat against the librdkafka shipped in the confluent-kafka wheel (PyPI), the
+# same librdkafka version the service links (rdkafka-sys 4.10.0+2.12.1).
+KCAT_RDKAFKA_DIR="$CACHE_DIR/librdkafka"
+KCAT_CONFLUENT_KAFKA_VERSION="2.12.1"
+
+kcat_needs_newer_rdkafka() {
+    local v
+    v="$(kcat -V 2>/dev/null | grep -o 'librdkafka [0-9][0-9.]*' | awk '{print $2}' | head -n1)"
+    [[ -n "$v" ]] || return 0
+    [[ "$(printf '%s\n%s\n' "$v" 2.1.0 | sort -V | head -n1)" != 2.1.0 ]]
+}
+
+# ensure_kcat_rdkafka: print a directory for LD_LIBRARY_PATH holding a
+# compatible librdkafka.so.1 (empty output if the system one is fine).
+ensure_kcat_rdkafka() {
+    kcat_needs_newer_rdkafka || return 0
+    if [[ ! -e "$KCAT_RDKAFKA_DIR/librdkafka.so.1" ]]; then
+        local tmp whl so whls
+        tmp="$(mktemp -d)"
+        echo "==> fetching librdkafka $KCAT_CONFLUENT_KAFKA_VERSION for kcat (confluent-kafka wheel, one-time)" >&2
+        python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" \
+            "confluent-kafka==$KCAT_CONFLUENT_KAFKA_VERSION" </dev/null >&2 ||
+            { rm -rf "$tmp"; die "pip download confluent-kafka failed"; }
+        whls=("$tmp"/confluent_kafka-*.whl)
+        whl="${whls[0]}"
+        python3 - "$whl" "$tmp/x" <<'PY' || { rm -rf "$tmp"; die "could not unpack $whl"; }
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+for n in z.namelist():
+    if ".libs/" in n or n.endswith(".so") or ".so." in n:
+        z.extract(n, sys.argv[2])
+PY
+        so="$(find "$tmp/x" -name 'librdkafka*.so*' | head -n1)"
+        [[ -n "$so" ]] || { rm -rf "$tmp"; die "no librdkafka in $whl"; }
+        mkdir -p "$KCAT_RDKAFKA_DIR"
+        # Keep the wheel's other bundled libs (if any) next to it.
+        find "$(dirname "$so")" -maxdepth 1 -name '*.so*' ! -name 'librdkafka*' \
+            -exec cp -f {} "$KCAT_RDKAFKA_DIR/" \;
+        cp -f "$so" "$KCAT_RDKAFKA_DIR/librdkafka.so.1.tmp"
+        mv -f "$KCAT_RDKAFKA_DIR/librdkafka.so.1.tmp" "$KCAT_RDKAFKA_DIR/librdkafka.so.1"
+        rm -rf "$tmp"
+    fi
+    echo "$KCAT_RDKAFKA_DIR"
+}
+
+# ------------------------------------------------------------- service ------
+
+service_running() { pidfile_alive "$SERVICE_PID_FILE" charter; }
+
+# ---------------------------------------------------------- stack.env -------
+
+# write_stack_env: rewrite .charter/stack.env from the current variables.
+# CHARTER_URL is only written while the service started by ops/up is running.
+write_stack_env() {
+    local tmp="$STACK_ENV.tmp.$$" url=""
+    if service_running && [[ -s "$HTTP_PORT_FILE" ]]; then
+        url="http://127.0.0.1:$(head -n1 "$HTTP_PORT_FILE")"
+    fi
+    {
+        echo "# Generated by ops/lib.sh at $(date -Is); source it: set -a; . .charter/stack.env; set +a"
+        [[ -n "$url" ]] && printf 'CHARTER_URL=%q\n' "$url"
+        printf 'DATABASE_URL=%q\n' "$DATABASE_URL"
+        printf 'DATABASE_ADMIN_URL=%q\n' "$DATABASE_ADMIN_URL"
+        printf 'KAFKA_BROKERS=%q\n' "$KAFKA_BROKERS"
+        printf 'TANSU_BIN=%q\n' "$TANSU_BIN"
+        printf 'PG_BIN=%q\n' "$PG_BIN"
+        printf 'PGPORT=%q\n' "$PGPORT"
+        printf 'CHARTER_REPO=%q\n' "$CHARTER_REPO"
+    } >"$tmp"
+    mv -f "$tmp" "$STACK_ENV"
+    export CHARTER_REPO
+}
+
+# ensure_stack [--build]: packages, tansu, postgres, broker, topics, stack.env.
+ensure_stack() {
+    ensure_packages "${1:-}"
+    ensure_tansu
+    lock_state
+    ensure_postgres
+    start_broker
+    write_stack_env
+    unlock_state
+}
+
+print_versions() {
+    log "versions"
+    note "cargo:    $(cargo --version 2>&1 || echo missing)"
+    note "rustc:    $(rustc --version 2>&1 || echo missing)"
+    local pgb
+    pgb="$(pg_bin_dir || true)"
+    note "postgres: $([[ -n "$pgb" ]] && "$pgb/postgres" --version 2>&1 || echo 'not installed yet')"
+    note "tansu:    $([[ -x "$TANSU_BIN" ]] && "$TANSU_BIN" --version 2>&1 | head -n1 || echo "not built yet ($TANSU_BIN)")"
+    note "kcat:     $(kcat -V 2>/dev/null | grep -m1 -o 'Version [^ ]* .*librdkafka [0-9.]*' | sed 's/ (.*librdkafka/ (librdkafka/; s/$/)/' || echo missing)"
+}

@@ -1,0 +1,182 @@
+//! Spawning an isolated Charter per test: a fresh database, a private topic, port 0.
+
+use std::time::Duration;
+
+use charter::config::Config;
+use charter::startup::Application;
+use deadpool_postgres::Pool;
+use reqwest::{Method, Response};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+pub fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} must be set; run the suite with ops/test"))
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub pool: Pool,
+    pub config: Config,
+}
+
+/// Creates an empty database and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin_url = env("DATABASE_URL");
+    let (client, connection) = tokio_postgres::connect(&admin_url, NoTls)
+        .await
+        .expect("connect to DATABASE_URL");
+    tokio::spawn(connection);
+    let name = format!("charter_test_{}", Uuid::now_v7().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config::default();
+    config.database.url = SecretString::from(database_url.to_owned());
+    config.database.pool_size = 40;
+    config.http.port = 0;
+    config.http.workers = 2;
+    config.kafka.brokers = env("KAFKA_BROKERS");
+    let topic = format!("charter.test.{}", Uuid::now_v7().simple());
+    config.kafka.events_topic = format!("{topic}.events");
+    config.kafka.policy_topic = format!("{topic}.policy");
+    config.kafka.topic_partitions = 1;
+    config.relay.enabled = false;
+    config.relay.poll_interval_ms = 50;
+    config.projections.poll_interval_ms = 50;
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    let database_url = fresh_database().await;
+    let mut config = test_config(&database_url);
+    customize(&mut config);
+    spawn_with_config(config).await
+}
+
+pub async fn spawn_with_config(config: Config) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        charter::telemetry::init_tracing(&charter::config::LogConfig {
+            format: "pretty".into(),
+            level: "info,charter=debug".into(),
+        });
+    }
+    let app = Application::build(config.clone()).await.expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let pool = app.pool();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        pool,
+        config,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// Creates a tenant and returns its JSON (`data`).
+    pub async fn create_tenant(&self, slug: &str) -> Value {
+        let r = self
+            .post(
+                "/v1/tenants",
+                json!({"name": format!("Tenant {slug}"), "slug": slug}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "create tenant {slug}");
+        r.json::<Value>().await.unwrap()["data"].clone()
+    }
+
+    pub async fn create_workspace(&self, tenant_id: &str, name: &str) -> Value {
+        let r = self
+            .post(
+                &format!("/v1/tenants/{tenant_id}/workspaces"),
+                json!({"name": name}),
+            )
+            .await;
+        assert_eq!(r.status(), 201, "create workspace {name}");
+        r.json::<Value>().await.unwrap()["data"].clone()
+    }
+
+    pub async fn count_events(&self) -> i64 {
+        let client = self.pool.get().await.unwrap();
+        client
+            .query_one("SELECT count(*) FROM events", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Every event id, in global order.
+    pub async fn event_ids(&self) -> Vec<Uuid> {
+        let client = self.pool.get().await.unwrap();
+        client
+            .query("SELECT event_id FROM events ORDER BY tx_id, position", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+}
+
+/// A unique slug for a test.
+pub fn slug(prefix: &str) -> String {
+    format!("{prefix}-{}", &Uuid::now_v7().simple().to_string()[20..])
+}
+
+/// Asserts a problem+json response and returns its body.
+pub async fn assert_problem(response: Response, status: u16, slug: &str) -> Value {
+    assert_eq!(response.status(), status, "status for {slug}");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        format!("https://charter.dev/problems/{slug}"),
+        "problem {body}"
+    );
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}

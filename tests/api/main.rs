@@ -1,0 +1,12 @@
+//! Charter's integration suite: one binary, real PostgreSQL, real Kafka-protocol broker.
+//! Requires DATABASE_URL (a role with CREATEDB), KAFKA_BROKERS and, for the outage test,
+//! TANSU_BIN; `ops/test` provides all three.
+
+mod bad_input;
+mod contracts;
+mod helpers;
+mod kafka;
+mod ordering;
+mod outage;
+mod tenants;
+mod workspaces;

@@ -1,0 +1,254 @@
+//! The global order: a reader following (tx_id, position) below the xid8 horizon sees every
+//! event exactly once, in stream-version order, even when transactions commit out of order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use charter::store::events::{append, NewEvent};
+use charter::store::StoreError;
+use charter_events::Metadata;
+use charter_projections::log::read_after;
+use charter_projections::LogPosition;
+use deadpool_postgres::Pool;
+use rand::Rng;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{fresh_database, test_config};
+
+async fn migrated_pool() -> Pool {
+    let url = fresh_database().await;
+    let config = test_config(&url);
+    charter::db::migrate(&config.database).await.unwrap();
+    let mut db = config.database.clone();
+    db.pool_size = 40;
+    charter::db::pool(&db).unwrap()
+}
+
+fn event(tenant: Uuid) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: "test.appended",
+        schema_version: 1,
+        tenant_id: tenant,
+        workspace_id: None,
+        data: json!({}),
+    }
+}
+
+fn meta() -> Metadata {
+    Metadata {
+        actor: "test".into(),
+        correlation_id: Uuid::now_v7(),
+        ..Metadata::default()
+    }
+}
+
+/// Appends one event to `stream`, holding the transaction open for a random moment so that
+/// commits land out of insert order. Retries on version conflicts.
+async fn append_one(pool: &Pool, stream: &str, tenant: Uuid) -> Uuid {
+    loop {
+        let mut client = pool.get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        let version: i64 = tx
+            .query_one(
+                "SELECT COALESCE(max(stream_version), 0) FROM events WHERE stream_id = $1",
+                &[&stream],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let e = event(tenant);
+        let id = e.event_id;
+        match append(&tx, "test", stream, version, &[e], &meta()).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(other) => panic!("{other}"),
+        }
+        let pause = rand::rng().random_range(0..3_000);
+        tokio::time::sleep(Duration::from_micros(pause)).await;
+        tx.commit().await.unwrap();
+        return id;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_writers_and_a_follower_agree_on_every_event() {
+    let pool = migrated_pool().await;
+    for round in 0..3 {
+        let streams: Vec<String> = (0..40).map(|i| format!("test-{round}-{i}")).collect();
+        let tenant = Uuid::now_v7();
+        let start = {
+            let client = pool.get().await.unwrap();
+            charter_projections::log::head(&client).await.unwrap()
+        };
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let pool = pool.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                let client = pool.get().await.unwrap();
+                let mut cursor = start;
+                let mut seen = Vec::new();
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    let batch = read_after(&client, cursor, 300).await.unwrap();
+                    if let Some(last) = batch.last() {
+                        cursor = LogPosition {
+                            tx_id: last.tx_id,
+                            position: last.position,
+                        };
+                    }
+                    let empty = batch.is_empty();
+                    seen.extend(batch);
+                    if finished && empty {
+                        return seen;
+                    }
+                    if empty {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+            })
+        };
+        let writers = (0..16).map(|w| {
+            let pool = pool.clone();
+            let streams = streams.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..(5_000 / 16 + usize::from(w < 5_000 % 16)) {
+                    let stream = &streams[(w * 7 + i * 13) % streams.len()];
+                    ids.push(append_one(&pool, stream, tenant).await);
+                }
+                ids
+            })
+        });
+        let written: Vec<Uuid> = futures::future::join_all(writers)
+            .await
+            .into_iter()
+            .flat_map(|r| r.unwrap())
+            .collect();
+        done.store(true, Ordering::SeqCst);
+        let seen = reader.await.unwrap();
+
+        assert_eq!(written.len(), 5_000);
+        let seen_ids: Vec<Uuid> = seen.iter().map(|e| e.event_id).collect();
+        let unique: HashSet<Uuid> = seen_ids.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            seen_ids.len(),
+            "round {round}: an event was seen twice"
+        );
+        assert_eq!(
+            unique,
+            written.iter().copied().collect(),
+            "round {round}: an event was skipped"
+        );
+        let mut next: HashMap<&str, i64> = HashMap::new();
+        for e in &seen {
+            let expected = next.entry(e.stream_id.as_str()).or_insert(1);
+            assert_eq!(
+                e.stream_version, *expected,
+                "round {round}: {} out of order",
+                e.stream_id
+            );
+            *expected += 1;
+        }
+    }
+}
+
+/// The failure the horizon prevents, made deterministic: a transaction that inserted first
+/// commits last. Following `position` alone skips it; following the horizon does not.
+#[tokio::test]
+async fn a_late_commit_is_not_skipped() {
+    let pool = migrated_pool().await;
+    let tenant = Uuid::now_v7();
+    let mut slow_client = pool.get().await.unwrap();
+    let slow = slow_client.transaction().await.unwrap();
+    append(&slow, "test", "test-slow", 0, &[event(tenant)], &meta())
+        .await
+        .unwrap();
+
+    let mut fast_client = pool.get().await.unwrap();
+    let fast = fast_client.transaction().await.unwrap();
+    append(&fast, "test", "test-fast", 0, &[event(tenant)], &meta())
+        .await
+        .unwrap();
+    fast.commit().await.unwrap();
+
+    let reader = pool.get().await.unwrap();
+    // A naive reader sees the fast event and moves its cursor past the slow one's position.
+    let naive: Vec<i64> = reader
+        .query("SELECT position FROM events ORDER BY position", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(naive.len(), 1, "only the fast event is committed");
+    let naive_cursor = naive[0];
+    // The horizon reader sees nothing yet: the slow transaction holds the horizon back.
+    assert!(read_after(&reader, LogPosition::START, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    slow.commit().await.unwrap();
+    let after_naive: i64 = reader
+        .query_one(
+            "SELECT count(*) FROM events WHERE position > $1",
+            &[&naive_cursor],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        after_naive, 0,
+        "the naive reader has skipped the late commit for good"
+    );
+    let seen = read_after(&reader, LogPosition::START, 100).await.unwrap();
+    let streams: Vec<&str> = seen.iter().map(|e| e.stream_id.as_str()).collect();
+    assert_eq!(
+        streams,
+        ["test-slow", "test-fast"],
+        "both, in transaction order"
+    );
+}
+
+#[tokio::test]
+async fn the_service_role_cannot_rewrite_history() {
+    let pool = migrated_pool().await;
+    let client = pool.get().await.unwrap();
+    let tx_client = &client;
+    {
+        let mut c = pool.get().await.unwrap();
+        let tx = c.transaction().await.unwrap();
+        append(
+            &tx,
+            "test",
+            "test-history",
+            0,
+            &[event(Uuid::now_v7())],
+            &meta(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    for sql in [
+        "UPDATE events SET data = '{\"forged\": true}'",
+        "DELETE FROM events",
+        "TRUNCATE events CASCADE",
+    ] {
+        let err = tx_client.batch_execute(sql).await.expect_err(sql);
+        let code = err.as_db_error().map(|e| e.code().code().to_owned());
+        assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
+    }
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
