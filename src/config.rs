@@ -10,7 +10,7 @@ use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
     pub http: HttpConfig,
@@ -162,19 +162,6 @@ impl Default for LogConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            http: HttpConfig::default(),
-            database: DatabaseConfig::default(),
-            kafka: KafkaConfig::default(),
-            relay: RelayConfig::default(),
-            projections: ProjectionsConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
-
 impl Config {
     /// Loads defaults, then `file` (if given), then `CHARTER_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
@@ -212,6 +199,7 @@ impl DatabaseConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
 mod tests {
     use super::*;
 

@@ -205,14 +205,9 @@ async fn attempt<H: CommandHandler>(
         decided.extend(events);
     }
 
-    let mut outcome = Outcome {
-        state,
-        version: loaded.version,
-        event_ids: vec![],
-        token: loaded.last.unwrap_or(LogPosition::START),
-        created_at: loaded.created_at,
-        updated_at: loaded.updated_at,
-    };
+    let before = loaded.state.clone();
+    let mut outcome = Outcome::from(loaded);
+    outcome.state = state;
     if !decided.is_empty() {
         let new: Vec<NewEvent> = decided
             .iter()
@@ -229,12 +224,12 @@ async fn attempt<H: CommandHandler>(
             &tx,
             <<H::Aggregate as Aggregate>::Event as DomainEvent>::STREAM_TYPE,
             &stream_id,
-            loaded.version,
+            outcome.version,
             &new,
             &request.metadata,
         )
         .await?;
-        claims::apply(&tx, &stream_id, &handler.claims(&loaded.state, &decided)).await?;
+        claims::apply(&tx, &stream_id, &handler.claims(&before, &decided)).await?;
         outcome.version = appended.version;
         outcome.event_ids = new.iter().map(|e| e.event_id).collect();
         outcome.token = appended.last;
@@ -254,7 +249,21 @@ async fn attempt<H: CommandHandler>(
 pub async fn current<A: Aggregate>(
     pool: &Pool,
     stream_id: &str,
-) -> Result<Loaded<A>, CommandError> {
+) -> Result<Outcome<A>, CommandError> {
     let client = pool.get().await?;
-    Ok(events::load(&client, stream_id).await?)
+    Ok(events::load(&client, stream_id).await?.into())
+}
+
+impl<A> From<Loaded<A>> for Outcome<A> {
+    /// The current state of a stream, as a command that changed nothing would report it.
+    fn from(loaded: Loaded<A>) -> Self {
+        Outcome {
+            state: loaded.state,
+            version: loaded.version,
+            event_ids: vec![],
+            token: loaded.last.unwrap_or(LogPosition::START),
+            created_at: loaded.created_at,
+            updated_at: loaded.updated_at,
+        }
+    }
 }

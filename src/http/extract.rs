@@ -98,6 +98,18 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// Runs value rules that push every violation into the vector, and turns any violation into
+/// one 422 that lists them all.
+pub fn validated<T>(rules: impl FnOnce(&mut Vec<FieldError>) -> T) -> Result<T, ApiError> {
+    let mut errors = Vec::new();
+    let value = rules(&mut errors);
+    if errors.is_empty() {
+        Ok(value)
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
 /// Who is asking, under which correlation id, from where.
 pub fn metadata(req: &HttpRequest) -> Metadata {
     let correlation_id = req

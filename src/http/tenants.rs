@@ -6,7 +6,7 @@ use charter_projections::tenants::{self as directory, ListTenants, TenantRow};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, JsonBody};
+use super::extract::{command_request, validated, JsonBody};
 use super::problem::ApiError;
 use super::respond::{self, etag, ListParams, Page};
 use super::AppState;
@@ -89,12 +89,12 @@ pub async fn create(
     req: HttpRequest,
     body: JsonBody<CreateTenantBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut errors = Vec::new();
-    let name = validate::name("name", &body.value.name, &mut errors);
-    let slug = validate::slug("slug", &body.value.slug, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    let (name, slug) = validated(|e| {
+        (
+            validate::name("name", &body.value.name, e),
+            validate::slug("slug", &body.value.slug, e),
+        )
+    })?;
     let handler = CreateTenant {
         tenant_id: Uuid::now_v7(),
         name,
@@ -165,11 +165,7 @@ pub async fn block(
         Some(b) => (b.value.reason.as_deref(), b.raw.as_ref()),
         None => (None, &b""[..]),
     };
-    let mut errors = Vec::new();
-    let reason = validate::reason("reason", reason, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    let reason = validated(|e| validate::reason("reason", reason, e))?;
     change_status(&state, &req, *path, TenantCommand::Block { reason }, raw).await
 }
 
@@ -196,15 +192,7 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let loaded = command::current::<Tenant>(&state.pool, &tenant_stream(*path)).await?;
-    let outcome = Outcome {
-        state: loaded.state,
-        version: loaded.version,
-        event_ids: vec![],
-        token: loaded.last.unwrap_or_default(),
-        created_at: loaded.created_at,
-        updated_at: loaded.updated_at,
-    };
+    let outcome = command::current::<Tenant>(&state.pool, &tenant_stream(*path)).await?;
     match view(&outcome) {
         Some(t) if t.status != "deleted" => Ok(HttpResponse::Ok()
             .insert_header((actix_web::http::header::ETAG, etag(t.version)))
@@ -235,8 +223,8 @@ pub async fn list(
 
 /// `true` when the tenant exists and is not deleted (from the write side: never stale).
 pub async fn exists(pool: &deadpool_postgres::Pool, tenant_id: Uuid) -> Result<bool, ApiError> {
-    let loaded = command::current::<Tenant>(pool, &tenant_stream(tenant_id)).await?;
-    Ok(loaded
+    let current = command::current::<Tenant>(pool, &tenant_stream(tenant_id)).await?;
+    Ok(current
         .state
         .0
         .is_some_and(|t| t.status != TenantStatus::Deleted))

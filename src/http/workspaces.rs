@@ -6,7 +6,7 @@ use charter_projections::workspaces::{self as read, WorkspaceRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, JsonBody};
+use super::extract::{command_request, validated, JsonBody};
 use super::problem::ApiError;
 use super::respond::{self, etag, ListParams, Page};
 use super::AppState;
@@ -56,13 +56,7 @@ async fn run(
 }
 
 fn valid_name(raw: &str) -> Result<String, ApiError> {
-    let mut errors = Vec::new();
-    let name = validate::name("name", raw, &mut errors);
-    if errors.is_empty() {
-        Ok(name)
-    } else {
-        Err(ApiError::validation(errors))
-    }
+    validated(|e| validate::name("name", raw, e))
 }
 
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
@@ -123,9 +117,9 @@ pub async fn get(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, workspace_id) = path.into_inner();
-    let loaded =
+    let outcome =
         command::current::<Workspace>(&state.pool, &workspace_stream(workspace_id)).await?;
-    let visible = loaded
+    let visible = outcome
         .state
         .0
         .as_ref()
@@ -135,14 +129,6 @@ pub async fn get(
             "workspace {workspace_id} not found"
         )));
     }
-    let outcome = Outcome {
-        state: loaded.state,
-        version: loaded.version,
-        event_ids: vec![],
-        token: loaded.last.unwrap_or_default(),
-        created_at: loaded.created_at,
-        updated_at: loaded.updated_at,
-    };
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::ETAG, etag(outcome.version)))
         .json(view(&outcome)))
