@@ -5,6 +5,7 @@
 mod bad_input;
 mod contracts;
 mod helpers;
+mod instances;
 mod kafka;
 mod ordering;
 mod outage;
