@@ -2,9 +2,7 @@
 //! event exactly once, in stream-version order, even when transactions commit out of order.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use charter::store::events::{append, NewEvent};
 use charter::store::StoreError;
@@ -47,8 +45,9 @@ fn meta() -> Metadata {
 }
 
 /// Appends one event to `stream`, holding the transaction open for a random moment so that
-/// commits land out of insert order. Retries on version conflicts.
-async fn append_one(pool: &Pool, stream: &str, tenant: Uuid) -> Uuid {
+/// commits land out of insert order. Retries on version conflicts. Returns the event id and
+/// where it landed in the global order.
+async fn append_one(pool: &Pool, stream: &str, tenant: Uuid) -> (Uuid, LogPosition) {
     loop {
         let mut client = pool.get().await.unwrap();
         let tx = client.transaction().await.unwrap();
@@ -62,15 +61,15 @@ async fn append_one(pool: &Pool, stream: &str, tenant: Uuid) -> Uuid {
             .get(0);
         let e = event(tenant);
         let id = e.event_id;
-        match append(&tx, "test", stream, version, &[e], &meta()).await {
-            Ok(_) => {}
+        let at = match append(&tx, "test", stream, version, &[e], &meta()).await {
+            Ok(appended) => appended.last,
             Err(StoreError::Conflict { .. }) => continue,
             Err(other) => panic!("{other}"),
-        }
+        };
         let pause = rand::rng().random_range(0..3_000);
         tokio::time::sleep(Duration::from_micros(pause)).await;
         tx.commit().await.unwrap();
-        return id;
+        return (id, at);
     }
 }
 
@@ -84,16 +83,18 @@ async fn sixteen_writers_and_a_follower_agree_on_every_event() {
             let client = pool.get().await.unwrap();
             charter_projections::log::head(&client).await.unwrap()
         };
-        let done = Arc::new(AtomicBool::new(false));
+        // Once the writers are done, the reader must reach the last position written. An empty
+        // read before that proves nothing: the horizon is cluster-wide, and transactions of
+        // other tests running in parallel can hold it back for a while.
+        let (target_tx, target) = tokio::sync::watch::channel(None::<LogPosition>);
         let reader = {
             let pool = pool.clone();
-            let done = done.clone();
             tokio::spawn(async move {
                 let client = pool.get().await.unwrap();
                 let mut cursor = start;
                 let mut seen = Vec::new();
+                let mut deadline = None;
                 loop {
-                    let finished = done.load(Ordering::SeqCst);
                     let batch = read_after(&client, cursor, 300).await.unwrap();
                     if let Some(last) = batch.last() {
                         cursor = LogPosition {
@@ -103,8 +104,15 @@ async fn sixteen_writers_and_a_follower_agree_on_every_event() {
                     }
                     let empty = batch.is_empty();
                     seen.extend(batch);
-                    if finished && empty {
-                        return seen;
+                    if let Some(goal) = *target.borrow() {
+                        if cursor >= goal {
+                            return seen;
+                        }
+                        let deadline = *deadline
+                            .get_or_insert_with(|| Instant::now() + Duration::from_secs(60));
+                        if Instant::now() > deadline {
+                            return seen; // the comparison below reports what is missing
+                        }
                     }
                     if empty {
                         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -124,13 +132,15 @@ async fn sixteen_writers_and_a_follower_agree_on_every_event() {
                 ids
             })
         });
-        let written: Vec<Uuid> = futures::future::join_all(writers)
+        let appended: Vec<(Uuid, LogPosition)> = futures::future::join_all(writers)
             .await
             .into_iter()
             .flat_map(|r| r.unwrap())
             .collect();
-        done.store(true, Ordering::SeqCst);
+        let goal = appended.iter().map(|(_, at)| *at).max().unwrap();
+        target_tx.send(Some(goal)).unwrap();
         let seen = reader.await.unwrap();
+        let written: Vec<Uuid> = appended.iter().map(|(id, _)| *id).collect();
 
         assert_eq!(written.len(), 5_000);
         let seen_ids: Vec<Uuid> = seen.iter().map(|e| e.event_id).collect();
