@@ -67,6 +67,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// A JSON body that may be left out entirely (no body, no `Content-Type`). A body that is
+/// present is decoded as strictly as [`JsonBody`]; unlike actix's `Option<T>`, a broken body
+/// is an error, never silently ignored.
+pub struct OptionalJsonBody<T>(pub Option<JsonBody<T>>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+        let typed = req.headers().contains_key(header::CONTENT_TYPE);
+        if !typed && !chunked && length.unwrap_or(0) == 0 {
+            return Box::pin(async { Ok(OptionalJsonBody(None)) });
+        }
+        let body = JsonBody::<T>::from_request(req, payload);
+        Box::pin(async move { body.await.map(|b| OptionalJsonBody(Some(b))) })
+    }
+}
+
 fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let malformed = |e: &serde_json::Error| ApiError::Malformed {
         slug: "malformed-json",

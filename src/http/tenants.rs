@@ -6,7 +6,7 @@ use charter_projections::tenants::{self as directory, ListTenants, TenantRow};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, JsonBody};
+use super::extract::{command_request, validated, JsonBody, OptionalJsonBody};
 use super::problem::ApiError;
 use super::respond::{self, etag, ListParams, Page};
 use super::AppState;
@@ -102,8 +102,13 @@ pub async fn create(
         parent_id: body.value.parent_id,
     };
     let request = command_request(&req, &body.raw)?;
-    let response =
-        command::execute(&state.pool, &handler, &request, render(StatusCode::CREATED)).await?;
+    let response = command::execute(
+        &state.writer,
+        &handler,
+        &request,
+        render(StatusCode::CREATED),
+    )
+    .await?;
     Ok(response.into())
 }
 
@@ -136,7 +141,7 @@ pub async fn update(
     };
     let request = command_request(&req, &body.raw)?;
     let response =
-        command::execute(&state.pool, &handler, &request, render(StatusCode::OK)).await?;
+        command::execute(&state.writer, &handler, &request, render(StatusCode::OK)).await?;
     Ok(response.into())
 }
 
@@ -150,7 +155,7 @@ async fn change_status(
     let handler = ChangeTenantStatus { tenant_id, command };
     let request = command_request(req, raw)?;
     let response =
-        command::execute(&state.pool, &handler, &request, render(StatusCode::OK)).await?;
+        command::execute(&state.writer, &handler, &request, render(StatusCode::OK)).await?;
     Ok(response.into())
 }
 
@@ -159,9 +164,9 @@ pub async fn block(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<Uuid>,
-    body: Option<JsonBody<BlockBody>>,
+    body: OptionalJsonBody<BlockBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (reason, raw) = match &body {
+    let (reason, raw) = match &body.0 {
         Some(b) => (b.value.reason.as_deref(), b.raw.as_ref()),
         None => (None, &b""[..]),
     };

@@ -274,6 +274,24 @@ async fn every_bad_input_gets_its_problem_type() {
     );
     long_key.headers.push(("Idempotency-Key", "k".repeat(300)));
     cases.extend([no_type, text, long_key]);
+    // An optional body that is present is decoded strictly, not ignored.
+    let block = format!("{tenant}/block");
+    cases.push(case(
+        "malformed optional body",
+        Method::POST,
+        &block,
+        Some("{\"reason\":"),
+        400,
+        "malformed-json",
+    ));
+    cases.push(case(
+        "unknown field in optional body",
+        Method::POST,
+        &block,
+        Some(r#"{"why":"x"}"#),
+        422,
+        "invalid-body",
+    ));
 
     let before = app.count_events().await;
     for c in cases {
