@@ -11,6 +11,7 @@ use charter_projections::{checkpoint, listener, Runner};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::command::Writer;
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::http::{self, AppState};
@@ -47,7 +48,7 @@ impl Application {
         }
         let pool = db::pool(&config.database)?;
         let shutdown = CancellationToken::new();
-        let wakeup = listener::spawn(config.database.pg_config()?, shutdown.clone());
+        let (appended, wakeup) = listener::spawn(config.database.pg_config()?, shutdown.clone());
         let mut tasks = Vec::new();
 
         if config.projections.enabled {
@@ -85,6 +86,10 @@ impl Application {
         let shutdown_timeout = config.http.shutdown_timeout_s;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            writer: Writer {
+                pool: pool.clone(),
+                appended,
+            },
             config: Arc::new(config),
             relay: relay_status,
             metrics: telemetry::metrics_handle(),

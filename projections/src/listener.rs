@@ -1,11 +1,19 @@
-//! One `LISTEN charter_log` connection per process, fanned out to every in-process follower of
-//! the log (projection runners, the outbox relay) through a watch channel. Followers also poll,
-//! so a lost connection costs latency, never events.
+//! Waking the followers of the log (projection runners, the outbox relay) when an append
+//! commits, without putting NOTIFY in command transactions.
+//!
+//! A NOTIFY inside a transaction makes its commit take PostgreSQL's global notify lock, which
+//! serializes every command's commit. Instead, a command that committed calls
+//! [`Signal::appended`]: followers in this process wake at once through a watch channel, and
+//! one background connection sends a NOTIFY for the other instances, coalescing however many
+//! appends happened while the previous NOTIFY was in flight. Each process LISTENs and feeds
+//! the same watch channel. Followers also poll, so a lost notification costs latency, never
+//! an event.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
@@ -14,28 +22,72 @@ pub const CHANNEL: &str = "charter_log";
 /// A wake-up signal: `changed()` fires after an append commits anywhere in the cluster.
 pub type Wakeup = watch::Receiver<u64>;
 
-/// Spawns the listener; returns a receiver to clone for each follower.
-pub fn spawn(config: tokio_postgres::Config, shutdown: CancellationToken) -> Wakeup {
-    let (tx, rx) = watch::channel(0u64);
+/// Raised by writers after a commit that appended events.
+#[derive(Clone)]
+pub struct Signal {
+    local: Arc<watch::Sender<u64>>,
+    remote: Arc<Notify>,
+}
+
+impl Signal {
+    /// A signal that only wakes followers in this process (tests and tools).
+    pub fn local() -> (Signal, Wakeup) {
+        let (tx, rx) = watch::channel(0u64);
+        let signal = Signal {
+            local: Arc::new(tx),
+            remote: Arc::new(Notify::new()),
+        };
+        (signal, rx)
+    }
+
+    pub fn appended(&self) {
+        self.local.send_modify(|n| *n = n.wrapping_add(1));
+        self.remote.notify_one();
+    }
+
+    fn wake_local(&self) {
+        self.local.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// Spawns the LISTEN connection and the coalescing NOTIFY sender.
+pub fn spawn(config: tokio_postgres::Config, shutdown: CancellationToken) -> (Signal, Wakeup) {
+    let (signal, wakeup) = Signal::local();
+    let listening = signal.clone();
+    let listen_config = config.clone();
+    let listen_shutdown = shutdown.clone();
     tokio::spawn(async move {
-        while !shutdown.is_cancelled() {
-            match listen(&config, &tx, &shutdown).await {
-                Ok(()) => tracing::warn!("log listener connection closed; reconnecting"),
+        while !listen_shutdown.is_cancelled() {
+            match listen(&listen_config, &listening, &listen_shutdown).await {
+                Ok(()) => tracing::debug!("log listener connection closed"),
                 Err(e) => tracing::warn!(error = %e, "log listener failed; reconnecting"),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => {}
-            }
+            pause(&listen_shutdown).await;
         }
     });
-    rx
+    let notifying = signal.clone();
+    tokio::spawn(async move {
+        while !shutdown.is_cancelled() {
+            if let Err(e) = notify(&config, &notifying, &shutdown).await {
+                tracing::warn!(error = %e, "log notifier failed; reconnecting");
+            }
+            pause(&shutdown).await;
+        }
+    });
+    (signal, wakeup)
+}
+
+async fn pause(shutdown: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        _ = shutdown.cancelled() => {}
+    }
 }
 
 /// Listens until the connection ends (`Ok`) or fails (`Err`), or until shutdown.
 async fn listen(
     config: &tokio_postgres::Config,
-    tx: &watch::Sender<u64>,
+    signal: &Signal,
     shutdown: &CancellationToken,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
@@ -55,11 +107,11 @@ async fn listen(
         }
     }
     // Whatever was appended while we were not listening is found by the followers' next read.
-    tx.send_modify(|n| *n = n.wrapping_add(1));
+    signal.wake_local();
     loop {
         tokio::select! {
             m = messages.next() => match m {
-                Some(Ok(AsyncMessage::Notification(_))) => tx.send_modify(|n| *n = n.wrapping_add(1)),
+                Some(Ok(AsyncMessage::Notification(_))) => signal.wake_local(),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
@@ -67,4 +119,24 @@ async fn listen(
             _ = shutdown.cancelled() => return Ok(()),
         }
     }
+}
+
+/// Sends one NOTIFY per burst of appends, outside any command transaction.
+async fn notify(
+    config: &tokio_postgres::Config,
+    signal: &Signal,
+    shutdown: &CancellationToken,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let statement = client.prepare("SELECT pg_notify($1, '')").await?;
+    loop {
+        tokio::select! {
+            _ = signal.remote.notified() => {}
+            _ = shutdown.cancelled() => break,
+        }
+        client.execute(&statement, &[&CHANNEL]).await?;
+    }
+    driver.abort();
+    Ok(())
 }

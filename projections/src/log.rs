@@ -104,8 +104,12 @@ pub async fn read_after(
            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY tx_id, position LIMIT $3"
     );
+    let statement = client.prepare_cached(&sql).await?;
     let rows = client
-        .query(&sql, &[&after.tx_id.to_string(), &after.position, &limit])
+        .query(
+            &statement,
+            &[&after.tx_id.to_string(), &after.position, &limit],
+        )
         .await?;
     rows.iter().map(event_from_row).collect()
 }

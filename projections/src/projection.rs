@@ -1,7 +1,8 @@
 //! The contract every read model implements.
 
 use charter_events::RecordedEvent;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
+use tokio_postgres::types::ToSql;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -32,4 +33,15 @@ pub trait Projection: Send + Sync {
         tx: &Transaction<'_>,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError>;
+}
+
+/// Executes `sql` through the connection's statement cache: one round trip instead of a
+/// prepare and an execute.
+pub async fn execute(
+    client: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.execute(&statement, params).await
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::listener::Wakeup;
 use crate::log::{self, LogPosition};
-use crate::projection::{Projection, ProjectionError};
+use crate::projection::{execute, Projection, ProjectionError};
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,24 +66,21 @@ impl Runner {
         let tx = client.transaction().await?;
         // Neither the lock nor the reads assign a transaction id, so this transaction does not
         // hold back the horizon it reads under.
-        let locked: bool = tx
-            .query_one(
+        let lock = tx
+            .prepare_cached(
                 "SELECT pg_try_advisory_xact_lock(hashtextextended('projection:' || $1 || ':' || $2, 0))",
-                &[&self.schema, &name],
             )
-            .await?
-            .get(0);
+            .await?;
+        let locked: bool = tx.query_one(&lock, &[&self.schema, &name]).await?.get(0);
         if !locked {
             return Ok(Step::Busy);
         }
         tx.batch_execute(&format!("SET LOCAL search_path TO {}, public", self.schema))
             .await?;
-        let row = tx
-            .query_one(
-                "SELECT tx_id::text::bigint, position FROM checkpoints WHERE name = $1",
-                &[&name],
-            )
+        let checkpoint = tx
+            .prepare_cached("SELECT tx_id::text::bigint, position FROM checkpoints WHERE name = $1")
             .await?;
+        let row = tx.query_one(&checkpoint, &[&name]).await?;
         let from = LogPosition {
             tx_id: row.get(0),
             position: row.get(1),
@@ -101,7 +98,8 @@ impl Runner {
         for event in &events {
             self.projection.apply(&tx, event).await?;
         }
-        tx.execute(
+        execute(
+            &tx,
             "UPDATE checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now() \
              WHERE name = $1",
             &[&name, &to.tx_id.to_string(), &to.position],

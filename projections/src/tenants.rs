@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::projection::{Projection, ProjectionError};
+use crate::projection::{execute, Projection, ProjectionError};
 
 pub struct Tenants;
 
@@ -29,42 +29,45 @@ impl Projection for Tenants {
         }
         let event = TenantEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
         let (id, v, at) = (e.tenant_id, e.stream_version, e.recorded_at);
-        let touched = match &event {
-            TenantEvent::Created(c) => {
-                tx.execute(
-                    "INSERT INTO tenants (tenant_id, name, slug, parent_id, status, version, \
+        let touched =
+            match &event {
+                TenantEvent::Created(c) => {
+                    execute(
+                        tx,
+                        "INSERT INTO tenants (tenant_id, name, slug, parent_id, status, version, \
                      created_at, updated_at) VALUES ($1, $2, $3, $4, 'active', $5, $6, $6)",
-                    &[&c.tenant_id, &c.name, &c.slug, &c.parent_id, &v, &at],
-                )
-                .await?
-            }
-            TenantEvent::Renamed(r) => {
-                tx.execute(
-                    "UPDATE tenants SET name = $4, version = $2, updated_at = $3 \
+                        &[&c.tenant_id, &c.name, &c.slug, &c.parent_id, &v, &at],
+                    )
+                    .await?
+                }
+                TenantEvent::Renamed(r) => {
+                    execute(
+                        tx,
+                        "UPDATE tenants SET name = $4, version = $2, updated_at = $3 \
                      WHERE tenant_id = $1",
-                    &[&id, &v, &at, &r.name],
-                )
-                .await?
-            }
-            TenantEvent::Moved(m) => {
-                tx.execute(
-                    "UPDATE tenants SET parent_id = $4, version = $2, updated_at = $3 \
+                        &[&id, &v, &at, &r.name],
+                    )
+                    .await?
+                }
+                TenantEvent::Moved(m) => {
+                    execute(
+                        tx,
+                        "UPDATE tenants SET parent_id = $4, version = $2, updated_at = $3 \
                      WHERE tenant_id = $1",
-                    &[&id, &v, &at, &m.parent_id],
-                )
-                .await?
-            }
-            TenantEvent::Blocked(b) => {
-                tx.execute(
+                        &[&id, &v, &at, &m.parent_id],
+                    )
+                    .await?
+                }
+                TenantEvent::Blocked(b) => execute(
+                    tx,
                     "UPDATE tenants SET status = 'blocked', blocked_reason = $4, version = $2, \
                      updated_at = $3 WHERE tenant_id = $1",
                     &[&id, &v, &at, &b.reason],
                 )
-                .await?
-            }
-            TenantEvent::Unblocked(_) => set_status(tx, id, v, at, "active").await?,
-            TenantEvent::Deleted(_) => set_status(tx, id, v, at, "deleted").await?,
-        };
+                .await?,
+                TenantEvent::Unblocked(_) => set_status(tx, id, v, at, "active").await?,
+                TenantEvent::Deleted(_) => set_status(tx, id, v, at, "deleted").await?,
+            };
         if touched != 1 {
             return Err(ProjectionError::Invariant(format!(
                 "{} at position {} touched {touched} tenant rows",
@@ -82,7 +85,8 @@ async fn set_status(
     at: DateTime<Utc>,
     status: &str,
 ) -> Result<u64, tokio_postgres::Error> {
-    tx.execute(
+    execute(
+        tx,
         "UPDATE tenants SET status = $4, blocked_reason = NULL, version = $2, updated_at = $3 \
          WHERE tenant_id = $1",
         &[&id, &version, &at, &status],

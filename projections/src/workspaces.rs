@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::projection::{Projection, ProjectionError};
+use crate::projection::{execute, Projection, ProjectionError};
 
 pub struct Workspaces;
 
@@ -29,32 +29,34 @@ impl Projection for Workspaces {
         }
         let event = WorkspaceEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
         let (v, at) = (e.stream_version, e.recorded_at);
-        let touched = match &event {
-            WorkspaceEvent::Created(c) => {
-                tx.execute(
+        let touched =
+            match &event {
+                WorkspaceEvent::Created(c) => execute(
+                    tx,
                     "INSERT INTO workspaces (workspace_id, tenant_id, name, version, created_at, \
                      updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
                     &[&c.workspace_id, &c.tenant_id, &c.name, &v, &at],
                 )
-                .await?
-            }
-            WorkspaceEvent::Renamed(r) => {
-                tx.execute(
-                    "UPDATE workspaces SET name = $2, version = $3, updated_at = $4 \
+                .await?,
+                WorkspaceEvent::Renamed(r) => {
+                    execute(
+                        tx,
+                        "UPDATE workspaces SET name = $2, version = $3, updated_at = $4 \
                      WHERE workspace_id = $1",
-                    &[&r.workspace_id, &r.name, &v, &at],
-                )
-                .await?
-            }
-            WorkspaceEvent::Deleted(d) => {
-                tx.execute(
-                    "UPDATE workspaces SET deleted = true, version = $2, updated_at = $3 \
+                        &[&r.workspace_id, &r.name, &v, &at],
+                    )
+                    .await?
+                }
+                WorkspaceEvent::Deleted(d) => {
+                    execute(
+                        tx,
+                        "UPDATE workspaces SET deleted = true, version = $2, updated_at = $3 \
                      WHERE workspace_id = $1",
-                    &[&d.workspace_id, &v, &at],
-                )
-                .await?
-            }
-        };
+                        &[&d.workspace_id, &v, &at],
+                    )
+                    .await?
+                }
+            };
         if touched != 1 {
             return Err(ProjectionError::Invariant(format!(
                 "{} at position {} touched {touched} workspace rows",

@@ -6,6 +6,7 @@ pub mod tenant;
 pub mod workspace;
 
 use charter_events::{DomainEvent, Metadata, Scoped};
+use charter_projections::listener::Signal;
 use charter_projections::LogPosition;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
@@ -105,6 +106,14 @@ pub struct Outcome<A> {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// What commands write with: the pool, and the signal that wakes the log's followers after an
+/// append commits.
+#[derive(Clone)]
+pub struct Writer {
+    pub pool: Pool,
+    pub appended: Signal,
+}
+
 /// One kind of command against one aggregate type.
 #[allow(async_fn_in_trait)]
 pub trait CommandHandler {
@@ -132,18 +141,18 @@ pub trait CommandHandler {
 /// Runs `handler` and renders its outcome with `render` inside the transaction, so that the
 /// response stored for an idempotent retry is exactly the one sent.
 pub async fn execute<H: CommandHandler>(
-    pool: &Pool,
+    writer: &Writer,
     handler: &H,
     request: &CommandRequest,
     render: impl Fn(&Outcome<H::Aggregate>) -> StoredResponse,
 ) -> Result<StoredResponse, CommandError> {
     for _ in 0..MAX_ATTEMPTS {
-        match attempt(pool, handler, request, &render).await {
+        match attempt(writer, handler, request, &render).await {
             Err(CommandError::Conflict) if request.if_match.is_none() => continue,
             Err(CommandError::Conflict) => {
                 // The client pinned a version and lost the race: their version is gone.
                 let current =
-                    events::load::<H::Aggregate>(&pool.get().await?, &handler.stream_id())
+                    events::load::<H::Aggregate>(&writer.pool.get().await?, &handler.stream_id())
                         .await?
                         .version;
                 return Err(CommandError::PreconditionFailed { current });
@@ -155,12 +164,12 @@ pub async fn execute<H: CommandHandler>(
 }
 
 async fn attempt<H: CommandHandler>(
-    pool: &Pool,
+    writer: &Writer,
     handler: &H,
     request: &CommandRequest,
     render: &impl Fn(&Outcome<H::Aggregate>) -> StoredResponse,
 ) -> Result<StoredResponse, CommandError> {
-    let mut client = pool.get().await?;
+    let mut client = writer.pool.get().await?;
     let tx = client.transaction().await?;
 
     if let Some(idem) = &request.idempotency {
@@ -242,6 +251,9 @@ async fn attempt<H: CommandHandler>(
         idempotency::save(&tx, &idem.scope, &idem.key, &idem.request_hash, &response).await?;
     }
     tx.commit().await?;
+    if !outcome.event_ids.is_empty() {
+        writer.appended.appended();
+    }
     Ok(response)
 }
 

@@ -17,12 +17,14 @@ use actix_web::{web, HttpResponse, ResponseError};
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::command::Writer;
 use crate::config::Config;
 use crate::relay::RelayStatus;
 use problem::ApiError;
 
 pub struct AppState {
     pub pool: Pool,
+    pub writer: Writer,
     pub config: Arc<Config>,
     pub relay: RelayStatus,
     pub metrics: PrometheusHandle,

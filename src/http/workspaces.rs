@@ -50,7 +50,7 @@ async fn run(
             .flatten();
         respond::command(outcome, status, view(outcome), location)
     };
-    Ok(command::execute(&state.pool, &handler, &request, render)
+    Ok(command::execute(&state.writer, &handler, &request, render)
         .await?
         .into())
 }

@@ -29,12 +29,14 @@ pub async fn apply(
                     .await?;
             }
             ClaimChange::Claim { scope, value } => {
-                client
-                    .execute(
+                let statement = client
+                    .prepare_cached(
                         "INSERT INTO unique_claims (claim_scope, claim_value, stream_id) \
                          VALUES ($1, lower($2), $3)",
-                        &[scope, value, &stream_id],
                     )
+                    .await?;
+                client
+                    .execute(&statement, &[scope, value, &stream_id])
                     .await
                     .map_err(|e| match unique_violation(&e) {
                         Some("unique_claims_pkey") => StoreError::ClaimTaken {

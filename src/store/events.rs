@@ -34,14 +34,12 @@ pub async fn read_stream(
     client: &impl GenericClient,
     stream_id: &str,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
-            ),
-            &[&stream_id],
-        )
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version"
+        ))
         .await?;
+    let rows = client.query(&statement, &[&stream_id]).await?;
     Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
 }
 
@@ -106,25 +104,10 @@ pub async fn append(
     let versions: Vec<i32> = events.iter().map(|e| e.schema_version).collect();
     let data: Vec<&Value> = events.iter().map(|e| &e.data).collect();
     let metadata = serde_json::to_value(metadata).expect("metadata serializes");
+    let statement = client.prepare_cached(APPEND).await?;
     let row = client
         .query_one(
-            "WITH guard AS MATERIALIZED (
-                 SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh
-             ), ins AS (
-                 INSERT INTO events (event_id, stream_type, stream_id, stream_version, tenant_id,
-                                     workspace_id, event_type, schema_version, data, metadata)
-                 SELECT e.event_id, $1, $2, $3 + e.n, e.tenant_id, e.workspace_id, e.event_type,
-                        e.schema_version, e.data, $4
-                 FROM guard,
-                      unnest($5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::int4[], $10::jsonb[])
-                          WITH ORDINALITY AS e(event_id, tenant_id, workspace_id, event_type,
-                                               schema_version, data, n)
-                 WHERE guard.fresh
-                 RETURNING position, tx_id, recorded_at
-             ), outboxed AS (
-                 INSERT INTO outbox (position) SELECT position FROM ins
-             )
-             SELECT count(*), max(position), max(tx_id::text::bigint), max(recorded_at) FROM ins",
+            &statement,
             &[
                 &stream_type,
                 &stream_id,
@@ -158,3 +141,23 @@ pub async fn append(
         recorded_at: row.get(3),
     })
 }
+
+/// Inserts the events and their outbox rows in one statement, refusing (inserting nothing)
+/// when the transaction already has an id.
+const APPEND: &str = "WITH guard AS MATERIALIZED (
+                 SELECT pg_current_xact_id_if_assigned() IS NULL AS fresh
+             ), ins AS (
+                 INSERT INTO events (event_id, stream_type, stream_id, stream_version, tenant_id,
+                                     workspace_id, event_type, schema_version, data, metadata)
+                 SELECT e.event_id, $1, $2, $3 + e.n, e.tenant_id, e.workspace_id, e.event_type,
+                        e.schema_version, e.data, $4
+                 FROM guard,
+                      unnest($5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::int4[], $10::jsonb[])
+                          WITH ORDINALITY AS e(event_id, tenant_id, workspace_id, event_type,
+                                               schema_version, data, n)
+                 WHERE guard.fresh
+                 RETURNING position, tx_id, recorded_at
+             ), outboxed AS (
+                 INSERT INTO outbox (position) SELECT position FROM ins
+             )
+             SELECT count(*), max(position), max(tx_id::text::bigint), max(recorded_at) FROM ins";

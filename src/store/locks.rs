@@ -20,12 +20,12 @@ pub async fn tenant(client: &impl GenericClient, id: Uuid, mode: Mode) -> Result
         Mode::Shared => "pg_advisory_xact_lock_shared",
         Mode::Exclusive => "pg_advisory_xact_lock",
     };
-    client
-        .execute(
-            &format!("SELECT {f}(hashtextextended('tenant:' || $1::uuid, 0))"),
-            &[&id],
-        )
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {f}(hashtextextended('tenant:' || $1::uuid, 0))"
+        ))
         .await?;
+    client.execute(&statement, &[&id]).await?;
     Ok(())
 }
 
