@@ -40,8 +40,14 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
+    /// The service's connection. Its role should not own the schema.
     #[serde(serialize_with = "redacted")]
     pub url: SecretString,
+    /// The connection migrations run on: the role that owns the schema. When it is a different
+    /// role from `url`'s, Charter grants the service role only what it needs (SELECT and INSERT
+    /// on `events`), so the service can never rewrite history. Defaults to `url`.
+    #[serde(serialize_with = "redacted_opt")]
+    pub migration_url: Option<SecretString>,
     pub pool_size: usize,
     /// Connecting, and waiting for a pooled connection, fail after this long (503).
     pub connect_timeout_ms: u64,
@@ -95,6 +101,13 @@ fn redacted<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Er
     s.serialize_str("[REDACTED]")
 }
 
+fn redacted_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("[REDACTED]"),
+        None => s.serialize_none(),
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
@@ -112,6 +125,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: SecretString::from("postgres://charter:charter@127.0.0.1:5432/charter"),
+            migration_url: None,
             pool_size: 32,
             connect_timeout_ms: 2_000,
             statement_timeout_ms: 10_000,
@@ -196,6 +210,16 @@ impl DatabaseConfig {
         config.keepalives_idle(Duration::from_secs(30));
         Ok(config)
     }
+
+    /// The schema owner's connection settings (no statement timeout: migrations may run long,
+    /// and instances wait on each other's migrations).
+    pub fn migration_pg_config(&self) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+        let url = self.migration_url.as_ref().unwrap_or(&self.url);
+        let mut config: tokio_postgres::Config = url.expose_secret().parse()?;
+        config.connect_timeout(Duration::from_millis(self.connect_timeout_ms));
+        config.application_name("charter-migrate");
+        Ok(config)
+    }
 }
 
 #[cfg(test)]
@@ -208,7 +232,7 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "charter.yaml",
-                "http:\n  port: 9000\n  host: 0.0.0.0\ndatabase:\n  url: postgres://u:hunter2@db/x\n",
+                "http:\n  port: 9000\n  host: 0.0.0.0\ndatabase:\n  url: postgres://u:hunter2@db/x\n  migration_url: postgres://o:swordfish@db/x\n",
             )?;
             jail.set_env("CHARTER_HTTP__PORT", "9100");
             jail.set_env("CHARTER_KAFKA__BROKERS", "k1:9092,k2:9092");
@@ -219,8 +243,10 @@ mod tests {
             assert_eq!(config.http.host, "0.0.0.0", "file beats defaults");
             assert_eq!(config.kafka.brokers, "k1:9092,k2:9092");
             assert_eq!(config.relay.batch_size, 1_000, "defaults fill the rest");
-            assert!(!format!("{config:?}").contains("hunter2"));
-            assert!(!serde_json::to_string(&config).unwrap().contains("hunter2"));
+            for secret in ["hunter2", "swordfish"] {
+                assert!(!format!("{config:?}").contains(secret));
+                assert!(!serde_json::to_string(&config).unwrap().contains(secret));
+            }
             Ok(())
         });
     }

@@ -43,14 +43,37 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
         .map_err(|e| DbError::Config(e.to_string()))
 }
 
-/// Applies the embedded migrations that are not applied yet. Safe to run concurrently.
+/// What the service role may do once migrations ran as a separate owner. `events` is
+/// SELECT/INSERT only: the service can append history, never rewrite it.
+const SERVICE_GRANTS: &str = "
+    GRANT USAGE ON SCHEMA public, projections TO {role};
+    GRANT SELECT, INSERT ON events TO {role};
+    GRANT SELECT, INSERT, UPDATE, DELETE ON outbox, unique_claims, idempotency_keys,
+        tenant_hierarchy TO {role};
+    GRANT SELECT ON refinery_schema_history TO {role};
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA projections TO {role};
+    GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+";
+
+/// Applies the embedded migrations that are not applied yet, as the schema owner, then grants
+/// the service role its privileges. Safe to run concurrently.
 pub async fn migrate(config: &DatabaseConfig) -> Result<Vec<String>, DbError> {
-    let (mut client, connection) = config.pg_config()?.connect(NoTls).await?;
+    let owner = config.migration_pg_config()?;
+    let service_role = config.pg_config()?.get_user().map(str::to_owned);
+    let (mut client, connection) = owner.connect(NoTls).await?;
     let driver = tokio::spawn(connection);
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
     let report = migrations::runner().run_async(&mut client).await;
+    if report.is_ok() {
+        if let Some(role) = service_role.filter(|r| Some(r.as_str()) != owner.get_user()) {
+            let role = format!("\"{}\"", role.replace('"', "\"\""));
+            client
+                .batch_execute(&SERVICE_GRANTS.replace("{role}", &role))
+                .await?;
+        }
+    }
     // Unlocking explicitly keeps the lock's life obvious; closing the connection would too.
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])

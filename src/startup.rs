@@ -53,11 +53,16 @@ impl Application {
 
         if config.projections.enabled {
             let projections = charter_projections::all();
+            // The runners have connections of their own: a burst of requests cannot starve them
+            // (and read-your-writes waits depend on them making progress).
+            let mut background = config.database.clone();
+            background.pool_size = projections.len() + 1;
+            let background = db::pool(&background)?;
             let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
             checkpoint::ensure(&pool.get().await?, checkpoint::LIVE_SCHEMA, &names).await?;
             for projection in projections {
                 let runner = Runner::new(
-                    pool.clone(),
+                    background.clone(),
                     projection,
                     checkpoint::LIVE_SCHEMA,
                     config.projections.batch_size,

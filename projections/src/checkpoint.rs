@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::GenericClient;
+use deadpool_postgres::{GenericClient, Pool};
 
 use crate::log::LogPosition;
 
@@ -72,17 +72,26 @@ pub async fn reached(
     Ok(row.get::<_, i64>(0) == 0)
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
 /// Waits, at most `timeout`, until every live projection has processed `token`.
-/// Returns whether it got there.
+/// Returns whether it got there. Holds a pooled connection only while it checks, so many
+/// waiting readers cannot starve the pool.
 pub async fn wait_for(
-    client: &impl GenericClient,
+    pool: &Pool,
     token: LogPosition,
     timeout: Duration,
-) -> Result<bool, tokio_postgres::Error> {
+) -> Result<bool, WaitError> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     loop {
-        if reached(client, token).await? {
+        if reached(&pool.get().await?, token).await? {
             return Ok(true);
         }
         let now = Instant::now();

@@ -19,8 +19,9 @@ use crate::store::events::{self, Loaded, NewEvent};
 use crate::store::idempotency::{self, StoredResponse};
 use crate::store::{locks, StoreError};
 
-/// How often a command without `If-Match` is re-decided after losing a race on its stream.
-const MAX_ATTEMPTS: usize = 5;
+/// How often a command is re-decided after losing a race on its stream (without `If-Match`,
+/// or with `If-Match: *`) or after a transient database conflict (deadlock, serialization).
+const MAX_ATTEMPTS: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -32,6 +33,9 @@ pub enum CommandError {
     PreconditionFailed { current: i64 },
     #[error("the resource kept changing concurrently; retry")]
     Conflict,
+    /// A deadlock or serialization failure: the whole command can simply run again.
+    #[error("transient database conflict")]
+    Transient,
     #[error("{what} {value:?} is already taken")]
     Taken { what: String, value: String },
     #[error("this Idempotency-Key was already used with a different request")]
@@ -46,6 +50,7 @@ impl From<StoreError> for CommandError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { .. } => CommandError::Conflict,
+            StoreError::Transient(_) => CommandError::Transient,
             StoreError::ClaimTaken { scope, value } => CommandError::Taken {
                 what: scope.split(':').next().unwrap_or_default().to_owned(),
                 value,
@@ -128,6 +133,16 @@ pub trait CommandHandler {
         tx: &Transaction<'_>,
     ) -> Result<Vec<<Self::Aggregate as Aggregate>::Command>, CommandError>;
 
+    /// Write-side indexes other than claims that mirror `events`, updated in the same
+    /// transaction right after the append.
+    async fn index(
+        &self,
+        _tx: &Transaction<'_>,
+        _events: &[<Self::Aggregate as Aggregate>::Event],
+    ) -> Result<(), CommandError> {
+        Ok(())
+    }
+
     /// Uniqueness claims taken or released by `events`, given the state before them.
     fn claims(
         &self,
@@ -148,7 +163,12 @@ pub async fn execute<H: CommandHandler>(
 ) -> Result<StoredResponse, CommandError> {
     for _ in 0..MAX_ATTEMPTS {
         match attempt(writer, handler, request, &render).await {
-            Err(CommandError::Conflict) if request.if_match.is_none() => continue,
+            Err(CommandError::Conflict)
+                if matches!(request.if_match, None | Some(IfMatch::Any)) =>
+            {
+                continue
+            }
+            Err(CommandError::Transient) => continue,
             Err(CommandError::Conflict) => {
                 // The client pinned a version and lost the race: their version is gone.
                 let current =
@@ -185,23 +205,6 @@ async fn attempt<H: CommandHandler>(
     let commands = handler.prepare(&tx).await?;
     let stream_id = handler.stream_id();
     let loaded: Loaded<H::Aggregate> = events::load(&tx, &stream_id).await?;
-    match request.if_match {
-        Some(IfMatch::Version(v)) if v != loaded.version => {
-            return Err(CommandError::PreconditionFailed {
-                current: loaded.version,
-            })
-        }
-        Some(IfMatch::Never) => {
-            return Err(CommandError::PreconditionFailed {
-                current: loaded.version,
-            })
-        }
-        Some(IfMatch::Any) if loaded.version == 0 => {
-            return Err(CommandError::PreconditionFailed { current: 0 })
-        }
-        _ => {}
-    }
-
     let mut state = loaded.state.clone();
     let mut decided = Vec::new();
     for command in &commands {
@@ -213,6 +216,9 @@ async fn attempt<H: CommandHandler>(
         }
         decided.extend(events);
     }
+    // Preconditions are judged only once the decision has established that the caller may
+    // see the resource: a workspace of another tenant is a 404 whatever If-Match says.
+    check_if_match(request.if_match, loaded.version)?;
 
     let before = loaded.state.clone();
     let mut outcome = Outcome::from(loaded);
@@ -239,6 +245,7 @@ async fn attempt<H: CommandHandler>(
         )
         .await?;
         claims::apply(&tx, &stream_id, &handler.claims(&before, &decided)).await?;
+        handler.index(&tx, &decided).await?;
         outcome.version = appended.version;
         outcome.event_ids = new.iter().map(|e| e.event_id).collect();
         outcome.token = appended.last;
@@ -264,6 +271,20 @@ pub async fn current<A: Aggregate>(
 ) -> Result<Outcome<A>, CommandError> {
     let client = pool.get().await?;
     Ok(events::load(&client, stream_id).await?.into())
+}
+
+fn check_if_match(if_match: Option<IfMatch>, version: i64) -> Result<(), CommandError> {
+    let matches = match if_match {
+        None => true,
+        Some(IfMatch::Any) => version > 0,
+        Some(IfMatch::Version(v)) => v == version,
+        Some(IfMatch::Never) => false,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(CommandError::PreconditionFailed { current: version })
+    }
 }
 
 impl<A> From<Loaded<A>> for Outcome<A> {

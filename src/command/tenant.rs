@@ -7,10 +7,10 @@ use deadpool_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use super::{CommandError, CommandHandler};
-use crate::domain::tenant::{ParentContext, Tenant, TenantCommand, MAX_DEPTH};
+use crate::domain::tenant::{ParentContext, Tenant, TenantCommand};
 use crate::store::claims::ClaimChange;
-use crate::store::events;
 use crate::store::locks::{self, Mode};
+use crate::store::{events, hierarchy};
 
 pub const SLUG_SCOPE: &str = "tenant.slug";
 
@@ -19,33 +19,30 @@ pub fn tenant_stream(id: Uuid) -> String {
 }
 
 /// Loads a prospective parent and its ancestors. Locks the parent so that it cannot be
-/// blocked or deleted before this transaction commits.
+/// blocked or deleted before this transaction commits. Call under the hierarchy lock.
 async fn parent_context(
     tx: &Transaction<'_>,
     parent_id: Uuid,
 ) -> Result<ParentContext, CommandError> {
     locks::tenant(tx, parent_id, Mode::Shared).await?;
     let parent = events::load::<Tenant>(tx, &tenant_stream(parent_id)).await?;
-    let status = parent.state.0.as_ref().map(|t| t.status);
-    let mut ancestors = Vec::new();
-    let mut next = parent.state.0.and_then(|t| t.parent_id);
-    // The walk is bounded: a chain longer than MAX_DEPTH is rejected by the decision anyway.
-    while let Some(id) = next {
-        if ancestors.len() > MAX_DEPTH || ancestors.contains(&id) {
-            break;
-        }
-        ancestors.push(id);
-        next = events::load::<Tenant>(tx, &tenant_stream(id))
-            .await?
-            .state
-            .0
-            .and_then(|t| t.parent_id);
-    }
     Ok(ParentContext {
         id: parent_id,
-        status,
-        ancestors,
+        status: parent.state.0.as_ref().map(|t| t.status),
+        ancestors: hierarchy::ancestors(tx, parent_id).await?,
     })
+}
+
+/// Mirrors hierarchy events into the write-side index.
+async fn index_hierarchy(tx: &Transaction<'_>, events: &[TenantEvent]) -> Result<(), CommandError> {
+    for event in events {
+        match event {
+            TenantEvent::Created(c) => hierarchy::set_parent(tx, c.tenant_id, c.parent_id).await?,
+            TenantEvent::Moved(m) => hierarchy::set_parent(tx, m.tenant_id, m.parent_id).await?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub struct CreateTenant {
@@ -64,7 +61,10 @@ impl CommandHandler for CreateTenant {
 
     async fn prepare(&self, tx: &Transaction<'_>) -> Result<Vec<TenantCommand>, CommandError> {
         let parent = match self.parent_id {
-            Some(id) => Some(parent_context(tx, id).await?),
+            Some(id) => {
+                locks::hierarchy(tx, Mode::Shared).await?;
+                Some(parent_context(tx, id).await?)
+            }
             None => None,
         };
         Ok(vec![TenantCommand::Create {
@@ -73,6 +73,14 @@ impl CommandHandler for CreateTenant {
             slug: self.slug.clone(),
             parent,
         }])
+    }
+
+    async fn index(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[TenantEvent],
+    ) -> Result<(), CommandError> {
+        index_hierarchy(tx, events).await
     }
 
     fn claims(&self, _: &Tenant, events: &[TenantEvent]) -> Vec<ClaimChange> {
@@ -109,14 +117,25 @@ impl CommandHandler for UpdateTenant {
             commands.push(TenantCommand::Rename { name: name.clone() });
         }
         if let Some(parent_id) = self.parent_id {
-            locks::hierarchy(tx).await?;
+            locks::hierarchy(tx, Mode::Exclusive).await?;
             let parent = match parent_id {
                 Some(id) => Some(parent_context(tx, id).await?),
                 None => None,
             };
-            commands.push(TenantCommand::Move { parent });
+            commands.push(TenantCommand::Move {
+                parent,
+                subtree_height: hierarchy::subtree_height(tx, self.tenant_id).await?,
+            });
         }
         Ok(commands)
+    }
+
+    async fn index(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[TenantEvent],
+    ) -> Result<(), CommandError> {
+        index_hierarchy(tx, events).await
     }
 }
 

@@ -57,6 +57,8 @@ pub enum TenantCommand {
     },
     Move {
         parent: Option<ParentContext>,
+        /// Levels in the moving tenant's subtree, itself included (1 for a leaf).
+        subtree_height: usize,
     },
     Block {
         reason: Option<String>,
@@ -108,8 +110,9 @@ impl Tenant {
     }
 }
 
-/// Checks that `parent` can hold `child`, which is being created or moved.
-fn check_parent(child: Uuid, parent: &ParentContext) -> Result<(), TenantError> {
+/// Checks that `parent` can hold `child`, which is being created or moved together with a
+/// subtree `height` levels tall.
+fn check_parent(child: Uuid, parent: &ParentContext, height: usize) -> Result<(), TenantError> {
     match parent.status {
         None | Some(TenantStatus::Deleted) => return Err(TenantError::ParentNotFound(parent.id)),
         Some(TenantStatus::Blocked) => return Err(TenantError::ParentBlocked(parent.id)),
@@ -118,8 +121,9 @@ fn check_parent(child: Uuid, parent: &ParentContext) -> Result<(), TenantError> 
     if parent.id == child || parent.ancestors.contains(&child) {
         return Err(TenantError::Cycle(parent.id));
     }
-    // root = depth 1; the child sits below the parent and all of the parent's ancestors.
-    if parent.ancestors.len() + 2 > MAX_DEPTH {
+    // root = depth 1: the parent sits at ancestors + 1, the subtree's deepest level at
+    // ancestors + 1 + height.
+    if parent.ancestors.len() + 1 + height > MAX_DEPTH {
         return Err(TenantError::TooDeep);
     }
     Ok(())
@@ -173,7 +177,7 @@ impl Aggregate for Tenant {
                 return Err(TenantError::AlreadyExists);
             }
             if let Some(parent) = parent {
-                check_parent(*tenant_id, parent)?;
+                check_parent(*tenant_id, parent, 1)?;
             }
             return Ok(vec![TenantCreated {
                 tenant_id: *tenant_id,
@@ -194,13 +198,16 @@ impl Aggregate for Tenant {
                 name: name.clone(),
             }
             .into()],
-            TenantCommand::Move { parent } => {
+            TenantCommand::Move {
+                parent,
+                subtree_height,
+            } => {
                 let new_parent = parent.as_ref().map(|p| p.id);
                 if new_parent == t.parent_id {
                     vec![]
                 } else {
                     if let Some(parent) = parent {
-                        check_parent(tenant_id, parent)?;
+                        check_parent(tenant_id, parent, *subtree_height)?;
                     }
                     vec![TenantMoved {
                         tenant_id,
@@ -301,11 +308,13 @@ mod tests {
         given::<Tenant>([created(1, None)])
             .when(TenantCommand::Move {
                 parent: Some(parent(3, Some(TenantStatus::Active), &[2, 1])),
+                subtree_height: 3,
             })
             .then_error(TenantError::Cycle(id(3)));
         given::<Tenant>([created(1, None)])
             .when(TenantCommand::Move {
                 parent: Some(parent(1, Some(TenantStatus::Active), &[])),
+                subtree_height: 1,
             })
             .then_error(TenantError::Cycle(id(1)));
     }
@@ -320,11 +329,15 @@ mod tests {
         let state = given::<Tenant>([created(2, Some(1))])
             .when(TenantCommand::Move {
                 parent: Some(parent(3, Some(TenantStatus::Active), &[])),
+                subtree_height: 1,
             })
             .then([moved.clone().into()]);
         assert_eq!(state.0.unwrap().parent_id, Some(id(3)));
         given::<Tenant>([created(2, Some(1)), moved.into()])
-            .when(TenantCommand::Move { parent: None })
+            .when(TenantCommand::Move {
+                parent: None,
+                subtree_height: 1,
+            })
             .then([TenantMoved {
                 tenant_id: id(2),
                 parent_id: None,
@@ -349,6 +362,28 @@ mod tests {
                 Some(parent(99, Some(TenantStatus::Active), &ancestors)),
             ))
             .then([created(1, Some(99))]);
+    }
+
+    #[test]
+    fn a_move_counts_the_height_of_the_subtree_that_moves() {
+        // The parent is at depth 20; a subtree 12 levels tall fits (depth 32), 13 does not.
+        let ancestors: Vec<u128> = (100..119).collect();
+        let target = parent(99, Some(TenantStatus::Active), &ancestors);
+        let mv = |height| TenantCommand::Move {
+            parent: Some(target.clone()),
+            subtree_height: height,
+        };
+        given::<Tenant>([created(1, None)])
+            .when(mv(13))
+            .then_error(TenantError::TooDeep);
+        given::<Tenant>([created(1, None)])
+            .when(mv(12))
+            .then([TenantMoved {
+                tenant_id: id(1),
+                parent_id: Some(id(99)),
+                previous_parent_id: None,
+            }
+            .into()]);
     }
 
     #[test]
@@ -401,7 +436,10 @@ mod tests {
             TenantCommand::Block { reason: None },
             TenantCommand::Unblock,
             TenantCommand::Delete,
-            TenantCommand::Move { parent: None },
+            TenantCommand::Move {
+                parent: None,
+                subtree_height: 1,
+            },
         ] {
             given::<Tenant>(history.clone())
                 .when(cmd)

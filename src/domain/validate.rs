@@ -61,6 +61,14 @@ pub fn reason(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> O
     let value = raw.map(str::trim).filter(|s| !s.is_empty())?;
     if value.chars().count() > 1000 {
         errors.push(FieldError::new(field, "must be at most 1000 characters"));
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        errors.push(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Some(value.to_owned())
 }

@@ -159,7 +159,7 @@ impl From<CommandError> for ApiError {
             CommandError::PreconditionFailed { current } => ApiError::PreconditionFailed(format!(
                 "If-Match does not match the current version {current}"
             )),
-            CommandError::Conflict => ApiError::Conflict {
+            CommandError::Conflict | CommandError::Transient => ApiError::Conflict {
                 slug: "concurrent-modification",
                 detail: "the resource kept changing concurrently; retry".into(),
             },

@@ -113,9 +113,14 @@ pub async fn wait_for_consistency(state: &AppState, token: Option<&str>) -> Resu
         slug: "invalid-consistency-token",
         detail: "consistency must be a token returned by a command".into(),
     })?;
-    let client = state.pool.get().await?;
     let timeout = std::time::Duration::from_millis(state.config.projections.consistency_timeout_ms);
-    if checkpoint::wait_for(&client, token, timeout).await? {
+    let reached = checkpoint::wait_for(&state.pool, token, timeout)
+        .await
+        .map_err(|e| match e {
+            checkpoint::WaitError::Pool(e) => ApiError::from(e),
+            checkpoint::WaitError::Db(e) => ApiError::from(e),
+        })?;
+    if reached {
         Ok(())
     } else {
         Err(ApiError::Unavailable {

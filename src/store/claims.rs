@@ -12,12 +12,17 @@ pub enum ClaimChange {
 }
 
 /// Applies claim changes for `stream_id`. Values are compared case-insensitively.
+/// New claims are taken before old ones are released: two renames that swap names then fail
+/// cleanly (the name is still taken) instead of deadlocking on each other's released rows.
 pub async fn apply(
     client: &impl GenericClient,
     stream_id: &str,
     changes: &[ClaimChange],
 ) -> Result<(), StoreError> {
-    for change in changes {
+    let (claims, releases): (Vec<&ClaimChange>, Vec<&ClaimChange>) = changes
+        .iter()
+        .partition(|c| matches!(c, ClaimChange::Claim { .. }));
+    for change in claims.into_iter().chain(releases) {
         match change {
             ClaimChange::Release { scope, value } => {
                 client

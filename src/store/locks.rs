@@ -29,12 +29,17 @@ pub async fn tenant(client: &impl GenericClient, id: Uuid, mode: Mode) -> Result
     Ok(())
 }
 
-/// Serializes changes to the shape of the tenant hierarchy, so that two concurrent moves
-/// cannot together close a cycle that neither sees alone.
-pub async fn hierarchy(client: &impl GenericClient) -> Result<(), StoreError> {
+/// Guards the shape of the tenant hierarchy: moves hold it exclusively, so two concurrent
+/// moves cannot together close a cycle (or exceed the depth) that neither sees alone; creates
+/// below a parent hold it shared, so the ancestors they read stay put.
+pub async fn hierarchy(client: &impl GenericClient, mode: Mode) -> Result<(), StoreError> {
+    let f = match mode {
+        Mode::Shared => "pg_advisory_xact_lock_shared",
+        Mode::Exclusive => "pg_advisory_xact_lock",
+    };
     client
         .execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('tenant-hierarchy', 0))",
+            &format!("SELECT {f}(hashtextextended('tenant-hierarchy', 0))"),
             &[],
         )
         .await?;

@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod events;
+pub mod hierarchy;
 pub mod idempotency;
 pub mod locks;
 
@@ -19,6 +20,9 @@ pub enum StoreError {
     /// would let a later version sort before an earlier one in the global order.
     #[error("a transaction id was assigned before the append; the global order would break")]
     TransactionNotFresh,
+    /// Deadlock or serialization failure; retrying the transaction is safe.
+    #[error("transient conflict: {0}")]
+    Transient(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
     #[error("database unavailable: {0}")]
@@ -41,6 +45,12 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if is_unavailable(&e) {
             return StoreError::Unavailable(e.to_string());
+        }
+        if matches!(
+            e.code(),
+            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+        ) {
+            return StoreError::Transient(e.to_string());
         }
         StoreError::Db(e)
     }

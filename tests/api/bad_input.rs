@@ -274,6 +274,14 @@ async fn every_bad_input_gets_its_problem_type() {
     );
     long_key.headers.push(("Idempotency-Key", "k".repeat(300)));
     cases.extend([no_type, text, long_key]);
+    cases.push(case(
+        "control character in a reason",
+        Method::POST,
+        &format!("{tenant}/block"),
+        Some(r#"{"reason":"a\u0000b"}"#),
+        422,
+        "validation-failed",
+    ));
     // An optional body that is present is decoded strictly, not ignored.
     let block = format!("{tenant}/block");
     cases.push(case(

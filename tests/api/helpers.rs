@@ -23,26 +23,33 @@ pub struct TestApp {
     pub config: Config,
 }
 
-/// Creates an empty database and returns its URL.
+/// Creates an empty database, owned by the schema owner role, and returns its name.
 pub async fn fresh_database() -> String {
-    let admin_url = env("DATABASE_URL");
-    let (client, connection) = tokio_postgres::connect(&admin_url, NoTls)
+    let owner_url = env("DATABASE_OWNER_URL");
+    let (client, connection) = tokio_postgres::connect(&owner_url, NoTls)
         .await
-        .expect("connect to DATABASE_URL");
+        .expect("connect to DATABASE_OWNER_URL");
     tokio::spawn(connection);
     let name = format!("charter_test_{}", Uuid::now_v7().simple());
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create test database");
-    let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL is a URL");
-    url.set_path(&name);
+    name
+}
+
+/// `base` (a connection URL from the environment) pointed at database `name`.
+pub fn url_for(base: &str, name: &str) -> String {
+    let mut url = url::Url::parse(&env(base)).expect("a connection URL");
+    url.set_path(name);
     url.to_string()
 }
 
-pub fn test_config(database_url: &str) -> Config {
+/// A configuration for database `name`: the service role connects, the owner migrates.
+pub fn test_config(name: &str) -> Config {
     let mut config = Config::default();
-    config.database.url = SecretString::from(database_url.to_owned());
+    config.database.url = SecretString::from(url_for("DATABASE_URL", name));
+    config.database.migration_url = Some(SecretString::from(url_for("DATABASE_OWNER_URL", name)));
     config.database.pool_size = 40;
     config.http.port = 0;
     config.http.workers = 2;
@@ -62,8 +69,8 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
-    let database_url = fresh_database().await;
-    let mut config = test_config(&database_url);
+    let database = fresh_database().await;
+    let mut config = test_config(&database);
     customize(&mut config);
     spawn_with_config(config).await
 }

@@ -11,8 +11,8 @@ use crate::kafka::wait_for_empty_outbox;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_one_database_with_exactly_one_relay_leader() {
-    let database_url = fresh_database().await;
-    let mut config = test_config(&database_url);
+    let database = fresh_database().await;
+    let mut config = test_config(&database);
     config.relay.enabled = true;
     // Three instances start at once and race to migrate the empty database.
     let apps = join_all((0..3).map(|_| spawn_with_config(config.clone()))).await;

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use crate::helpers::{fresh_database, test_config};
 
 async fn migrated_pool() -> Pool {
-    let url = fresh_database().await;
-    let config = test_config(&url);
+    let database = fresh_database().await;
+    let config = test_config(&database);
     charter::db::migrate(&config.database).await.unwrap();
     let mut db = config.database.clone();
     db.pool_size = 40;
@@ -229,8 +229,6 @@ async fn a_late_commit_is_not_skipped() {
 #[tokio::test]
 async fn the_service_role_cannot_rewrite_history() {
     let pool = migrated_pool().await;
-    let client = pool.get().await.unwrap();
-    let tx_client = &client;
     {
         let mut c = pool.get().await.unwrap();
         let tx = c.transaction().await.unwrap();
@@ -246,19 +244,67 @@ async fn the_service_role_cannot_rewrite_history() {
         .unwrap();
         tx.commit().await.unwrap();
     }
+    let client = pool.get().await.unwrap();
+    // Neither rewriting rows nor taking the guards down is open to the service role: it does
+    // not own the table, so it cannot re-grant itself privileges or touch the triggers.
     for sql in [
         "UPDATE events SET data = '{\"forged\": true}'",
         "DELETE FROM events",
         "TRUNCATE events CASCADE",
+        "ALTER TABLE events DISABLE TRIGGER events_append_only_rows",
+        "DROP TRIGGER events_append_only_rows ON events",
+        "DROP TABLE events CASCADE",
     ] {
-        let err = tx_client.batch_execute(sql).await.expect_err(sql);
+        let err = client.batch_execute(sql).await.expect_err(sql);
         let code = err.as_db_error().map(|e| e.code().code().to_owned());
         assert_eq!(code.as_deref(), Some("42501"), "{sql}: {err}");
     }
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM events", &[])
+    // A GRANT from a non-owner is accepted with a warning and grants nothing.
+    client
+        .batch_execute("GRANT UPDATE, DELETE ON events TO CURRENT_USER")
+        .await
+        .unwrap();
+    let can: bool = client
+        .query_one(
+            "SELECT has_table_privilege('events', 'UPDATE') OR has_table_privilege('events', 'DELETE')",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 1);
+    assert!(!can, "the service role gave itself UPDATE or DELETE");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM events WHERE data = '{}'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the event is still there, unchanged");
+}
+
+/// The guard behind the ordering invariant: an append refuses to run in a transaction that
+/// already wrote (and so already has a transaction id that may sort before a predecessor).
+#[tokio::test]
+async fn an_append_after_another_write_is_refused() {
+    let pool = migrated_pool().await;
+    let mut c = pool.get().await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    tx.execute(
+        "INSERT INTO unique_claims (claim_scope, claim_value, stream_id) VALUES ('t', 'v', 's')",
+        &[],
+    )
+    .await
+    .unwrap();
+    let refused = append(
+        &tx,
+        "test",
+        "test-late",
+        0,
+        &[event(Uuid::now_v7())],
+        &meta(),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(StoreError::TransactionNotFresh)),
+        "{refused:?}"
+    );
 }

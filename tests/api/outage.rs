@@ -81,8 +81,8 @@ async fn commands_succeed_while_the_broker_is_down_and_the_backlog_drains_in_ord
     let dir =
         std::env::temp_dir().join(format!("charter-outage-{}", uuid::Uuid::now_v7().simple()));
     let mut broker = Broker::start(dir.clone(), free_port());
-    let database_url = fresh_database().await;
-    let mut config = test_config(&database_url);
+    let database = fresh_database().await;
+    let mut config = test_config(&database);
     config.kafka.brokers = format!("127.0.0.1:{}", broker.port);
     config.kafka.message_timeout_ms = 3_000;
     config.relay.enabled = true;

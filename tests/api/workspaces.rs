@@ -50,6 +50,18 @@ async fn workspace_lifecycle_and_tenant_scoping() {
         )
         .await;
     assert_problem(r, 404, "not-found").await;
+    // Not even If-Match reveals whether it exists, or at which version.
+    for tag in ["\"1\"", "\"999\"", "*"] {
+        let r = app
+            .http
+            .patch(app.url(&format!("/v1/tenants/{b}/workspaces/{ws_id}")))
+            .header("If-Match", tag)
+            .json(&json!({"name": "probe"}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 404, "not-found").await;
+    }
 
     let r = app
         .send(
