@@ -76,6 +76,8 @@ pub struct RelayConfig {
     pub batch_size: i64,
     /// Fallback poll interval when no NOTIFY arrives.
     pub poll_interval_ms: u64,
+    /// Wait after a wake-up so that a batch accumulates under load.
+    pub linger_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -84,6 +86,8 @@ pub struct ProjectionsConfig {
     pub enabled: bool,
     pub batch_size: i64,
     pub poll_interval_ms: u64,
+    /// Wait after a wake-up so that one transaction applies a batch under load.
+    pub linger_ms: u64,
     /// Upper bound of a `consistency=` wait before answering 503.
     pub consistency_timeout_ms: u64,
 }
@@ -152,6 +156,7 @@ impl Default for RelayConfig {
             enabled: true,
             batch_size: 1_000,
             poll_interval_ms: 200,
+            linger_ms: 5,
         }
     }
 }
@@ -162,6 +167,7 @@ impl Default for ProjectionsConfig {
             enabled: true,
             batch_size: 500,
             poll_interval_ms: 200,
+            linger_ms: 5,
             consistency_timeout_ms: 5_000,
         }
     }

@@ -67,6 +67,8 @@ impl Application {
                     checkpoint::LIVE_SCHEMA,
                     config.projections.batch_size,
                 );
+                let runner =
+                    runner.with_linger(Duration::from_millis(config.projections.linger_ms));
                 let poll = Duration::from_millis(config.projections.poll_interval_ms);
                 tasks.push(tokio::spawn(runner.run(
                     wakeup.clone(),

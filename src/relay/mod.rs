@@ -45,6 +45,7 @@ pub struct Relay {
     publisher: Publisher,
     batch_size: i64,
     poll: Duration,
+    linger: Duration,
     status: RelayStatus,
 }
 
@@ -56,6 +57,7 @@ impl Relay {
             publisher: Publisher::new(&config.kafka)?,
             batch_size: config.relay.batch_size,
             poll: Duration::from_millis(config.relay.poll_interval_ms),
+            linger: Duration::from_millis(config.relay.linger_ms),
             status,
         })
     }
@@ -138,7 +140,7 @@ impl Relay {
                 }
             };
             tokio::select! {
-                _ = wakeup.changed() => {}
+                _ = wakeup.changed() => tokio::time::sleep(self.linger).await,
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.cancelled() => {}
             }
