@@ -17,6 +17,13 @@ pub trait DomainEvent: Sized {
     fn to_data(&self) -> Value;
     /// Rebuilds an event from a stored row, upcasting older schema versions.
     fn decode(event_type: &str, schema_version: u32, data: Value) -> Result<Self, DecodeError>;
+
+    /// Whether the event is published to Kafka. Internal events (those carrying secrets such
+    /// as password hashes) stay in the log, which must rebuild everything, but get no outbox
+    /// row.
+    fn published(&self) -> bool {
+        true
+    }
 }
 
 /// Which tenant (and workspace) an event belongs to: its row's `tenant_id`/`workspace_id`,
@@ -69,17 +76,23 @@ pub enum DecodeError {
 pub fn all_schemas() -> Vec<EventSchema> {
     let mut all = crate::tenant::TenantEvent::schemas();
     all.extend(crate::workspace::WorkspaceEvent::schemas());
+    all.extend(crate::permission::PermissionEvent::schemas());
+    all.extend(crate::user::UserEvent::schemas());
+    all.extend(crate::group::GroupEvent::schemas());
     all
 }
 
 /// Declares an event family: an enum whose variants each wrap one payload struct, bound to a
 /// stable type name and schema version. Generates the [`DomainEvent`] impl and `schemas()`.
+/// A variant marked `internal` is never published (see [`DomainEvent::published`]).
 #[macro_export]
 macro_rules! event_family {
+    (@published) => { true };
+    (@published internal) => { false };
     (
         $(#[$meta:meta])*
         pub enum $family:ident for $stream_type:literal {
-            $( $variant:ident($payload:ty) = $type_name:literal v $version:literal ),+ $(,)?
+            $( $variant:ident($payload:ty) = $type_name:literal v $version:literal $($internal:ident)? ),+ $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -95,6 +108,10 @@ macro_rules! event_family {
 
             fn schema_version(&self) -> u32 {
                 match self { $( Self::$variant(_) => $version ),+ }
+            }
+
+            fn published(&self) -> bool {
+                match self { $( Self::$variant(_) => $crate::event_family!(@published $($internal)?) ),+ }
             }
 
             fn to_data(&self) -> serde_json::Value {

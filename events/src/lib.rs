@@ -8,7 +8,10 @@
 pub mod catalog;
 pub mod cloudevent;
 pub mod envelope;
+pub mod group;
+pub mod permission;
 pub mod tenant;
+pub mod user;
 pub mod workspace;
 
 pub use catalog::{DecodeError, DomainEvent, EventSchema, Scoped};

@@ -233,6 +233,7 @@ async fn attempt<H: CommandHandler>(
                 tenant_id: e.tenant_id(),
                 workspace_id: e.workspace_id(),
                 data: e.to_data(),
+                published: e.published(),
             })
             .collect();
         let appended = events::append(

@@ -1,7 +1,10 @@
 //! Aggregates: state + commands + a pure `decide` and `apply`. No I/O happens here; whatever
 //! a decision needs from outside its own stream is loaded beforehand and passed in the command.
 
+pub mod group;
+pub mod permission_registry;
 pub mod tenant;
+pub mod user;
 pub mod validate;
 pub mod workspace;
 

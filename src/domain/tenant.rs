@@ -20,6 +20,23 @@ pub enum TenantStatus {
     Deleted,
 }
 
+/// Why something inside a tenant cannot change now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantGate {
+    NotFound,
+    Blocked,
+}
+
+/// Things inside a tenant (workspaces, users, groups, ...) only change while it is active.
+/// `status` is the tenant's status as read under its shared lock; `None` when it is missing.
+pub fn require_active(status: Option<TenantStatus>) -> Result<(), TenantGate> {
+    match status {
+        None | Some(TenantStatus::Deleted) => Err(TenantGate::NotFound),
+        Some(TenantStatus::Blocked) => Err(TenantGate::Blocked),
+        Some(TenantStatus::Active) => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TenantState {
     pub id: Uuid,

@@ -73,6 +73,72 @@ pub fn reason(field: &str, raw: Option<&str>, errors: &mut Vec<FieldError>) -> O
     Some(value.to_owned())
 }
 
+/// A username: 1-64 characters of letters, digits, `.`, `_`, `-` and `@`.
+pub fn username(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let ok = (1..=64).contains(&raw.chars().count())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if !ok {
+        errors.push(FieldError::new(
+            field,
+            "must be 1-64 characters of letters, digits, '.', '_', '-' and '@'",
+        ));
+    }
+    raw.to_owned()
+}
+
+/// An email address: `local@domain`, at most 254 characters, no spaces or control characters.
+/// (Deliverability is for a verification flow to prove, not for a regular expression.)
+pub fn email(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let value = raw.trim();
+    let ok = value.len() <= 254
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        && value.rsplit_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if !ok {
+        errors.push(FieldError::new(field, "must be an email address"));
+    }
+    value.to_owned()
+}
+
+/// A permission name: dotted lower-case segments, e.g. `connections.create`.
+pub fn permission_name(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let segment = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    let ok = raw.len() <= 200 && raw.split('.').count() >= 2 && raw.split('.').all(segment);
+    if !ok {
+        errors.push(FieldError::new(
+            field,
+            "must match ^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$",
+        ));
+    }
+    raw.to_owned()
+}
+
+/// A service name: 1-63 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter.
+pub fn service(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let ok = (1..=63).contains(&raw.len())
+        && raw.starts_with(|c: char| c.is_ascii_lowercase())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !ok {
+        errors.push(FieldError::new(
+            field,
+            "must be 1-63 characters of a-z, 0-9, '_' and '-', starting with a letter",
+        ));
+    }
+    raw.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +164,42 @@ mod tests {
             slug("slug", bad, &mut e);
             assert_eq!(e.len(), 1, "{bad}");
         }
+    }
+
+    #[test]
+    fn identities_and_permissions() {
+        let check = |f: fn(&str, &str, &mut Vec<FieldError>) -> String, v: &str| {
+            let mut e = vec![];
+            f("f", v, &mut e);
+            e.is_empty()
+        };
+        assert!(check(username, "alice.smith-1"));
+        assert!(!check(username, "alice smith") && !check(username, ""));
+        assert!(check(email, "alice@example.com"));
+        for bad in [
+            "alice",
+            "@example.com",
+            "alice@example",
+            "a b@example.com",
+            "alice@.com",
+        ] {
+            assert!(!check(email, bad), "{bad}");
+        }
+        assert!(
+            check(permission_name, "connections.create")
+                && check(permission_name, "iam.users.read")
+        );
+        for bad in [
+            "connections",
+            "Connections.create",
+            "a..b",
+            "a.1b",
+            "a.b-c",
+            ".a.b",
+        ] {
+            assert!(!check(permission_name, bad), "{bad}");
+        }
+        assert!(check(service, "billing-api") && !check(service, "Billing"));
     }
 
     #[test]

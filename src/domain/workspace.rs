@@ -6,7 +6,7 @@ use charter_events::workspace::{
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::tenant::TenantStatus;
+use super::tenant::{require_active, TenantGate, TenantStatus};
 use super::{Aggregate, Rejection, RejectionKind};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,11 +89,10 @@ impl Aggregate for Workspace {
     }
 
     fn decide(&self, command: &WorkspaceCommand) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
-        match command.tenant_status {
-            None | Some(TenantStatus::Deleted) => return Err(WorkspaceError::TenantNotFound),
-            Some(TenantStatus::Blocked) => return Err(WorkspaceError::TenantBlocked),
-            Some(TenantStatus::Active) => {}
-        }
+        require_active(command.tenant_status).map_err(|gate| match gate {
+            TenantGate::NotFound => WorkspaceError::TenantNotFound,
+            TenantGate::Blocked => WorkspaceError::TenantBlocked,
+        })?;
         let tenant_id = command.tenant_id;
         if let WorkspaceAction::Create { workspace_id, name } = &command.action {
             if self.0.is_some() {

@@ -75,6 +75,8 @@ pub struct NewEvent {
     pub tenant_id: Uuid,
     pub workspace_id: Option<Uuid>,
     pub data: Value,
+    /// False for internal events (secrets): they get no outbox row and never reach Kafka.
+    pub published: bool,
 }
 
 /// What an append wrote.
@@ -103,6 +105,7 @@ pub async fn append(
     let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
     let versions: Vec<i32> = events.iter().map(|e| e.schema_version).collect();
     let data: Vec<&Value> = events.iter().map(|e| &e.data).collect();
+    let published: Vec<bool> = events.iter().map(|e| e.published).collect();
     let metadata = serde_json::to_value(metadata).expect("metadata serializes");
     let statement = client.prepare_cached(APPEND).await?;
     let row = client
@@ -119,6 +122,7 @@ pub async fn append(
                 &types,
                 &versions,
                 &data,
+                &published,
             ],
         )
         .await
@@ -156,8 +160,13 @@ const APPEND: &str = "WITH guard AS MATERIALIZED (
                           WITH ORDINALITY AS e(event_id, tenant_id, workspace_id, event_type,
                                                schema_version, data, n)
                  WHERE guard.fresh
-                 RETURNING position, tx_id, recorded_at
+                 RETURNING event_id, position, tx_id, recorded_at
              ), outboxed AS (
-                 INSERT INTO outbox (position) SELECT position FROM ins
+                 INSERT INTO outbox (position)
+                 SELECT ins.position
+                 FROM ins JOIN unnest($5::uuid[], $11::bool[]) AS p(event_id, published)
+                     ON p.event_id = ins.event_id
+                 WHERE p.published
+                 ORDER BY ins.position
              )
              SELECT count(*), max(position), max(tx_id::text::bigint), max(recorded_at) FROM ins";

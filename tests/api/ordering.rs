@@ -33,6 +33,7 @@ fn event(tenant: Uuid) -> NewEvent {
         tenant_id: tenant,
         workspace_id: None,
         data: json!({}),
+        published: true,
     }
 }
 
