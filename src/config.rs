@@ -18,7 +18,23 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub relay: RelayConfig,
     pub projections: ProjectionsConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// PBKDF2-HMAC-SHA256 iterations for new password hashes (existing hashes keep theirs).
+    pub pbkdf2_iterations: std::num::NonZeroU32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            pbkdf2_iterations: std::num::NonZeroU32::new(600_000).expect("non-zero"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -90,6 +106,9 @@ pub struct ProjectionsConfig {
     pub linger_ms: u64,
     /// Upper bound of a `consistency=` wait before answering 503.
     pub consistency_timeout_ms: u64,
+    /// Consecutive failures of one event before it is recorded in `projections.failed_events`
+    /// and skipped (database outages do not count).
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -169,6 +188,7 @@ impl Default for ProjectionsConfig {
             poll_interval_ms: 200,
             linger_ms: 5,
             consistency_timeout_ms: 5_000,
+            max_attempts: 5,
         }
     }
 }
@@ -195,7 +215,15 @@ impl Config {
         }
         // Only the sections we know: `CHARTER_URL` and friends in a developer's shell are not
         // configuration.
-        let sections = ["http", "database", "kafka", "relay", "projections", "log"];
+        let sections = [
+            "http",
+            "database",
+            "kafka",
+            "relay",
+            "projections",
+            "auth",
+            "log",
+        ];
         figment.merge(Env::prefixed("CHARTER_").split("__").filter(move |k| {
             let k = k.as_str().to_ascii_lowercase();
             sections.iter().any(|s| k.starts_with(&format!("{s}.")))

@@ -11,11 +11,16 @@ use charter_projections::{checkpoint, listener, Runner};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::command::Writer;
+use charter_events::Metadata;
+
+use crate::command::permission::RegisterPermissions;
+use crate::command::{self, CommandRequest, Writer};
 use crate::config::Config;
 use crate::db::{self, DbError};
+use crate::domain::permission_registry::{Register, CHARTER_PERMISSIONS, CHARTER_SERVICE};
 use crate::http::{self, AppState};
 use crate::relay::{Relay, RelayError, RelayStatus};
+use crate::store::idempotency::StoredResponse;
 use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +35,40 @@ pub enum StartupError {
     Relay(#[from] RelayError),
     #[error("http: {0}")]
     Io(#[from] std::io::Error),
+    #[error("registering Charter's permissions: {0}")]
+    Register(String),
+}
+
+/// Registers the `iam.*` permissions Charter enforces. Idempotent: instances starting together
+/// race on the registry stream and the loser re-decides to "nothing to do".
+async fn register_own_permissions(writer: &Writer) -> Result<(), StartupError> {
+    let command = Register {
+        service: CHARTER_SERVICE.into(),
+        permissions: CHARTER_PERMISSIONS
+            .iter()
+            .map(|(n, l)| (n.to_string(), l.to_string()))
+            .collect(),
+    };
+    let request = CommandRequest {
+        metadata: Metadata {
+            actor: "system".into(),
+            correlation_id: uuid::Uuid::now_v7(),
+            ..Metadata::default()
+        },
+        if_match: None,
+        idempotency: None,
+    };
+    command::execute(writer, &RegisterPermissions(command), &request, |_| {
+        StoredResponse {
+            status: 200,
+            etag: None,
+            location: None,
+            body: serde_json::Value::Null,
+        }
+    })
+    .await
+    .map_err(|e| StartupError::Register(e.to_string()))?;
+    Ok(())
 }
 
 pub struct Application {
@@ -67,8 +106,9 @@ impl Application {
                     checkpoint::LIVE_SCHEMA,
                     config.projections.batch_size,
                 );
-                let runner =
-                    runner.with_linger(Duration::from_millis(config.projections.linger_ms));
+                let runner = runner
+                    .with_linger(Duration::from_millis(config.projections.linger_ms))
+                    .with_max_attempts(config.projections.max_attempts);
                 let poll = Duration::from_millis(config.projections.poll_interval_ms);
                 tasks.push(tokio::spawn(runner.run(
                     wakeup.clone(),
@@ -84,6 +124,12 @@ impl Application {
             tasks.push(tokio::spawn(relay.run(wakeup.clone(), shutdown.clone())));
         }
 
+        let writer = Writer {
+            pool: pool.clone(),
+            appended,
+        };
+        register_own_permissions(&writer).await?;
+
         let listener = TcpListener::bind((config.http.host.as_str(), config.http.port))?;
         let port = listener.local_addr()?.port();
         let workers = match config.http.workers {
@@ -93,10 +139,7 @@ impl Application {
         let shutdown_timeout = config.http.shutdown_timeout_s;
         let state = web::Data::new(AppState {
             pool: pool.clone(),
-            writer: Writer {
-                pool: pool.clone(),
-                appended,
-            },
+            writer,
             config: Arc::new(config),
             relay: relay_status,
             metrics: telemetry::metrics_handle(),

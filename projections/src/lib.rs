@@ -4,11 +4,15 @@
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod failures;
+pub mod groups;
 pub mod listener;
 pub mod log;
+pub mod permissions;
 pub mod projection;
 pub mod runner;
 pub mod tenants;
+pub mod users;
 pub mod workspaces;
 
 pub use log::LogPosition;
@@ -20,5 +24,8 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
     vec![
         std::sync::Arc::new(tenants::Tenants),
         std::sync::Arc::new(workspaces::Workspaces),
+        std::sync::Arc::new(users::Users),
+        std::sync::Arc::new(groups::Groups),
+        std::sync::Arc::new(permissions::Permissions),
     ]
 }

@@ -2,7 +2,10 @@
 //! decides, appends events with their outbox rows and uniqueness claims, stores the
 //! idempotency record, and commits. Handlers for each resource live beside this file.
 
+pub mod group;
+pub mod permission;
 pub mod tenant;
+pub mod user;
 pub mod workspace;
 
 use charter_events::{DomainEvent, Metadata, Scoped};

@@ -7,6 +7,45 @@ use charter_events::permission::{PermissionEvent, PermissionLabelChanged, Permis
 
 use super::{Aggregate, Rejection};
 
+/// The service name Charter registers its own permissions under.
+pub const CHARTER_SERVICE: &str = "charter";
+
+/// The permissions Charter itself enforces on its API.
+pub const CHARTER_PERMISSIONS: &[(&str, &str)] = &[
+    ("iam.tenants.read", "Read tenants"),
+    (
+        "iam.tenants.write",
+        "Create, change, block and delete tenants",
+    ),
+    ("iam.workspaces.read", "Read workspaces"),
+    (
+        "iam.workspaces.write",
+        "Create, rename and delete workspaces",
+    ),
+    ("iam.users.read", "Read users"),
+    (
+        "iam.users.write",
+        "Create, change, disable and delete users",
+    ),
+    ("iam.groups.read", "Read groups and their members"),
+    (
+        "iam.groups.write",
+        "Create and delete groups, manage members",
+    ),
+    ("iam.roles.read", "Read roles"),
+    ("iam.roles.write", "Create, change and delete roles"),
+    ("iam.assignments.read", "Read role assignments"),
+    ("iam.assignments.write", "Assign and unassign roles"),
+    ("iam.permissions.read", "Read the permission registry"),
+    ("iam.permissions.write", "Register permissions"),
+    (
+        "iam.entitlements.read",
+        "Read entitlements and check permissions",
+    ),
+    ("iam.service_accounts.write", "Manage service accounts"),
+    ("iam.audit.read", "Read the audit log"),
+];
+
 /// The write model of one service's registry stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PermissionRegistry {

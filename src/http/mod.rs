@@ -1,10 +1,13 @@
 //! The HTTP edge: routes, shared state, and the middleware every request passes through.
 
 pub mod extract;
+pub mod groups;
 pub mod ops;
+pub mod permissions;
 pub mod problem;
 pub mod respond;
 pub mod tenants;
+pub mod users;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -36,6 +39,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health", web::get().to(ops::health))
         .route("/ready", web::get().to(ops::ready))
         .route("/metrics", web::get().to(ops::metrics))
+        .route("/v1/permissions", web::get().to(permissions::list))
+        .route(
+            "/v1/permissions/register",
+            web::post().to(permissions::register),
+        )
         .service(
             web::scope("/v1/tenants")
                 .route("", web::post().to(tenants::create))
@@ -61,7 +69,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/{tenant_id}/workspaces/{workspace_id}",
                     web::delete().to(workspaces::delete),
-                ),
+                )
+                .service(users::routes())
+                .service(groups::routes()),
         )
         .default_service(web::to(|| async {
             ApiError::NotFound("no such route".into()).error_response()

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use charter_projections::{checkpoint, log};
+use charter_projections::{checkpoint, failures, log};
 use serde_json::json;
 
 use super::AppState;
@@ -15,9 +15,14 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// How many recorded poison events `/ready` lists (newest first; the count covers them all).
+const FAILED_EVENTS_LISTED: i64 = 20;
+
 /// Readiness: the database answers and carries this binary's migrations. The relay and the
 /// projections are reported; a broker outage degrades but does not unready the service,
-/// because commands still succeed into the outbox.
+/// because commands still succeed into the outbox. So does a poison event a projection
+/// recorded in `failed_events` and skipped: reads still work, but one of them is missing an
+/// event until someone deals with it.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let relay = state.relay.snapshot();
     let probe = async {
@@ -30,7 +35,13 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         let checkpoints = checkpoint::all(&client, checkpoint::LIVE_SCHEMA)
             .await
             .map_err(|e| e.to_string())?;
-        Ok::<_, String>((applied, backlog, lag, head, checkpoints))
+        let failed = failures::count(&client, checkpoint::LIVE_SCHEMA)
+            .await
+            .map_err(|e| e.to_string())?;
+        let recent = failures::recent(&client, checkpoint::LIVE_SCHEMA, FAILED_EVENTS_LISTED)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((applied, backlog, lag, head, checkpoints, failed, recent))
     };
     let timeout = Duration::from_millis(state.config.database.connect_timeout_ms + 500);
     let result = tokio::time::timeout(timeout, probe)
@@ -42,14 +53,14 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             false,
             json!({"status": "unavailable", "database": {"ok": false, "error": e}, "relay": relay}),
         ),
-        Ok((applied, backlog, lag, head, checkpoints)) => {
+        Ok((applied, backlog, lag, head, checkpoints, failed, recent)) => {
             // Newer migrations are fine: during a rolling deploy the old release keeps serving.
             let migrations_ok = applied >= expected;
             let projections: Vec<_> = checkpoints
                 .iter()
                 .map(|(name, at)| json!({"name": name, "position": at.to_string(), "caught_up": *at >= head}))
                 .collect();
-            let degraded = relay.state == "degraded";
+            let degraded = relay.state == "degraded" || failed > 0;
             (
                 migrations_ok,
                 json!({
@@ -58,6 +69,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
                     "migrations": {"ok": migrations_ok, "applied": applied, "expected": expected},
                     "relay": {"enabled": state.config.relay.enabled, "backlog": backlog, "lag_seconds": lag, "detail": relay},
                     "projections": projections,
+                    "failed_events_count": failed,
+                    "failed_events": recent,
                 }),
             )
         }
@@ -69,13 +82,16 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format. The outbox gauges are read from the database at scrape time, so
-/// they are right whichever instance is the relay leader.
+/// Prometheus text format. The outbox and failed-event gauges are read from the database at
+/// scrape time, so they are right whichever instance is the relay leader or hit the event.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(client) = state.pool.get().await {
         if let Ok((backlog, lag)) = relay::backlog(&client).await {
             metrics::gauge!("charter_outbox_backlog").set(backlog as f64);
             metrics::gauge!("charter_relay_lag_seconds").set(lag);
+        }
+        if let Ok(failed) = failures::count(&client, checkpoint::LIVE_SCHEMA).await {
+            metrics::gauge!("charter_projection_failed_events").set(failed as f64);
         }
     }
     HttpResponse::Ok()

@@ -78,14 +78,30 @@ pub struct ListParams {
 
 impl ListParams {
     pub fn limit(&self) -> Result<i64, ApiError> {
-        match self.limit {
-            None => Ok(50),
-            Some(n @ 1..=200) => Ok(n),
+        limit(self.limit)
+    }
+
+    /// `parent_id` only filters tenants.
+    pub fn reject_parent_id(&self) -> Result<(), ApiError> {
+        match self.parent_id {
+            None => Ok(()),
             Some(_) => Err(ApiError::Malformed {
                 slug: "invalid-query-parameter",
-                detail: "limit must be between 1 and 200".into(),
+                detail: "parent_id only applies to tenants".into(),
             }),
         }
+    }
+}
+
+/// A page size: 1-200, 50 when absent.
+pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
+    match requested {
+        None => Ok(50),
+        Some(n @ 1..=200) => Ok(n),
+        Some(_) => Err(ApiError::Malformed {
+            slug: "invalid-query-parameter",
+            detail: "limit must be between 1 and 200".into(),
+        }),
     }
 }
 

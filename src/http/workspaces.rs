@@ -141,12 +141,7 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = params.limit()?;
-    if params.parent_id.is_some() {
-        return Err(ApiError::Malformed {
-            slug: "invalid-query-parameter",
-            detail: "parent_id does not apply to workspaces".into(),
-        });
-    }
+    params.reject_parent_id()?;
     respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
     if !super::tenants::exists(&state.pool, *path).await? {
         return Err(ApiError::NotFound(format!("tenant {} not found", *path)));

@@ -4,10 +4,14 @@
 
 mod bad_input;
 mod contracts;
+mod groups;
 mod helpers;
 mod instances;
 mod kafka;
 mod ordering;
 mod outage;
+mod permissions;
+mod poison;
 mod tenants;
+mod users;
 mod workspaces;

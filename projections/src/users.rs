@@ -1,0 +1,130 @@
+//! Read model `users`: every user of every tenant, without credentials. Owns `users`.
+
+use charter_events::user::UserEvent;
+use charter_events::{DomainEvent, RecordedEvent};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Transaction};
+use serde::Serialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::projection::{execute, Projection, ProjectionError};
+
+pub struct Users;
+
+#[async_trait::async_trait]
+impl Projection for Users {
+    fn name(&self) -> &'static str {
+        "users"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["users"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        if e.stream_type != UserEvent::STREAM_TYPE {
+            return Ok(());
+        }
+        let event = UserEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        let (id, v, at) = (event.user_id(), e.stream_version, e.recorded_at);
+        let touched = match &event {
+            UserEvent::Created(c) => {
+                execute(
+                    tx,
+                    "INSERT INTO users (user_id, tenant_id, username, email, display_name, status, \
+                     has_password, account_version, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6, 1, $7, $8, $8)",
+                    &[&c.user_id, &c.tenant_id, &c.username, &c.email, &c.display_name, &c.has_password, &v, &at],
+                )
+                .await?
+            }
+            UserEvent::EmailChanged(c) => {
+                execute(tx, "UPDATE users SET email = $4, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at, &c.email]).await?
+            }
+            UserEvent::DisplayNameChanged(c) => {
+                execute(tx, "UPDATE users SET display_name = $4, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at, &c.display_name]).await?
+            }
+            // The hash stays out of read models; only the fact that there is one shows.
+            UserEvent::PasswordSet(_) => {
+                execute(tx, "UPDATE users SET has_password = true, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at]).await?
+            }
+            UserEvent::Disabled(_) => status(tx, id, v, at, "disabled").await?,
+            UserEvent::Enabled(_) => status(tx, id, v, at, "active").await?,
+            UserEvent::Deleted(_) => status(tx, id, v, at, "deleted").await?,
+        };
+        if touched != 1 {
+            return Err(ProjectionError::Invariant(format!(
+                "{} at position {} touched {touched} user rows",
+                e.event_type, e.position
+            )));
+        }
+        Ok(())
+    }
+}
+
+async fn status(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    version: i64,
+    at: DateTime<Utc>,
+    status: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    execute(
+        tx,
+        "UPDATE users SET status = $4, version = $2, updated_at = $3 WHERE user_id = $1",
+        &[&id, &version, &at, &status],
+    )
+    .await
+}
+
+/// One user as listed (never with credentials).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub status: String,
+    pub has_password: bool,
+    pub account_version: i64,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn row(r: &Row) -> UserRow {
+    UserRow {
+        id: r.get(0),
+        tenant_id: r.get(1),
+        username: r.get(2),
+        email: r.get(3),
+        display_name: r.get(4),
+        status: r.get(5),
+        has_password: r.get(6),
+        account_version: r.get(7),
+        version: r.get(8),
+        created_at: r.get(9),
+        updated_at: r.get(10),
+    }
+}
+
+/// Live (not deleted) users of one tenant, by id, after the keyset cursor `after`.
+pub async fn list(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<UserRow>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT user_id, tenant_id, username, email, display_name, status, has_password, \
+             account_version, version, created_at, updated_at FROM projections.users \
+             WHERE tenant_id = $1 AND status <> 'deleted' AND ($2::uuid IS NULL OR user_id > $2) \
+             ORDER BY user_id LIMIT $3",
+            &[&tenant_id, &after, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(row).collect())
+}

@@ -1,0 +1,83 @@
+//! User commands. They hold the tenant's lock shared, and claim usernames and emails
+//! (unique per tenant, ignoring case) in the command's transaction.
+
+use charter_events::envelope::stream_id;
+use charter_events::user::UserEvent;
+use charter_events::DomainEvent;
+use deadpool_postgres::Transaction;
+use uuid::Uuid;
+
+use super::tenant::status_for_update;
+use super::{CommandError, CommandHandler};
+use crate::domain::user::{User, UserAction, UserCommand};
+use crate::store::claims::ClaimChange;
+
+pub fn user_stream(id: Uuid) -> String {
+    stream_id(UserEvent::STREAM_TYPE, id)
+}
+
+pub struct UserHandler {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub action: UserAction,
+}
+
+impl CommandHandler for UserHandler {
+    type Aggregate = User;
+
+    fn stream_id(&self) -> String {
+        user_stream(self.user_id)
+    }
+
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<Vec<UserCommand>, CommandError> {
+        Ok(vec![UserCommand {
+            tenant_id: self.tenant_id,
+            tenant_status: status_for_update(tx, self.tenant_id).await?,
+            action: self.action.clone(),
+        }])
+    }
+
+    fn claims(&self, before: &User, events: &[UserEvent]) -> Vec<ClaimChange> {
+        let username = format!("user.username:{}", self.tenant_id);
+        let email = format!("user.email:{}", self.tenant_id);
+        let claim = |scope: &str, value: &str| ClaimChange::Claim {
+            scope: scope.to_owned(),
+            value: value.to_owned(),
+        };
+        let release = |scope: &str, value: &str| ClaimChange::Release {
+            scope: scope.to_owned(),
+            value: value.to_owned(),
+        };
+        let mut current = before
+            .0
+            .as_ref()
+            .map(|u| (u.username.clone(), u.email.clone()));
+        let mut changes = Vec::new();
+        for event in events {
+            match event {
+                UserEvent::Created(c) => {
+                    changes.push(claim(&username, &c.username));
+                    changes.push(claim(&email, &c.email));
+                    current = Some((c.username.clone(), c.email.clone()));
+                }
+                UserEvent::EmailChanged(c) => {
+                    if let Some((_, old)) = &current {
+                        changes.push(release(&email, old));
+                    }
+                    changes.push(claim(&email, &c.email));
+                    if let Some((_, old)) = current.as_mut() {
+                        *old = c.email.clone();
+                    }
+                }
+                UserEvent::Deleted(_) => {
+                    if let Some((name, mail)) = current.take() {
+                        changes.push(release(&username, &name));
+                        changes.push(release(&email, &mail));
+                    }
+                }
+                _ => {}
+            }
+        }
+        changes
+    }
+}

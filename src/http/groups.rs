@@ -1,0 +1,179 @@
+//! `/v1/tenants/{tenant_id}/groups`: groups and their members.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use charter_projections::groups as read;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract::{command_request, validated, JsonBody};
+use super::problem::ApiError;
+use super::respond::{self, etag, ListParams, Page};
+use super::AppState;
+use crate::command::group::{group_stream, GroupHandler, GroupRequest};
+use crate::command::{self, Outcome};
+use crate::domain::group::Group;
+use crate::domain::validate;
+use crate::store::idempotency::StoredResponse;
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBody {
+    pub name: String,
+}
+
+/// A group with its members, from the write side.
+#[derive(Serialize)]
+pub struct GroupView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub members: Vec<Uuid>,
+    pub version: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn view(outcome: &Outcome<Group>) -> Option<GroupView> {
+    let g = outcome.state.0.as_ref()?;
+    Some(GroupView {
+        id: g.id,
+        tenant_id: g.tenant_id,
+        name: g.name.clone(),
+        members: g.members.iter().copied().collect(),
+        version: outcome.version,
+        created_at: outcome.created_at.unwrap_or_default(),
+        updated_at: outcome.updated_at.unwrap_or_default(),
+    })
+}
+
+async fn run(
+    state: &AppState,
+    req: &HttpRequest,
+    handler: GroupHandler,
+    raw: &[u8],
+    status: StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    let request = command_request(req, raw)?;
+    let render = |outcome: &Outcome<Group>| -> StoredResponse {
+        let location = (status == StatusCode::CREATED)
+            .then(|| view(outcome).map(|g| format!("/v1/tenants/{}/groups/{}", g.tenant_id, g.id)))
+            .flatten();
+        respond::command(outcome, status, view(outcome), location)
+    };
+    Ok(command::execute(&state.writer, &handler, &request, render)
+        .await?
+        .into())
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    body: JsonBody<GroupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let name = validated(|e| validate::name("name", &body.value.name, e))?;
+    let handler = GroupHandler {
+        tenant_id: *path,
+        group_id: Uuid::now_v7(),
+        request: GroupRequest::Create { name },
+    };
+    run(&state, &req, handler, &body.raw, StatusCode::CREATED).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, group_id = %path.1))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, group_id) = path.into_inner();
+    let handler = GroupHandler {
+        tenant_id,
+        group_id,
+        request: GroupRequest::Delete,
+    };
+    run(&state, &req, handler, b"", StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, group_id = %path.1, user_id = %path.2))]
+pub async fn add_member(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, group_id, user_id) = path.into_inner();
+    let handler = GroupHandler {
+        tenant_id,
+        group_id,
+        request: GroupRequest::AddMember { user_id },
+    };
+    run(&state, &req, handler, b"", StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, group_id = %path.1, user_id = %path.2))]
+pub async fn remove_member(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, group_id, user_id) = path.into_inner();
+    let handler = GroupHandler {
+        tenant_id,
+        group_id,
+        request: GroupRequest::RemoveMember { user_id },
+    };
+    run(&state, &req, handler, b"", StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, group_id = %path.1))]
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, group_id) = path.into_inner();
+    let outcome = command::current::<Group>(&state.pool, &group_stream(group_id)).await?;
+    let visible = outcome
+        .state
+        .0
+        .as_ref()
+        .is_some_and(|g| g.tenant_id == tenant_id && !g.deleted);
+    if !visible || !super::tenants::exists(&state.pool, tenant_id).await? {
+        return Err(ApiError::NotFound(format!("group {group_id} not found")));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::ETAG, etag(outcome.version)))
+        .json(view(&outcome)))
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = params.limit()?;
+    params.reject_parent_id()?;
+    respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
+    if !super::tenants::exists(&state.pool, *path).await? {
+        return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
+    }
+    let client = state.pool.get().await?;
+    let items = read::list(&client, *path, params.after, limit).await?;
+    Ok(HttpResponse::Ok().json(Page::new(items, limit, |g| g.id)))
+}
+
+/// The routes under `/v1/tenants/{tenant_id}/groups`.
+pub fn routes() -> actix_web::Scope {
+    web::scope("/{tenant_id}/groups")
+        .route("", web::post().to(create))
+        .route("", web::get().to(list))
+        .route("/{group_id}", web::get().to(get))
+        .route("/{group_id}", web::delete().to(delete))
+        .route("/{group_id}/members/{user_id}", web::put().to(add_member))
+        .route(
+            "/{group_id}/members/{user_id}",
+            web::delete().to(remove_member),
+        )
+}

@@ -1,0 +1,264 @@
+//! `/v1/tenants/{tenant_id}/users`: user commands and queries. Responses never carry
+//! credentials.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use charter_projections::users::{self as read, UserRow};
+use serde::{Deserialize, Deserializer, Serialize};
+use uuid::Uuid;
+
+use super::extract::{command_request, validated, JsonBody};
+use super::problem::ApiError;
+use super::respond::{self, etag, ListParams, Page};
+use super::AppState;
+use crate::auth::password;
+use crate::command::user::{user_stream, UserHandler};
+use crate::command::{self, Outcome};
+use crate::domain::user::{User, UserAction, UserStatus};
+use crate::domain::validate::{self, FieldError};
+use crate::store::idempotency::StoredResponse;
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserBody {
+    pub username: String,
+    pub email: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Hashed before anything is stored; never echoed.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Absent: unchanged. `null`: cleared.
+    #[serde(default, deserialize_with = "present")]
+    pub display_name: Option<Option<String>>,
+}
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn status_name(status: UserStatus) -> &'static str {
+    match status {
+        UserStatus::Active => "active",
+        UserStatus::Disabled => "disabled",
+        UserStatus::Deleted => "deleted",
+    }
+}
+
+fn view(outcome: &Outcome<User>) -> Option<UserRow> {
+    let u = outcome.state.0.as_ref()?;
+    Some(UserRow {
+        id: u.id,
+        tenant_id: u.tenant_id,
+        username: u.username.clone(),
+        email: u.email.clone(),
+        display_name: u.display_name.clone(),
+        status: status_name(u.status).into(),
+        has_password: u.password_hash.is_some(),
+        account_version: u.account_version,
+        version: outcome.version,
+        created_at: outcome.created_at.unwrap_or_default(),
+        updated_at: outcome.updated_at.unwrap_or_default(),
+    })
+}
+
+async fn run(
+    state: &AppState,
+    req: &HttpRequest,
+    handler: UserHandler,
+    raw: &[u8],
+    status: StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    let request = command_request(req, raw)?;
+    let render = |outcome: &Outcome<User>| -> StoredResponse {
+        let location = (status == StatusCode::CREATED)
+            .then(|| view(outcome).map(|u| format!("/v1/tenants/{}/users/{}", u.tenant_id, u.id)))
+            .flatten();
+        respond::command(outcome, status, view(outcome), location)
+    };
+    Ok(command::execute(&state.writer, &handler, &request, render)
+        .await?
+        .into())
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    body: JsonBody<CreateUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = &body.value;
+    let (username, email, display_name) = validated(|e| {
+        let username = validate::username("username", &b.username, e);
+        let email = validate::email("email", &b.email, e);
+        let display_name = b
+            .display_name
+            .as_deref()
+            .map(|n| validate::name("display_name", n, e));
+        if let Some(pw) = &b.password {
+            password::check_policy("password", pw, &username, &email, e);
+        }
+        (username, email, display_name)
+    })?;
+    let password_hash = match b.password.clone() {
+        None => None,
+        Some(pw) => {
+            // PBKDF2 is deliberately slow: keep it off the request threads.
+            let iterations = state.config.auth.pbkdf2_iterations;
+            let hashed = web::block(move || password::hash(&pw, iterations))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Some(hashed.map_err(|e| ApiError::Internal(e.to_string()))?)
+        }
+    };
+    let user_id = Uuid::now_v7();
+    let handler = UserHandler {
+        tenant_id: *path,
+        user_id,
+        action: UserAction::Create {
+            user_id,
+            username,
+            email,
+            display_name,
+            password_hash,
+        },
+    };
+    // The idempotency digest covers the body without the password (which is never stored).
+    let raw = serde_json::to_vec(b).map_err(|e| ApiError::Internal(e.to_string()))?;
+    run(&state, &req, handler, &raw, StatusCode::CREATED).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, user_id = %path.1))]
+pub async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+    body: JsonBody<UpdateUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = path.into_inner();
+    let b = &body.value;
+    let (email, display_name) = validated(|e| {
+        if b.email.is_none() && b.display_name.is_none() {
+            e.push(FieldError::new(
+                "",
+                "nothing to change: give email and/or display_name",
+            ));
+        }
+        (
+            b.email.as_deref().map(|m| validate::email("email", m, e)),
+            b.display_name
+                .as_ref()
+                .map(|n| n.as_deref().map(|n| validate::name("display_name", n, e))),
+        )
+    })?;
+    let handler = UserHandler {
+        tenant_id,
+        user_id,
+        action: UserAction::Update {
+            email,
+            display_name,
+        },
+    };
+    run(&state, &req, handler, &body.raw, StatusCode::OK).await
+}
+
+async fn simple(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+    action: UserAction,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = path.into_inner();
+    let handler = UserHandler {
+        tenant_id,
+        user_id,
+        action,
+    };
+    run(&state, &req, handler, b"", StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn disable(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    simple(state, req, path, UserAction::Disable).await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn enable(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    simple(state, req, path, UserAction::Enable).await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    simple(state, req, path, UserAction::Delete).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, user_id = %path.1))]
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = path.into_inner();
+    let outcome = command::current::<User>(&state.pool, &user_stream(user_id)).await?;
+    let visible = outcome
+        .state
+        .0
+        .as_ref()
+        .is_some_and(|u| u.tenant_id == tenant_id && u.status != UserStatus::Deleted);
+    if !visible || !super::tenants::exists(&state.pool, tenant_id).await? {
+        return Err(ApiError::NotFound(format!("user {user_id} not found")));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::ETAG, etag(outcome.version)))
+        .json(view(&outcome)))
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = params.limit()?;
+    params.reject_parent_id()?;
+    respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
+    if !super::tenants::exists(&state.pool, *path).await? {
+        return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
+    }
+    let client = state.pool.get().await?;
+    let items = read::list(&client, *path, params.after, limit).await?;
+    Ok(HttpResponse::Ok().json(Page::new(items, limit, |u| u.id)))
+}
+
+/// The routes under `/v1/tenants/{tenant_id}/users`.
+pub fn routes() -> actix_web::Scope {
+    web::scope("/{tenant_id}/users")
+        .route("", web::post().to(create))
+        .route("", web::get().to(list))
+        .route("/{user_id}", web::get().to(get))
+        .route("/{user_id}", web::patch().to(update))
+        .route("/{user_id}", web::delete().to(delete))
+        .route("/{user_id}/disable", web::post().to(disable))
+        .route("/{user_id}/enable", web::post().to(enable))
+}
