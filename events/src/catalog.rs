@@ -79,6 +79,7 @@ pub fn all_schemas() -> Vec<EventSchema> {
     all.extend(crate::permission::PermissionEvent::schemas());
     all.extend(crate::user::UserEvent::schemas());
     all.extend(crate::group::GroupEvent::schemas());
+    all.extend(crate::role::RoleEvent::schemas());
     all
 }
 

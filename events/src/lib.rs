@@ -10,6 +10,7 @@ pub mod cloudevent;
 pub mod envelope;
 pub mod group;
 pub mod permission;
+pub mod role;
 pub mod tenant;
 pub mod user;
 pub mod workspace;

@@ -10,6 +10,7 @@ pub mod listener;
 pub mod log;
 pub mod permissions;
 pub mod projection;
+pub mod roles;
 pub mod runner;
 pub mod tenants;
 pub mod users;
@@ -27,5 +28,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(users::Users),
         std::sync::Arc::new(groups::Groups),
         std::sync::Arc::new(permissions::Permissions),
+        std::sync::Arc::new(roles::Roles),
     ]
 }

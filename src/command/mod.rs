@@ -4,11 +4,12 @@
 
 pub mod group;
 pub mod permission;
+pub mod role;
 pub mod tenant;
 pub mod user;
 pub mod workspace;
 
-use charter_events::{DomainEvent, Metadata, Scoped};
+use charter_events::{DomainEvent, Metadata};
 use charter_projections::listener::Signal;
 use charter_projections::LogPosition;
 use chrono::{DateTime, Utc};
@@ -18,7 +19,7 @@ use uuid::Uuid;
 use crate::domain::validate::FieldError;
 use crate::domain::{Aggregate, Rejection};
 use crate::store::claims::{self, ClaimChange};
-use crate::store::events::{self, Loaded, NewEvent};
+use crate::store::events::{self, Appended, Loaded, NewEvent};
 use crate::store::idempotency::{self, StoredResponse};
 use crate::store::{locks, StoreError};
 
@@ -136,14 +137,16 @@ pub trait CommandHandler {
         tx: &Transaction<'_>,
     ) -> Result<Vec<<Self::Aggregate as Aggregate>::Command>, CommandError>;
 
-    /// Write-side indexes other than claims that mirror `events`, updated in the same
-    /// transaction right after the append.
-    async fn index(
+    /// Runs in the same transaction right after the append: write-side indexes other than
+    /// claims, and new streams the decision implies (system roles seeded with a tenant).
+    /// Returns what it appended, if anything.
+    async fn after_append(
         &self,
         _tx: &Transaction<'_>,
         _events: &[<Self::Aggregate as Aggregate>::Event],
-    ) -> Result<(), CommandError> {
-        Ok(())
+        _metadata: &Metadata,
+    ) -> Result<Vec<Appended>, CommandError> {
+        Ok(vec![])
     }
 
     /// Uniqueness claims taken or released by `events`, given the state before them.
@@ -227,18 +230,7 @@ async fn attempt<H: CommandHandler>(
     let mut outcome = Outcome::from(loaded);
     outcome.state = state;
     if !decided.is_empty() {
-        let new: Vec<NewEvent> = decided
-            .iter()
-            .map(|e| NewEvent {
-                event_id: Uuid::now_v7(),
-                event_type: e.event_type(),
-                schema_version: e.schema_version() as i32,
-                tenant_id: e.tenant_id(),
-                workspace_id: e.workspace_id(),
-                data: e.to_data(),
-                published: e.published(),
-            })
-            .collect();
+        let new: Vec<NewEvent> = decided.iter().map(NewEvent::of).collect();
         let appended = events::append(
             &tx,
             <<H::Aggregate as Aggregate>::Event as DomainEvent>::STREAM_TYPE,
@@ -249,10 +241,16 @@ async fn attempt<H: CommandHandler>(
         )
         .await?;
         claims::apply(&tx, &stream_id, &handler.claims(&before, &decided)).await?;
-        handler.index(&tx, &decided).await?;
+        let also = handler
+            .after_append(&tx, &decided, &request.metadata)
+            .await?;
         outcome.version = appended.version;
         outcome.event_ids = new.iter().map(|e| e.event_id).collect();
         outcome.token = appended.last;
+        for extra in also {
+            outcome.event_ids.extend(extra.event_ids);
+            outcome.token = outcome.token.max(extra.last);
+        }
         outcome.created_at = outcome.created_at.or(Some(appended.recorded_at));
         outcome.updated_at = Some(appended.recorded_at);
     }

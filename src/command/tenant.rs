@@ -1,14 +1,18 @@
 //! Tenant commands: create, rename/move, block, unblock, delete.
 
 use charter_events::envelope::stream_id;
+use charter_events::role::RoleEvent;
 use charter_events::tenant::TenantEvent;
-use charter_events::DomainEvent;
+use charter_events::{DomainEvent, Metadata};
 use deadpool_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use super::{CommandError, CommandHandler};
+use crate::command::role::{role_name_scope, role_stream};
+use crate::domain::role;
 use crate::domain::tenant::{ParentContext, Tenant, TenantCommand};
-use crate::store::claims::ClaimChange;
+use crate::store::claims::{self, ClaimChange};
+use crate::store::events::{Appended, NewEvent};
 use crate::store::locks::{self, Mode};
 use crate::store::{events, hierarchy};
 
@@ -75,12 +79,37 @@ impl CommandHandler for CreateTenant {
         }])
     }
 
-    async fn index(
+    /// Indexes the hierarchy and seeds the system roles into the new tenant, by events, in
+    /// the same transaction.
+    async fn after_append(
         &self,
         tx: &Transaction<'_>,
         events: &[TenantEvent],
-    ) -> Result<(), CommandError> {
-        index_hierarchy(tx, events).await
+        metadata: &Metadata,
+    ) -> Result<Vec<Appended>, CommandError> {
+        index_hierarchy(tx, events).await?;
+        let mut seeded = Vec::new();
+        for (template, permissions) in role::templates() {
+            let role_id = Uuid::now_v7();
+            let stream = role_stream(role_id);
+            let event = role::seeded(role_id, self.tenant_id, template, permissions);
+            seeded.push(
+                events::append_new_stream(
+                    tx,
+                    RoleEvent::STREAM_TYPE,
+                    &stream,
+                    &[NewEvent::of(&event)],
+                    metadata,
+                )
+                .await?,
+            );
+            let claim = ClaimChange::Claim {
+                scope: role_name_scope(self.tenant_id, None),
+                value: template.to_owned(),
+            };
+            claims::apply(tx, &stream, &[claim]).await?;
+        }
+        Ok(seeded)
     }
 
     fn claims(&self, _: &Tenant, events: &[TenantEvent]) -> Vec<ClaimChange> {
@@ -130,12 +159,14 @@ impl CommandHandler for UpdateTenant {
         Ok(commands)
     }
 
-    async fn index(
+    async fn after_append(
         &self,
         tx: &Transaction<'_>,
         events: &[TenantEvent],
-    ) -> Result<(), CommandError> {
-        index_hierarchy(tx, events).await
+        _metadata: &Metadata,
+    ) -> Result<Vec<Appended>, CommandError> {
+        index_hierarchy(tx, events).await?;
+        Ok(vec![])
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod group;
 pub mod permission_registry;
+pub mod role;
 pub mod tenant;
 pub mod user;
 pub mod validate;

@@ -6,6 +6,7 @@ pub mod ops;
 pub mod permissions;
 pub mod problem;
 pub mod respond;
+pub mod roles;
 pub mod tenants;
 pub mod users;
 pub mod workspaces;
@@ -71,7 +72,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::delete().to(workspaces::delete),
                 )
                 .service(users::routes())
-                .service(groups::routes()),
+                .service(groups::routes())
+                .service(roles::routes()),
         )
         .default_service(web::to(|| async {
             ApiError::NotFound("no such route".into()).error_response()

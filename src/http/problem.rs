@@ -20,7 +20,7 @@ pub enum ApiError {
     #[error("{detail}")]
     Malformed { slug: &'static str, detail: String },
     /// 422: well-formed input that breaks the rules; one entry per offending field.
-    #[error("the request is invalid")]
+    #[error("{detail}")]
     Invalid {
         slug: &'static str,
         detail: String,

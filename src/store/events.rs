@@ -6,7 +6,7 @@
 //! stream is loaded. Advisory locks and reads do not assign an id; `append` refuses to run in
 //! a transaction that already has one.
 
-use charter_events::{DomainEvent, Metadata, RecordedEvent};
+use charter_events::{DomainEvent, Metadata, RecordedEvent, Scoped};
 use charter_projections::log::{event_from_row, EVENT_COLUMNS};
 use charter_projections::LogPosition;
 use chrono::{DateTime, Utc};
@@ -79,9 +79,25 @@ pub struct NewEvent {
     pub published: bool,
 }
 
+impl NewEvent {
+    /// A typed domain event, ready to append, with a fresh UUIDv7 id.
+    pub fn of<E: DomainEvent + Scoped>(event: &E) -> Self {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event.event_type(),
+            schema_version: event.schema_version() as i32,
+            tenant_id: event.tenant_id(),
+            workspace_id: event.workspace_id(),
+            data: event.to_data(),
+            published: event.published(),
+        }
+    }
+}
+
 /// What an append wrote.
 #[derive(Debug, Clone)]
 pub struct Appended {
+    pub event_ids: Vec<Uuid>,
     pub version: i64,
     /// The position of the last appended event: the command's consistency token.
     pub last: LogPosition,
@@ -89,7 +105,9 @@ pub struct Appended {
 }
 
 /// Appends `events` to a stream at `expected_version`, with one outbox row each, in the
-/// caller's transaction. Fails with [`StoreError::Conflict`] when the stream moved on.
+/// caller's transaction. Fails with [`StoreError::Conflict`] when the stream moved on, and
+/// with [`StoreError::TransactionNotFresh`] when the transaction already wrote (see the
+/// ordering invariant above).
 pub async fn append(
     client: &impl GenericClient,
     stream_type: &str,
@@ -97,6 +115,40 @@ pub async fn append(
     expected_version: i64,
     events: &[NewEvent],
     metadata: &Metadata,
+) -> Result<Appended, StoreError> {
+    append_guarded(
+        client,
+        stream_type,
+        stream_id,
+        expected_version,
+        events,
+        metadata,
+        false,
+    )
+    .await
+}
+
+/// Starts a brand-new stream (version 0 -> n) in a transaction that already appended
+/// elsewhere, e.g. the system roles seeded with a tenant. Safe for the ordering invariant: a
+/// new stream with a fresh id has no earlier version that could sort after it.
+pub async fn append_new_stream(
+    client: &impl GenericClient,
+    stream_type: &str,
+    stream_id: &str,
+    events: &[NewEvent],
+    metadata: &Metadata,
+) -> Result<Appended, StoreError> {
+    append_guarded(client, stream_type, stream_id, 0, events, metadata, true).await
+}
+
+async fn append_guarded(
+    client: &impl GenericClient,
+    stream_type: &str,
+    stream_id: &str,
+    expected_version: i64,
+    events: &[NewEvent],
+    metadata: &Metadata,
+    new_stream: bool,
 ) -> Result<Appended, StoreError> {
     assert!(!events.is_empty(), "append needs at least one event");
     let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
@@ -123,6 +175,7 @@ pub async fn append(
                 &versions,
                 &data,
                 &published,
+                &new_stream,
             ],
         )
         .await
@@ -137,6 +190,7 @@ pub async fn append(
         return Err(StoreError::TransactionNotFresh);
     }
     Ok(Appended {
+        event_ids: ids,
         version: expected_version + count,
         last: LogPosition {
             tx_id: row.get(2),
@@ -159,7 +213,7 @@ const APPEND: &str = "WITH guard AS MATERIALIZED (
                       unnest($5::uuid[], $6::uuid[], $7::uuid[], $8::text[], $9::int4[], $10::jsonb[])
                           WITH ORDINALITY AS e(event_id, tenant_id, workspace_id, event_type,
                                                schema_version, data, n)
-                 WHERE guard.fresh
+                 WHERE guard.fresh OR $12
                  RETURNING event_id, position, tx_id, recorded_at
              ), outboxed AS (
                  INSERT INTO outbox (position)

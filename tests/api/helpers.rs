@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
+/// Events a tenant's creation appends: `tenant.created` and the three seeded system roles.
+pub const TENANT_EVENTS: i64 = 4;
+
 pub fn env(name: &str) -> String {
     std::env::var(name)
         .unwrap_or_else(|_| panic!("{name} must be set; run the suite with ops/test"))

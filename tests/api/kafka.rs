@@ -122,7 +122,11 @@ async fn a_separate_consumer_group_receives_every_event_as_a_cloudevent() {
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), 5);
+    assert_eq!(
+        rows.len(),
+        5 + 3,
+        "five commands, and the three roles seeded with the tenant"
+    );
     wait_for_empty_outbox(&app, Duration::from_secs(30)).await;
 
     // Everything published (Charter's own permission registrations included) arrives.

@@ -12,6 +12,7 @@ mod ordering;
 mod outage;
 mod permissions;
 mod poison;
+mod roles;
 mod tenants;
 mod users;
 mod workspaces;

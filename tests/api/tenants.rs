@@ -5,7 +5,7 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, slug, spawn_app};
+use crate::helpers::{assert_problem, slug, spawn_app, TENANT_EVENTS};
 
 #[tokio::test]
 async fn tenant_lifecycle_returns_state_events_token_and_etag() {
@@ -22,7 +22,10 @@ async fn tenant_lifecycle_returns_state_events_token_and_etag() {
     assert_eq!(location, format!("/v1/tenants/{id}"));
     assert_eq!(body["data"]["name"], "Acme Corp", "names are trimmed");
     assert_eq!(body["data"]["status"], "active");
-    assert_eq!(body["events"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        body["events"].as_array().unwrap().len(),
+        TENANT_EVENTS as usize
+    );
     let token = body["consistency_token"].as_str().unwrap().to_owned();
 
     let r = app.get(&format!("/v1/tenants/{id}")).await;
@@ -187,7 +190,7 @@ async fn slugs_are_unique_even_under_concurrency() {
         7,
         "{statuses:?}"
     );
-    assert_eq!(app.count_events().await, 1);
+    assert_eq!(app.count_events().await, TENANT_EVENTS);
     let r = app
         .post("/v1/tenants", json!({"name": "Again", "slug": s}))
         .await;
@@ -223,7 +226,7 @@ async fn concurrent_patches_with_the_same_if_match_have_exactly_one_winner() {
     assert_eq!((won, failed), (1, 31));
     let r = app.get(&format!("/v1/tenants/{id}")).await;
     assert_eq!(r.headers()["etag"], "\"2\"");
-    assert_eq!(app.count_events().await, 2);
+    assert_eq!(app.count_events().await, TENANT_EVENTS + 1);
 
     // A stale If-Match after the fact, and a garbage one, are 412 too.
     for tag in ["\"1\"", "W/\"2\"", "\"abc\""] {
@@ -255,7 +258,11 @@ async fn concurrent_patches_without_if_match_all_succeed_by_retrying() {
     // A writer only loses a race to another writer's commit, so it loses at most once to each
     // of the other 7: within its 8 attempts every one of them lands. No 409, no lost update.
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert_eq!(app.count_events().await, 1 + 8, "one rename per request");
+    assert_eq!(
+        app.count_events().await,
+        TENANT_EVENTS + 8,
+        "one rename per request"
+    );
 }
 
 #[tokio::test]
@@ -287,11 +294,15 @@ async fn idempotent_retries_replay_the_first_response_and_append_nothing() {
         replies.iter().all(|r| *r == replies[0]),
         "identical status, headers and bytes"
     );
-    assert_eq!(app.count_events().await, 1, "one tenant created, once");
+    assert_eq!(
+        app.count_events().await,
+        TENANT_EVENTS,
+        "one tenant created, once"
+    );
 
     let late = send(body.clone(), "key-1").await.unwrap();
     assert_eq!(late.bytes().await.unwrap(), replies[0].1);
-    assert_eq!(app.count_events().await, 1);
+    assert_eq!(app.count_events().await, TENANT_EVENTS);
 
     let r = send(json!({"name": "Other", "slug": slug("other")}), "key-1")
         .await

@@ -1,0 +1,151 @@
+//! Role commands. Permissions must be registered (checked against the registry's write-side
+//! claims), and a workspace-scoped role must name a live workspace of the tenant.
+
+use std::collections::BTreeSet;
+
+use charter_events::envelope::stream_id;
+use charter_events::role::RoleEvent;
+use charter_events::DomainEvent;
+use deadpool_postgres::Transaction;
+use uuid::Uuid;
+
+use super::permission::unregistered;
+use super::tenant::status_for_update;
+use super::workspace::workspace_stream;
+use super::{CommandError, CommandHandler};
+use crate::domain::role::{Role, RoleAction, RoleCommand};
+use crate::domain::workspace::Workspace;
+use crate::store::claims::ClaimChange;
+use crate::store::events;
+
+pub fn role_stream(id: Uuid) -> String {
+    stream_id(RoleEvent::STREAM_TYPE, id)
+}
+
+/// Role names are unique per tenant (tenant-scoped roles) or per workspace.
+pub fn role_name_scope(tenant_id: Uuid, workspace_id: Option<Uuid>) -> String {
+    match workspace_id {
+        Some(w) => format!("role.name:{tenant_id}:{w}"),
+        None => format!("role.name:{tenant_id}"),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum RoleRequest {
+    Create {
+        name: String,
+        permissions: BTreeSet<String>,
+        workspace_id: Option<Uuid>,
+    },
+    Rename {
+        name: String,
+    },
+    Grant {
+        permissions: BTreeSet<String>,
+    },
+    Revoke {
+        permissions: BTreeSet<String>,
+    },
+    Delete,
+}
+
+pub struct RoleHandler {
+    pub tenant_id: Uuid,
+    pub role_id: Uuid,
+    pub request: RoleRequest,
+}
+
+impl CommandHandler for RoleHandler {
+    type Aggregate = Role;
+
+    fn stream_id(&self) -> String {
+        role_stream(self.role_id)
+    }
+
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<Vec<RoleCommand>, CommandError> {
+        let tenant_status = status_for_update(tx, self.tenant_id).await?;
+        let missing = |p: &BTreeSet<String>| {
+            let names: Vec<String> = p.iter().cloned().collect();
+            async move { unregistered(tx, &names).await }
+        };
+        let action = match &self.request {
+            RoleRequest::Create {
+                name,
+                permissions,
+                workspace_id,
+            } => {
+                let workspace = match workspace_id {
+                    None => None,
+                    Some(id) => {
+                        let w = events::load::<Workspace>(tx, &workspace_stream(*id)).await?;
+                        let live = w
+                            .state
+                            .0
+                            .is_some_and(|w| w.tenant_id == self.tenant_id && !w.deleted);
+                        Some((*id, live))
+                    }
+                };
+                RoleAction::Create {
+                    role_id: self.role_id,
+                    name: name.clone(),
+                    permissions: permissions.clone(),
+                    workspace,
+                    unregistered: missing(permissions).await?,
+                }
+            }
+            RoleRequest::Rename { name } => RoleAction::Rename { name: name.clone() },
+            RoleRequest::Grant { permissions } => RoleAction::Grant {
+                permissions: permissions.clone(),
+                unregistered: missing(permissions).await?,
+            },
+            RoleRequest::Revoke { permissions } => RoleAction::Revoke {
+                permissions: permissions.clone(),
+            },
+            RoleRequest::Delete => RoleAction::Delete,
+        };
+        Ok(vec![RoleCommand {
+            tenant_id: self.tenant_id,
+            tenant_status,
+            action,
+        }])
+    }
+
+    fn claims(&self, before: &Role, events: &[RoleEvent]) -> Vec<ClaimChange> {
+        let mut current = before.0.as_ref().map(|r| (r.workspace_id, r.name.clone()));
+        let mut changes = Vec::new();
+        for event in events {
+            match event {
+                RoleEvent::Created(c) => {
+                    changes.push(ClaimChange::Claim {
+                        scope: role_name_scope(c.tenant_id, c.workspace_id),
+                        value: c.name.clone(),
+                    });
+                    current = Some((c.workspace_id, c.name.clone()));
+                }
+                RoleEvent::Renamed(r) => {
+                    if let Some((w, old)) = current.take() {
+                        changes.push(ClaimChange::Release {
+                            scope: role_name_scope(self.tenant_id, w),
+                            value: old,
+                        });
+                    }
+                    changes.push(ClaimChange::Claim {
+                        scope: role_name_scope(self.tenant_id, r.workspace_id),
+                        value: r.name.clone(),
+                    });
+                    current = Some((r.workspace_id, r.name.clone()));
+                }
+                RoleEvent::Deleted(_) => {
+                    if let Some((w, old)) = current.take() {
+                        changes.push(ClaimChange::Release {
+                            scope: role_name_scope(self.tenant_id, w),
+                            value: old,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        changes
+    }
+}

@@ -1,0 +1,247 @@
+//! `/v1/tenants/{tenant_id}/roles`: roles and their permissions.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use charter_projections::roles::{self as read, RoleRow};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract::{command_request, validated, JsonBody};
+use super::problem::ApiError;
+use super::respond::{self, etag, Page};
+use super::AppState;
+use crate::command::role::{role_stream, RoleHandler, RoleRequest};
+use crate::command::{self, Outcome};
+use crate::domain::role::Role;
+use crate::domain::validate::{self, FieldError};
+use crate::store::idempotency::StoredResponse;
+
+/// At most this many permissions in one request.
+const MAX_PERMISSIONS: usize = 500;
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoleBody {
+    pub name: String,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub workspace_id: Option<Uuid>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameRoleBody {
+    pub name: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsBody {
+    pub permissions: Vec<String>,
+}
+
+fn permission_set(names: &[String], errors: &mut Vec<FieldError>) -> BTreeSet<String> {
+    if names.len() > MAX_PERMISSIONS {
+        errors.push(FieldError::new(
+            "permissions",
+            format!("at most {MAX_PERMISSIONS} permissions"),
+        ));
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| validate::permission_name(&format!("permissions[{i}]"), n, errors))
+        .collect()
+}
+
+fn view(outcome: &Outcome<Role>) -> Option<RoleRow> {
+    let r = outcome.state.0.as_ref()?;
+    Some(RoleRow {
+        id: r.id,
+        tenant_id: r.tenant_id,
+        workspace_id: r.workspace_id,
+        name: r.name.clone(),
+        permissions: r.permissions.iter().cloned().collect(),
+        template: r.template.clone(),
+        version: outcome.version,
+        created_at: outcome.created_at.unwrap_or_default(),
+        updated_at: outcome.updated_at.unwrap_or_default(),
+    })
+}
+
+async fn run(
+    state: &AppState,
+    req: &HttpRequest,
+    handler: RoleHandler,
+    raw: &[u8],
+    status: StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    let request = command_request(req, raw)?;
+    let render = |outcome: &Outcome<Role>| -> StoredResponse {
+        let location = (status == StatusCode::CREATED)
+            .then(|| view(outcome).map(|r| format!("/v1/tenants/{}/roles/{}", r.tenant_id, r.id)))
+            .flatten();
+        respond::command(outcome, status, view(outcome), location)
+    };
+    Ok(command::execute(&state.writer, &handler, &request, render)
+        .await?
+        .into())
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    body: JsonBody<CreateRoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = &body.value;
+    let (name, permissions) = validated(|e| {
+        (
+            validate::name("name", &b.name, e),
+            permission_set(&b.permissions, e),
+        )
+    })?;
+    let handler = RoleHandler {
+        tenant_id: *path,
+        role_id: Uuid::now_v7(),
+        request: RoleRequest::Create {
+            name,
+            permissions,
+            workspace_id: b.workspace_id,
+        },
+    };
+    run(&state, &req, handler, &body.raw, StatusCode::CREATED).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1))]
+pub async fn rename(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+    body: JsonBody<RenameRoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, role_id) = path.into_inner();
+    let name = validated(|e| validate::name("name", &body.value.name, e))?;
+    let handler = RoleHandler {
+        tenant_id,
+        role_id,
+        request: RoleRequest::Rename { name },
+    };
+    run(&state, &req, handler, &body.raw, StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1))]
+pub async fn grant(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+    body: JsonBody<PermissionsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, role_id) = path.into_inner();
+    let permissions = validated(|e| {
+        if body.value.permissions.is_empty() {
+            e.push(FieldError::new("permissions", "must not be empty"));
+        }
+        permission_set(&body.value.permissions, e)
+    })?;
+    let handler = RoleHandler {
+        tenant_id,
+        role_id,
+        request: RoleRequest::Grant { permissions },
+    };
+    run(&state, &req, handler, &body.raw, StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1, name = %path.2))]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, role_id, name) = path.into_inner();
+    let name = validated(|e| validate::permission_name("name", &name, e))?;
+    let handler = RoleHandler {
+        tenant_id,
+        role_id,
+        request: RoleRequest::Revoke {
+            permissions: BTreeSet::from([name]),
+        },
+    };
+    run(&state, &req, handler, b"", StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, role_id) = path.into_inner();
+    let handler = RoleHandler {
+        tenant_id,
+        role_id,
+        request: RoleRequest::Delete,
+    };
+    run(&state, &req, handler, b"", StatusCode::OK).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1))]
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, role_id) = path.into_inner();
+    let outcome = command::current::<Role>(&state.pool, &role_stream(role_id)).await?;
+    let visible = outcome
+        .state
+        .0
+        .as_ref()
+        .is_some_and(|r| r.tenant_id == tenant_id && !r.deleted);
+    if !visible || !super::tenants::exists(&state.pool, tenant_id).await? {
+        return Err(ApiError::NotFound(format!("role {role_id} not found")));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::ETAG, etag(outcome.version)))
+        .json(view(&outcome)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleListParams {
+    pub workspace_id: Option<Uuid>,
+    pub limit: Option<i64>,
+    pub after: Option<Uuid>,
+    pub consistency: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    params: web::Query<RoleListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = respond::limit(params.limit)?;
+    respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
+    if !super::tenants::exists(&state.pool, *path).await? {
+        return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
+    }
+    let client = state.pool.get().await?;
+    let items = read::list(&client, *path, params.workspace_id, params.after, limit).await?;
+    Ok(HttpResponse::Ok().json(Page::new(items, limit, |r| r.id)))
+}
+
+/// The routes under `/v1/tenants/{tenant_id}/roles`.
+pub fn routes() -> actix_web::Scope {
+    web::scope("/{tenant_id}/roles")
+        .route("", web::post().to(create))
+        .route("", web::get().to(list))
+        .route("/{role_id}", web::get().to(get))
+        .route("/{role_id}", web::patch().to(rename))
+        .route("/{role_id}", web::delete().to(delete))
+        .route("/{role_id}/permissions", web::post().to(grant))
+        .route("/{role_id}/permissions/{name}", web::delete().to(revoke))
+}
