@@ -80,6 +80,7 @@ pub fn all_schemas() -> Vec<EventSchema> {
     all.extend(crate::user::UserEvent::schemas());
     all.extend(crate::group::GroupEvent::schemas());
     all.extend(crate::role::RoleEvent::schemas());
+    all.extend(crate::assignment::AssignmentEvent::schemas());
     all
 }
 

@@ -5,6 +5,7 @@
 //! the CloudEvents Charter publishes with the same types Charter writes.
 #![forbid(unsafe_code)]
 
+pub mod assignment;
 pub mod catalog;
 pub mod cloudevent;
 pub mod envelope;

@@ -3,12 +3,15 @@
 //! and one read model per file.
 #![forbid(unsafe_code)]
 
+pub mod assignments;
 pub mod checkpoint;
+pub mod entitlements;
 pub mod failures;
 pub mod groups;
 pub mod listener;
 pub mod log;
 pub mod permissions;
+pub mod policy_versions;
 pub mod projection;
 pub mod roles;
 pub mod runner;
@@ -29,5 +32,8 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(groups::Groups),
         std::sync::Arc::new(permissions::Permissions),
         std::sync::Arc::new(roles::Roles),
+        std::sync::Arc::new(assignments::Assignments),
+        std::sync::Arc::new(entitlements::Entitlements),
+        std::sync::Arc::new(policy_versions::PolicyVersions),
     ]
 }

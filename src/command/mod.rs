@@ -2,6 +2,7 @@
 //! decides, appends events with their outbox rows and uniqueness claims, stores the
 //! idempotency record, and commits. Handlers for each resource live beside this file.
 
+pub mod assignment;
 pub mod group;
 pub mod permission;
 pub mod role;

@@ -1,6 +1,7 @@
 //! Aggregates: state + commands + a pure `decide` and `apply`. No I/O happens here; whatever
 //! a decision needs from outside its own stream is loaded beforehand and passed in the command.
 
+pub mod assignment;
 pub mod group;
 pub mod permission_registry;
 pub mod role;

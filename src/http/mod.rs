@@ -1,5 +1,7 @@
 //! The HTTP edge: routes, shared state, and the middleware every request passes through.
 
+pub mod assignments;
+pub mod entitlements;
 pub mod extract;
 pub mod groups;
 pub mod ops;
@@ -73,7 +75,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(users::routes())
                 .service(groups::routes())
-                .service(roles::routes()),
+                .service(roles::routes())
+                .service(assignments::routes())
+                .route("/{tenant_id}/check", web::post().to(entitlements::check))
+                .route(
+                    "/{tenant_id}/policy-version",
+                    web::get().to(entitlements::policy_version),
+                ),
         )
         .default_service(web::to(|| async {
             ApiError::NotFound("no such route".into()).error_response()

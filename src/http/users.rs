@@ -261,4 +261,8 @@ pub fn routes() -> actix_web::Scope {
         .route("/{user_id}", web::delete().to(delete))
         .route("/{user_id}/disable", web::post().to(disable))
         .route("/{user_id}/enable", web::post().to(enable))
+        .route(
+            "/{user_id}/entitlements",
+            web::get().to(super::entitlements::lookup),
+        )
 }

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod contracts;
+mod entitlements;
 mod groups;
 mod helpers;
 mod instances;

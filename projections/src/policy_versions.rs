@@ -1,0 +1,167 @@
+//! Read model `policy_versions`: one counter per tenant (workspace id nil) and per workspace,
+//! bumped exactly once by every change that can alter an entitlement in that scope. A token
+//! carries the counter of its scope; a token with an older value is stale.
+//!
+//! Owns `pv_workspaces` and `policy_versions`. What bumps which scope:
+//! - role permissions granted or revoked, role deleted: the role's scope;
+//! - assignment created or deleted: the assignment's scope;
+//! - group membership added or removed, group deleted: the tenant;
+//! - user disabled, enabled or deleted: the tenant;
+//! - workspace deleted: that workspace;
+//! - tenant blocked, unblocked or deleted: the tenant.
+//!
+//! A tenant-scope bump also bumps every live workspace of the tenant once, because
+//! tenant-wide grants apply in every workspace.
+
+use charter_events::assignment::AssignmentEvent;
+use charter_events::group::GroupEvent;
+use charter_events::role::RoleEvent;
+use charter_events::tenant::TenantEvent;
+use charter_events::user::UserEvent;
+use charter_events::workspace::WorkspaceEvent;
+use charter_events::{DomainEvent, RecordedEvent};
+use deadpool_postgres::{GenericClient, Transaction};
+use uuid::Uuid;
+
+use crate::entitlements::TENANT_SCOPE;
+use crate::projection::{execute, Projection, ProjectionError};
+
+pub struct PolicyVersions;
+
+/// Which counters a change bumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bump {
+    None,
+    /// The tenant and all its live workspaces.
+    Tenant,
+    Workspace(Uuid),
+}
+
+impl Bump {
+    fn scope(workspace_id: Option<Uuid>) -> Bump {
+        workspace_id.map_or(Bump::Tenant, Bump::Workspace)
+    }
+}
+
+fn decode<E: DomainEvent>(e: &RecordedEvent) -> Result<E, ProjectionError> {
+    Ok(E::decode(
+        &e.event_type,
+        e.schema_version as u32,
+        e.data.clone(),
+    )?)
+}
+
+/// The bump rule, as a pure function of the event (tests compare counters against it).
+pub fn bump_for(e: &RecordedEvent) -> Result<Bump, ProjectionError> {
+    Ok(match e.stream_type.as_str() {
+        "tenant" => match decode::<TenantEvent>(e)? {
+            TenantEvent::Blocked(_) | TenantEvent::Unblocked(_) | TenantEvent::Deleted(_) => {
+                Bump::Tenant
+            }
+            _ => Bump::None,
+        },
+        "workspace" => match decode::<WorkspaceEvent>(e)? {
+            WorkspaceEvent::Deleted(d) => Bump::Workspace(d.workspace_id),
+            _ => Bump::None,
+        },
+        "user" => match decode::<UserEvent>(e)? {
+            UserEvent::Disabled(_) | UserEvent::Enabled(_) | UserEvent::Deleted(_) => Bump::Tenant,
+            _ => Bump::None,
+        },
+        "group" => match decode::<GroupEvent>(e)? {
+            GroupEvent::MemberAdded(_) | GroupEvent::MemberRemoved(_) | GroupEvent::Deleted(_) => {
+                Bump::Tenant
+            }
+            GroupEvent::Created(_) => Bump::None,
+        },
+        "role" => match decode::<RoleEvent>(e)? {
+            RoleEvent::PermissionsGranted(g) => Bump::scope(g.workspace_id),
+            RoleEvent::PermissionsRevoked(r) => Bump::scope(r.workspace_id),
+            RoleEvent::Deleted(d) => Bump::scope(d.workspace_id),
+            RoleEvent::Created(_) | RoleEvent::Renamed(_) => Bump::None,
+        },
+        "assignment" => match decode::<AssignmentEvent>(e)? {
+            AssignmentEvent::Created(c) => Bump::scope(c.workspace_id),
+            AssignmentEvent::Deleted(d) => Bump::scope(d.workspace_id),
+        },
+        _ => Bump::None,
+    })
+}
+
+#[async_trait::async_trait]
+impl Projection for PolicyVersions {
+    fn name(&self) -> &'static str {
+        "policy_versions"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["pv_workspaces", "policy_versions"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        let t = e.tenant_id;
+        if e.stream_type == WorkspaceEvent::STREAM_TYPE {
+            match decode::<WorkspaceEvent>(e)? {
+                WorkspaceEvent::Created(c) => {
+                    execute(
+                        tx,
+                        "INSERT INTO pv_workspaces VALUES ($1, $2, true)",
+                        &[&c.workspace_id, &t],
+                    )
+                    .await?;
+                }
+                WorkspaceEvent::Deleted(d) => {
+                    execute(
+                        tx,
+                        "UPDATE pv_workspaces SET live = false WHERE workspace_id = $1",
+                        &[&d.workspace_id],
+                    )
+                    .await?;
+                }
+                WorkspaceEvent::Renamed(_) => {}
+            }
+        }
+        const BUMP: &str = "INSERT INTO policy_versions (tenant_id, workspace_id, version) \
+                            VALUES ($1, $2, 1) ON CONFLICT (tenant_id, workspace_id) \
+                            DO UPDATE SET version = policy_versions.version + 1";
+        match bump_for(e)? {
+            Bump::None => {}
+            Bump::Workspace(w) => {
+                execute(tx, BUMP, &[&t, &w]).await?;
+            }
+            Bump::Tenant => {
+                execute(tx, BUMP, &[&t, &TENANT_SCOPE]).await?;
+                execute(
+                    tx,
+                    "INSERT INTO policy_versions (tenant_id, workspace_id, version) \
+                     SELECT tenant_id, workspace_id, 1 FROM pv_workspaces WHERE tenant_id = $1 AND live \
+                     ON CONFLICT (tenant_id, workspace_id) DO UPDATE SET version = policy_versions.version + 1",
+                    &[&t],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The counter of a scope (0 before its first bump).
+pub async fn current(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    workspace_id: Option<Uuid>,
+) -> Result<i64, tokio_postgres::Error> {
+    let statement = client
+        .prepare_cached(
+            "SELECT COALESCE((SELECT version FROM projections.policy_versions \
+             WHERE tenant_id = $1 AND workspace_id = $2), 0)",
+        )
+        .await?;
+    let row = client
+        .query_one(
+            &statement,
+            &[&tenant_id, &workspace_id.unwrap_or(TENANT_SCOPE)],
+        )
+        .await?;
+    Ok(row.get(0))
+}

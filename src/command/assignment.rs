@@ -1,0 +1,132 @@
+//! Assignment commands. Creating one reads the role, the subject (user or group) and the
+//! workspace from the write side; the same role for the same subject in the same scope is
+//! claimed once.
+
+use charter_events::assignment::{AssignmentEvent, SubjectType};
+use charter_events::envelope::stream_id;
+use charter_events::DomainEvent;
+use deadpool_postgres::Transaction;
+use uuid::Uuid;
+
+use super::group::group_stream;
+use super::role::role_stream;
+use super::tenant::status_for_update;
+use super::user::user_stream;
+use super::workspace::workspace_stream;
+use super::{CommandError, CommandHandler};
+use crate::domain::assignment::{Assignment, AssignmentAction, AssignmentCommand, RoleFacts};
+use crate::domain::group::Group;
+use crate::domain::role::Role;
+use crate::domain::user::{User, UserStatus};
+use crate::domain::workspace::Workspace;
+use crate::store::claims::ClaimChange;
+use crate::store::events;
+
+pub fn assignment_stream(id: Uuid) -> String {
+    stream_id(AssignmentEvent::STREAM_TYPE, id)
+}
+
+#[derive(Debug, Clone)]
+pub enum AssignmentRequest {
+    Create {
+        role_id: Uuid,
+        subject_type: SubjectType,
+        subject_id: Uuid,
+        workspace_id: Option<Uuid>,
+    },
+    Delete,
+}
+
+pub struct AssignmentHandler {
+    pub tenant_id: Uuid,
+    pub assignment_id: Uuid,
+    pub request: AssignmentRequest,
+}
+
+impl CommandHandler for AssignmentHandler {
+    type Aggregate = Assignment;
+
+    fn stream_id(&self) -> String {
+        assignment_stream(self.assignment_id)
+    }
+
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<Vec<AssignmentCommand>, CommandError> {
+        let tenant_status = status_for_update(tx, self.tenant_id).await?;
+        let action = match &self.request {
+            AssignmentRequest::Delete => AssignmentAction::Delete,
+            AssignmentRequest::Create {
+                role_id,
+                subject_type,
+                subject_id,
+                workspace_id,
+            } => {
+                let role = events::load::<Role>(tx, &role_stream(*role_id)).await?;
+                let role = role.state.0.map(|r| RoleFacts {
+                    tenant_id: r.tenant_id,
+                    workspace_id: r.workspace_id,
+                    live: !r.deleted,
+                });
+                let subject_tenant = match subject_type {
+                    SubjectType::User => events::load::<User>(tx, &user_stream(*subject_id))
+                        .await?
+                        .state
+                        .0
+                        .filter(|u| u.status != UserStatus::Deleted)
+                        .map(|u| u.tenant_id),
+                    SubjectType::Group => events::load::<Group>(tx, &group_stream(*subject_id))
+                        .await?
+                        .state
+                        .0
+                        .filter(|g| !g.deleted)
+                        .map(|g| g.tenant_id),
+                };
+                let workspace = match workspace_id {
+                    None => None,
+                    Some(id) => {
+                        let w = events::load::<Workspace>(tx, &workspace_stream(*id)).await?;
+                        let live = w
+                            .state
+                            .0
+                            .is_some_and(|w| w.tenant_id == self.tenant_id && !w.deleted);
+                        Some((*id, live))
+                    }
+                };
+                AssignmentAction::Create {
+                    assignment_id: self.assignment_id,
+                    role_id: *role_id,
+                    role,
+                    subject_type: *subject_type,
+                    subject_id: *subject_id,
+                    subject_tenant,
+                    workspace,
+                }
+            }
+        };
+        Ok(vec![AssignmentCommand {
+            tenant_id: self.tenant_id,
+            tenant_status,
+            action,
+        }])
+    }
+
+    fn claims(&self, _: &Assignment, events: &[AssignmentEvent]) -> Vec<ClaimChange> {
+        let scope = format!("assignment:{}", self.tenant_id);
+        let key = |role: Uuid, st: SubjectType, subject: Uuid, ws: Option<Uuid>| {
+            let ws = ws.map_or_else(|| "tenant".to_owned(), |w| w.to_string());
+            format!("{role}:{st:?}:{subject}:{ws}")
+        };
+        events
+            .iter()
+            .map(|e| match e {
+                AssignmentEvent::Created(c) => ClaimChange::Claim {
+                    scope: scope.clone(),
+                    value: key(c.role_id, c.subject_type, c.subject_id, c.workspace_id),
+                },
+                AssignmentEvent::Deleted(d) => ClaimChange::Release {
+                    scope: scope.clone(),
+                    value: key(d.role_id, d.subject_type, d.subject_id, d.workspace_id),
+                },
+            })
+            .collect()
+    }
+}

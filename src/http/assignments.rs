@@ -1,0 +1,158 @@
+//! `/v1/tenants/{tenant_id}/assignments`: roles given to users or groups.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::assignment::SubjectType;
+use charter_projections::assignments::{self as read, ListAssignments};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract::{command_request, validated, JsonBody};
+use super::problem::ApiError;
+use super::respond::{self, Page};
+use super::AppState;
+use crate::command::assignment::{AssignmentHandler, AssignmentRequest};
+use crate::command::{self, Outcome};
+use crate::domain::assignment::Assignment;
+use crate::domain::validate::FieldError;
+use crate::store::idempotency::StoredResponse;
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentBody {
+    pub role_id: Uuid,
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
+    #[serde(default)]
+    pub group_id: Option<Uuid>,
+    #[serde(default)]
+    pub workspace_id: Option<Uuid>,
+}
+
+fn render(status: StatusCode) -> impl Fn(&Outcome<Assignment>) -> StoredResponse {
+    move |outcome| {
+        let view = outcome.state.0.as_ref().map(|a| {
+            let c = &a.created;
+            serde_json::json!({
+                "id": c.assignment_id,
+                "tenant_id": c.tenant_id,
+                "workspace_id": c.workspace_id,
+                "role_id": c.role_id,
+                "subject_type": c.subject_type,
+                "subject_id": c.subject_id,
+            })
+        });
+        let location = (status == StatusCode::CREATED)
+            .then(|| {
+                outcome.state.0.as_ref().map(|a| {
+                    format!(
+                        "/v1/tenants/{}/assignments/{}",
+                        a.created.tenant_id, a.created.assignment_id
+                    )
+                })
+            })
+            .flatten();
+        respond::command(outcome, status, view, location)
+    }
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    body: JsonBody<AssignmentBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = &body.value;
+    let (subject_type, subject_id) = validated(|e| match (b.user_id, b.group_id) {
+        (Some(u), None) => (SubjectType::User, u),
+        (None, Some(g)) => (SubjectType::Group, g),
+        _ => {
+            e.push(FieldError::new(
+                "",
+                "give exactly one of user_id and group_id",
+            ));
+            (SubjectType::User, Uuid::nil())
+        }
+    })?;
+    let handler = AssignmentHandler {
+        tenant_id: *path,
+        assignment_id: Uuid::now_v7(),
+        request: AssignmentRequest::Create {
+            role_id: b.role_id,
+            subject_type,
+            subject_id,
+            workspace_id: b.workspace_id,
+        },
+    };
+    let request = command_request(&req, &body.raw)?;
+    Ok(command::execute(
+        &state.writer,
+        &handler,
+        &request,
+        render(StatusCode::CREATED),
+    )
+    .await?
+    .into())
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, assignment_id = %path.1))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, assignment_id) = path.into_inner();
+    let handler = AssignmentHandler {
+        tenant_id,
+        assignment_id,
+        request: AssignmentRequest::Delete,
+    };
+    let request = command_request(&req, b"")?;
+    Ok(
+        command::execute(&state.writer, &handler, &request, render(StatusCode::OK))
+            .await?
+            .into(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentListParams {
+    pub user_id: Option<Uuid>,
+    pub group_id: Option<Uuid>,
+    pub workspace_id: Option<Uuid>,
+    pub limit: Option<i64>,
+    pub after: Option<Uuid>,
+    pub consistency: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    params: web::Query<AssignmentListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = respond::limit(params.limit)?;
+    respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
+    if !super::tenants::exists(&state.pool, *path).await? {
+        return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
+    }
+    let client = state.pool.get().await?;
+    let query = ListAssignments {
+        user_id: params.user_id,
+        group_id: params.group_id,
+        workspace_id: params.workspace_id,
+        after: params.after,
+        limit,
+    };
+    let items = read::list(&client, *path, &query).await?;
+    Ok(HttpResponse::Ok().json(Page::new(items, limit, |a| a.id)))
+}
+
+pub fn routes() -> actix_web::Scope {
+    web::scope("/{tenant_id}/assignments")
+        .route("", web::post().to(create))
+        .route("", web::get().to(list))
+        .route("/{assignment_id}", web::delete().to(delete))
+}
