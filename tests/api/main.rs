@@ -8,6 +8,7 @@ mod entitlements;
 mod groups;
 mod helpers;
 mod instances;
+mod isolation;
 mod kafka;
 mod ordering;
 mod outage;
