@@ -12,6 +12,11 @@
 //!
 //! A tenant-scope bump also bumps every live workspace of the tenant once, because
 //! tenant-wide grants apply in every workspace.
+//!
+//! Every bump also enqueues one row, with the new value, in [`OUTBOX_TABLE`] in the same
+//! transaction; the relay publishes it to the compacted topic `charter.iam.policy.v1`. In a
+//! shadow schema that copy is never relayed, so a replay rebuilds the counters without
+//! publishing anything.
 
 use charter_events::assignment::AssignmentEvent;
 use charter_events::group::GroupEvent;
@@ -27,6 +32,13 @@ use crate::entitlements::TENANT_SCOPE;
 use crate::projection::{execute, Projection, ProjectionError};
 
 pub struct PolicyVersions;
+
+/// The bumps still to be published (`projections.policy_outbox`, migration V9). Written by
+/// this projection but not part of its state, so it is not in [`Projection::tables`]: a
+/// replay into a shadow schema must create it there too
+/// (`CREATE TABLE <shadow>.policy_outbox (LIKE projections.policy_outbox INCLUDING ALL)`)
+/// and must not compare it with the live one, which the relay drains.
+pub const OUTBOX_TABLE: &str = "policy_outbox";
 
 /// Which counters a change bumps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +133,24 @@ impl Projection for PolicyVersions {
                 WorkspaceEvent::Renamed(_) => {}
             }
         }
-        const BUMP: &str = "INSERT INTO policy_versions (tenant_id, workspace_id, version) \
-                            VALUES ($1, $2, 1) ON CONFLICT (tenant_id, workspace_id) \
-                            DO UPDATE SET version = policy_versions.version + 1";
+        // Each upsert returns the new counters and enqueues them for the policy topic in the
+        // same statement, so the outbox holds exactly one row per bump.
+        const BUMP: &str = "WITH bumped AS ( \
+                              INSERT INTO policy_versions (tenant_id, workspace_id, version) \
+                              VALUES ($1, $2, 1) ON CONFLICT (tenant_id, workspace_id) \
+                              DO UPDATE SET version = policy_versions.version + 1 \
+                              RETURNING tenant_id, workspace_id, version) \
+                            INSERT INTO policy_outbox (tenant_id, workspace_id, policy_version) \
+                            SELECT tenant_id, workspace_id, version FROM bumped";
+        const BUMP_WORKSPACES: &str = "WITH bumped AS ( \
+                              INSERT INTO policy_versions (tenant_id, workspace_id, version) \
+                              SELECT tenant_id, workspace_id, 1 FROM pv_workspaces \
+                              WHERE tenant_id = $1 AND live \
+                              ON CONFLICT (tenant_id, workspace_id) \
+                              DO UPDATE SET version = policy_versions.version + 1 \
+                              RETURNING tenant_id, workspace_id, version) \
+                            INSERT INTO policy_outbox (tenant_id, workspace_id, policy_version) \
+                            SELECT tenant_id, workspace_id, version FROM bumped";
         match bump_for(e)? {
             Bump::None => {}
             Bump::Workspace(w) => {
@@ -131,14 +158,7 @@ impl Projection for PolicyVersions {
             }
             Bump::Tenant => {
                 execute(tx, BUMP, &[&t, &TENANT_SCOPE]).await?;
-                execute(
-                    tx,
-                    "INSERT INTO policy_versions (tenant_id, workspace_id, version) \
-                     SELECT tenant_id, workspace_id, 1 FROM pv_workspaces WHERE tenant_id = $1 AND live \
-                     ON CONFLICT (tenant_id, workspace_id) DO UPDATE SET version = policy_versions.version + 1",
-                    &[&t],
-                )
-                .await?;
+                execute(tx, BUMP_WORKSPACES, &[&t]).await?;
             }
         }
         Ok(())

@@ -1,5 +1,7 @@
 //! The outbox relay: publishes outbox rows to Kafka as binary-mode CloudEvents, in commit
-//! order, and deletes each row only after the broker acknowledged it.
+//! order, and deletes each row only after the broker acknowledged it. It does the same for
+//! `projections.policy_outbox`, the policy_version bumps the `policy_versions` projection
+//! enqueues, which go to the compacted policy topic as plain JSON.
 //!
 //! Exactly one instance relays at a time: the leader holds a session-level advisory lock on a
 //! dedicated connection, so the lock dies with the connection and a standby takes over.
@@ -14,7 +16,7 @@ use charter_projections::log::{event_from_row, EVENT_COLUMNS};
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
-pub use producer::Publisher;
+pub use producer::{PolicyBump, Publisher};
 pub use status::RelayStatus;
 
 use crate::config::{Config, KafkaConfig};
@@ -149,8 +151,19 @@ impl Relay {
         Ok(())
     }
 
-    /// Publishes one batch from the head of the outbox; returns how many rows it removed.
+    /// Publishes one batch from the head of the events outbox, then one from the head of the
+    /// policy outbox; returns how many rows it removed.
     pub async fn step(&self, client: &Client) -> Result<usize, RelayError> {
+        let events = self.step_events(client).await?;
+        let policy = self.step_policy(client).await?;
+        if events + policy == 0 {
+            self.status.idle();
+        }
+        Ok(events + policy)
+    }
+
+    /// Publishes one batch from the head of the outbox; returns how many rows it removed.
+    async fn step_events(&self, client: &Client) -> Result<usize, RelayError> {
         let rows = client
             .query(
                 &format!(
@@ -165,7 +178,6 @@ impl Relay {
             )
             .await?;
         if rows.is_empty() {
-            self.status.idle();
             return Ok(0);
         }
         let mut batch = Vec::with_capacity(rows.len());
@@ -202,15 +214,73 @@ impl Relay {
             }),
         }
     }
+
+    /// Publishes one batch from the head of `projections.policy_outbox`, in the same horizon
+    /// order as the events outbox; returns how many rows it removed.
+    async fn step_policy(&self, client: &Client) -> Result<usize, RelayError> {
+        let rows = client
+            .query(
+                "SELECT id, enqueued_at, tenant_id, workspace_id, policy_version
+                 FROM projections.policy_outbox
+                 WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                 ORDER BY tx_id, id LIMIT $1",
+                &[&self.batch_size],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let bumps: Vec<PolicyBump> = rows
+            .iter()
+            .map(|row| PolicyBump {
+                tenant_id: row.get("tenant_id"),
+                workspace_id: row.get("workspace_id"),
+                policy_version: row.get("policy_version"),
+            })
+            .collect();
+        let acknowledged = self.publisher.publish_policy(&bumps).await;
+        let done = acknowledged
+            .as_ref()
+            .map_or_else(|p| p.acknowledged, |n| *n);
+        if done > 0 {
+            let ids: Vec<i64> = rows[..done].iter().map(|r| r.get("id")).collect();
+            client
+                .execute(
+                    "DELETE FROM projections.policy_outbox WHERE id = ANY($1)",
+                    &[&ids],
+                )
+                .await?;
+            let now = chrono::Utc::now();
+            for row in &rows[..done] {
+                let enqueued: chrono::DateTime<chrono::Utc> = row.get("enqueued_at");
+                let latency = (now - enqueued).to_std().unwrap_or_default();
+                metrics::histogram!("charter_relay_policy_enqueue_to_ack_seconds")
+                    .record(latency.as_secs_f64());
+            }
+            metrics::counter!("charter_relay_policy_published_total").increment(done as u64);
+            self.status.published(Instant::now());
+        }
+        match acknowledged {
+            Ok(n) => Ok(n),
+            Err(p) => Err(RelayError::Partial {
+                published: p.acknowledged,
+                total: bumps.len(),
+                error: p.error,
+            }),
+        }
+    }
 }
 
-/// The outbox's size and the age of its oldest row, for `/metrics` and `/ready`.
+/// The size of both outboxes (events and policy_version bumps) and the age of their oldest
+/// row, for `/metrics` and `/ready`.
 pub async fn backlog(
     client: &impl deadpool_postgres::GenericClient,
 ) -> Result<(i64, f64), tokio_postgres::Error> {
     let row = client
         .query_one(
-            "SELECT count(*), COALESCE(extract(epoch FROM clock_timestamp() - min(enqueued_at)), 0)::float8 FROM outbox",
+            "SELECT count(*), COALESCE(extract(epoch FROM clock_timestamp() - min(enqueued_at)), 0)::float8 \
+             FROM (SELECT enqueued_at FROM outbox \
+                   UNION ALL SELECT enqueued_at FROM projections.policy_outbox) pending",
             &[],
         )
         .await?;

@@ -1,5 +1,6 @@
 //! The Kafka side of the relay: an idempotent producer (`acks=all`) that sends a batch of
-//! CloudEvents and reports how long a prefix of it the broker acknowledged.
+//! CloudEvents, or of policy_version bumps, and reports how long a prefix of it the broker
+//! acknowledged.
 
 use std::time::Duration;
 
@@ -11,7 +12,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use serde_json::json;
+use uuid::Uuid;
 
 use super::RelayError;
 use crate::config::KafkaConfig;
@@ -19,6 +23,36 @@ use crate::config::KafkaConfig;
 pub struct Publisher {
     producer: FutureProducer,
     topic: String,
+    policy_topic: String,
+}
+
+/// One policy_version bump, as published to the compacted policy topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyBump {
+    pub tenant_id: Uuid,
+    /// Nil for the tenant scope.
+    pub workspace_id: Uuid,
+    pub policy_version: i64,
+}
+
+impl PolicyBump {
+    /// `<tenant_id>/<workspace_id>`, the nil uuid standing for the tenant scope: one key per
+    /// counter, so compaction keeps each counter's latest value.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.tenant_id, self.workspace_id)
+    }
+
+    /// `{"tenant_id", "workspace_id" (null for the tenant scope), "policy_version"}`.
+    pub fn payload(&self) -> Vec<u8> {
+        let workspace_id = (!self.workspace_id.is_nil()).then_some(self.workspace_id);
+        json!({
+            "tenant_id": self.tenant_id,
+            "workspace_id": workspace_id,
+            "policy_version": self.policy_version,
+        })
+        .to_string()
+        .into_bytes()
+    }
 }
 
 /// How far a batch got: the broker acknowledged the first `acknowledged` messages.
@@ -50,6 +84,7 @@ impl Publisher {
         Ok(Self {
             producer,
             topic: kafka.events_topic.clone(),
+            policy_topic: kafka.policy_topic.clone(),
         })
     }
 
@@ -115,6 +150,33 @@ impl Publisher {
         self.settle(pending, enqueue_error).await
     }
 
+    /// Sends `bumps` in order to the policy topic, keyed `<tenant_id>/<workspace_id>`, as plain
+    /// JSON, and waits for every delivery report. `Ok(n)`: all `n` acknowledged. `Err`: only a
+    /// prefix was.
+    pub async fn publish_policy(&self, bumps: &[PolicyBump]) -> Result<usize, PartialPublish> {
+        let mut pending = Vec::with_capacity(bumps.len());
+        let mut enqueue_error = None;
+        for bump in bumps {
+            let (key, payload) = (bump.key(), bump.payload());
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "content-type",
+                value: Some("application/json"),
+            });
+            let message = FutureRecord::to(&self.policy_topic)
+                .key(&key)
+                .payload(&payload)
+                .headers(headers);
+            match self.producer.send_result(message) {
+                Ok(delivery) => pending.push(delivery),
+                Err((e, _)) => {
+                    enqueue_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        self.settle(pending, enqueue_error).await
+    }
+
     /// Waits for every delivery report. The acknowledged prefix ends at the first message
     /// that failed; `enqueue_error` (a message that never left) ends it after `pending`.
     async fn settle(
@@ -149,5 +211,37 @@ impl Publisher {
         if let Err(e) = self.producer.flush(timeout) {
             tracing::warn!(error = %e, "relay flush incomplete");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bump_is_keyed_by_scope_and_the_tenant_scope_has_no_workspace() {
+        let tenant_id = Uuid::now_v7();
+        let workspace_id = Uuid::now_v7();
+        let tenant = PolicyBump {
+            tenant_id,
+            workspace_id: Uuid::nil(),
+            policy_version: 3,
+        };
+        assert_eq!(tenant.key(), format!("{tenant_id}/{}", Uuid::nil()));
+        let value: serde_json::Value = serde_json::from_slice(&tenant.payload()).unwrap();
+        assert_eq!(
+            value,
+            json!({"tenant_id": tenant_id, "workspace_id": null, "policy_version": 3})
+        );
+        let workspace = PolicyBump {
+            workspace_id,
+            ..tenant
+        };
+        assert_eq!(workspace.key(), format!("{tenant_id}/{workspace_id}"));
+        let value: serde_json::Value = serde_json::from_slice(&workspace.payload()).unwrap();
+        assert_eq!(
+            value,
+            json!({"tenant_id": tenant_id, "workspace_id": workspace_id, "policy_version": 3})
+        );
     }
 }

@@ -14,6 +14,7 @@ mod ordering;
 mod outage;
 mod permissions;
 mod poison;
+mod policy_topic;
 mod roles;
 mod tenants;
 mod users;
