@@ -108,7 +108,8 @@ impl Application {
                 );
                 let runner = runner
                     .with_linger(Duration::from_millis(config.projections.linger_ms))
-                    .with_max_attempts(config.projections.max_attempts);
+                    .with_max_attempts(config.projections.max_attempts)
+                    .with_signal(appended.clone());
                 let poll = Duration::from_millis(config.projections.poll_interval_ms);
                 tasks.push(tokio::spawn(runner.run(
                     wakeup.clone(),

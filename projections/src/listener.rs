@@ -45,7 +45,9 @@ impl Signal {
         self.remote.notify_one();
     }
 
-    fn wake_local(&self) {
+    /// Wakes the followers in this process only (no NOTIFY): a projection that committed a
+    /// batch wakes the relay, which publishes what that batch wrote (policy bumps).
+    pub fn wake_local(&self) {
         self.local.send_modify(|n| *n = n.wrapping_add(1));
     }
 }

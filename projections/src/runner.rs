@@ -71,6 +71,7 @@ pub struct Runner {
     schema: String,
     batch_size: i64,
     linger: Duration,
+    signal: Option<crate::listener::Signal>,
     quarantine: Mutex<Quarantine>,
 }
 
@@ -83,12 +84,20 @@ impl Runner {
             schema: schema.to_owned(),
             batch_size,
             linger: Duration::ZERO,
+            signal: None,
             quarantine: Mutex::new(Quarantine::new(DEFAULT_MAX_ATTEMPTS)),
         }
     }
 
     /// After a wake-up, wait this long before reading, so that under load one transaction
     /// applies a batch instead of one event at a time. Costs at most `linger` of lag.
+    /// After committing a batch, wake this process's followers (the relay publishes what
+    /// projections write to their outboxes).
+    pub fn with_signal(mut self, signal: crate::listener::Signal) -> Self {
+        self.signal = Some(signal);
+        self
+    }
+
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
@@ -288,6 +297,9 @@ impl Runner {
             let (pause, wake_early) = match self.step().await {
                 Ok(Step::Applied(..)) | Ok(Step::Poisoned { .. }) => {
                     consecutive = 0;
+                    if let Some(signal) = &self.signal {
+                        signal.wake_local();
+                    }
                     continue;
                 }
                 Ok(Step::Idle) | Ok(Step::Busy) => {
