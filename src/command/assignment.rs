@@ -61,11 +61,25 @@ impl CommandHandler for AssignmentHandler {
                 workspace_id,
             } => {
                 let role = events::load::<Role>(tx, &role_stream(*role_id)).await?;
-                let role = role.state.0.map(|r| RoleFacts {
-                    tenant_id: r.tenant_id,
-                    workspace_id: r.workspace_id,
-                    live: !r.deleted,
-                });
+                let role = match role.state.0 {
+                    None => None,
+                    Some(r) => {
+                        // A role of a deleted workspace can no longer be assigned anywhere.
+                        let workspace_live = match r.workspace_id {
+                            None => true,
+                            Some(w) => events::load::<Workspace>(tx, &workspace_stream(w))
+                                .await?
+                                .state
+                                .0
+                                .is_some_and(|w| !w.deleted),
+                        };
+                        Some(RoleFacts {
+                            tenant_id: r.tenant_id,
+                            workspace_id: r.workspace_id,
+                            live: !r.deleted && workspace_live,
+                        })
+                    }
+                };
                 let subject_tenant = match subject_type {
                     SubjectType::User => events::load::<User>(tx, &user_stream(*subject_id))
                         .await?

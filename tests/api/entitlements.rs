@@ -350,6 +350,29 @@ async fn assignments_are_validated_and_unique() {
         .await;
     assert_problem(r, 409, "already-taken").await;
 
+    // A role of a deleted workspace cannot be assigned, whether the workspace is named or not.
+    let w3 = app.create_workspace(&t, "three").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let w3_role = id_of(
+        app.post(
+            &format!("{base}/roles"),
+            json!({"name": "w3-viewer", "permissions": [], "workspace_id": w3}),
+        )
+        .await,
+    )
+    .await;
+    app.send(Method::DELETE, &format!("{base}/workspaces/{w3}"), None)
+        .await;
+    let r = app
+        .post(
+            &format!("{base}/assignments"),
+            json!({"role_id": w3_role, "user_id": carol}),
+        )
+        .await;
+    assert_problem(r, 422, "role-not-found").await;
+
     let delete = format!("{base}/assignments/{id}");
     let token = token_of(app.send(Method::DELETE, &delete, None).await).await;
     let list: Value = app

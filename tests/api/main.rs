@@ -10,6 +10,7 @@ mod helpers;
 mod instances;
 mod isolation;
 mod kafka;
+mod model;
 mod ordering;
 mod outage;
 mod permissions;
