@@ -6,15 +6,14 @@ use charter_projections::groups as read;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, JsonBody};
+use super::extract::{validated, JsonBody};
 use super::problem::ApiError;
-use super::respond::{self, etag, ListParams, Page};
+use super::respond::{self, ListParams, Page};
 use super::AppState;
 use crate::command::group::{group_stream, GroupHandler, GroupRequest};
-use crate::command::{self, Outcome};
+use crate::command::Outcome;
 use crate::domain::group::Group;
 use crate::domain::validate;
-use crate::store::idempotency::StoredResponse;
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -54,16 +53,10 @@ async fn run(
     raw: &[u8],
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
-    let request = command_request(req, raw)?;
-    let render = |outcome: &Outcome<Group>| -> StoredResponse {
-        let location = (status == StatusCode::CREATED)
-            .then(|| view(outcome).map(|g| format!("/v1/tenants/{}/groups/{}", g.tenant_id, g.id)))
-            .flatten();
-        respond::command(outcome, status, view(outcome), location)
-    };
-    Ok(command::execute(&state.writer, &handler, &request, render)
-        .await?
-        .into())
+    respond::run_command(state, req, handler, raw, status, view, |v| {
+        format!("/v1/tenants/{}/groups/{}", v.tenant_id, v.id)
+    })
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
@@ -133,18 +126,18 @@ pub async fn get(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, group_id) = path.into_inner();
-    let outcome = command::current::<Group>(&state.pool, &group_stream(group_id)).await?;
-    let visible = outcome
-        .state
-        .0
-        .as_ref()
-        .is_some_and(|g| g.tenant_id == tenant_id && !g.deleted);
-    if !visible || !super::tenants::exists(&state.pool, tenant_id).await? {
-        return Err(ApiError::NotFound(format!("group {group_id} not found")));
-    }
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::ETAG, etag(outcome.version)))
-        .json(view(&outcome)))
+    respond::get_current::<Group, _>(
+        &state,
+        tenant_id,
+        &group_stream(group_id),
+        |s| {
+            s.0.as_ref()
+                .is_some_and(|g| g.tenant_id == tenant_id && !g.deleted)
+        },
+        view,
+        &format!("group {group_id}"),
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]

@@ -8,9 +8,11 @@ use charter_projections::LogPosition;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::extract::command_request;
 use super::problem::ApiError;
 use super::AppState;
-use crate::command::Outcome;
+use crate::command::{CommandHandler, Outcome};
+use crate::domain::Aggregate;
 use crate::store::idempotency::StoredResponse;
 
 /// `ETag` of a stream version.
@@ -147,4 +149,57 @@ pub async fn wait_for_consistency(state: &AppState, token: Option<&str>) -> Resu
             ),
         })
     }
+}
+
+/// Runs a command and renders its outcome: `view` of the new state (`None` for an empty
+/// stream) and, for a 201, a `Location` built by `location`.
+pub async fn run_command<H, V>(
+    state: &AppState,
+    req: &actix_web::HttpRequest,
+    handler: H,
+    raw: &[u8],
+    status: StatusCode,
+    view: impl Fn(&Outcome<H::Aggregate>) -> Option<V>,
+    location: impl Fn(&V) -> String,
+) -> Result<HttpResponse, ApiError>
+where
+    H: CommandHandler,
+    V: Serialize,
+{
+    let request = command_request(req, raw)?;
+    let render = |outcome: &Outcome<H::Aggregate>| {
+        let view = view(outcome);
+        let location = (status == StatusCode::CREATED)
+            .then(|| view.as_ref().map(&location))
+            .flatten();
+        command(outcome, status, view, location)
+    };
+    Ok(
+        crate::command::execute(&state.writer, &handler, &request, render)
+            .await?
+            .into(),
+    )
+}
+
+/// `GET` of one resource from the write side: 404 unless `visible` holds for its state and
+/// its tenant exists; otherwise `view` with the stream version as `ETag`.
+pub async fn get_current<A, V>(
+    state: &AppState,
+    tenant_id: Uuid,
+    stream_id: &str,
+    visible: impl Fn(&A) -> bool,
+    view: impl Fn(&Outcome<A>) -> Option<V>,
+    what: &str,
+) -> Result<HttpResponse, ApiError>
+where
+    A: Aggregate,
+    V: Serialize,
+{
+    let outcome = crate::command::current::<A>(&state.pool, stream_id).await?;
+    if !visible(&outcome.state) || !super::tenants::exists(&state.pool, tenant_id).await? {
+        return Err(ApiError::NotFound(format!("{what} not found")));
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(outcome.version)))
+        .json(view(&outcome)))
 }

@@ -8,15 +8,14 @@ use charter_projections::roles::{self as read, RoleRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, JsonBody};
+use super::extract::{validated, JsonBody};
 use super::problem::ApiError;
-use super::respond::{self, etag, Page};
+use super::respond::{self, Page};
 use super::AppState;
 use crate::command::role::{role_stream, RoleHandler, RoleRequest};
-use crate::command::{self, Outcome};
+use crate::command::Outcome;
 use crate::domain::role::Role;
 use crate::domain::validate::{self, FieldError};
-use crate::store::idempotency::StoredResponse;
 
 /// At most this many permissions in one request.
 const MAX_PERMISSIONS: usize = 500;
@@ -79,16 +78,10 @@ async fn run(
     raw: &[u8],
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
-    let request = command_request(req, raw)?;
-    let render = |outcome: &Outcome<Role>| -> StoredResponse {
-        let location = (status == StatusCode::CREATED)
-            .then(|| view(outcome).map(|r| format!("/v1/tenants/{}/roles/{}", r.tenant_id, r.id)))
-            .flatten();
-        respond::command(outcome, status, view(outcome), location)
-    };
-    Ok(command::execute(&state.writer, &handler, &request, render)
-        .await?
-        .into())
+    respond::run_command(state, req, handler, raw, status, view, |v| {
+        format!("/v1/tenants/{}/roles/{}", v.tenant_id, v.id)
+    })
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
@@ -195,18 +188,18 @@ pub async fn get(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, role_id) = path.into_inner();
-    let outcome = command::current::<Role>(&state.pool, &role_stream(role_id)).await?;
-    let visible = outcome
-        .state
-        .0
-        .as_ref()
-        .is_some_and(|r| r.tenant_id == tenant_id && !r.deleted);
-    if !visible || !super::tenants::exists(&state.pool, tenant_id).await? {
-        return Err(ApiError::NotFound(format!("role {role_id} not found")));
-    }
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::ETAG, etag(outcome.version)))
-        .json(view(&outcome)))
+    respond::get_current::<Role, _>(
+        &state,
+        tenant_id,
+        &role_stream(role_id),
+        |s| {
+            s.0.as_ref()
+                .is_some_and(|r| r.tenant_id == tenant_id && !r.deleted)
+        },
+        view,
+        &format!("role {role_id}"),
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]

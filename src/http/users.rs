@@ -7,16 +7,15 @@ use charter_projections::users::{self as read, UserRow};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, JsonBody};
+use super::extract::{validated, JsonBody};
 use super::problem::ApiError;
-use super::respond::{self, etag, ListParams, Page};
+use super::respond::{self, ListParams, Page};
 use super::AppState;
 use crate::auth::password;
 use crate::command::user::{user_stream, UserHandler};
-use crate::command::{self, Outcome};
+use crate::command::Outcome;
 use crate::domain::user::{User, UserAction, UserStatus};
 use crate::domain::validate::{self, FieldError};
-use crate::store::idempotency::StoredResponse;
 
 #[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -78,16 +77,10 @@ async fn run(
     raw: &[u8],
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
-    let request = command_request(req, raw)?;
-    let render = |outcome: &Outcome<User>| -> StoredResponse {
-        let location = (status == StatusCode::CREATED)
-            .then(|| view(outcome).map(|u| format!("/v1/tenants/{}/users/{}", u.tenant_id, u.id)))
-            .flatten();
-        respond::command(outcome, status, view(outcome), location)
-    };
-    Ok(command::execute(&state.writer, &handler, &request, render)
-        .await?
-        .into())
+    respond::run_command(state, req, handler, raw, status, view, |v| {
+        format!("/v1/tenants/{}/users/{}", v.tenant_id, v.id)
+    })
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
@@ -220,18 +213,18 @@ pub async fn get(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, user_id) = path.into_inner();
-    let outcome = command::current::<User>(&state.pool, &user_stream(user_id)).await?;
-    let visible = outcome
-        .state
-        .0
-        .as_ref()
-        .is_some_and(|u| u.tenant_id == tenant_id && u.status != UserStatus::Deleted);
-    if !visible || !super::tenants::exists(&state.pool, tenant_id).await? {
-        return Err(ApiError::NotFound(format!("user {user_id} not found")));
-    }
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::ETAG, etag(outcome.version)))
-        .json(view(&outcome)))
+    respond::get_current::<User, _>(
+        &state,
+        tenant_id,
+        &user_stream(user_id),
+        |s| {
+            s.0.as_ref()
+                .is_some_and(|u| u.tenant_id == tenant_id && u.status != UserStatus::Deleted)
+        },
+        view,
+        &format!("user {user_id}"),
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]

@@ -6,15 +6,14 @@ use charter_projections::workspaces::{self as read, WorkspaceRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, JsonBody};
+use super::extract::{validated, JsonBody};
 use super::problem::ApiError;
-use super::respond::{self, etag, ListParams, Page};
+use super::respond::{self, ListParams, Page};
 use super::AppState;
 use crate::command::workspace::{workspace_stream, WorkspaceHandler};
-use crate::command::{self, Outcome};
+use crate::command::Outcome;
 use crate::domain::validate;
 use crate::domain::workspace::{Workspace, WorkspaceAction};
-use crate::store::idempotency::StoredResponse;
 
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -41,18 +40,10 @@ async fn run(
     raw: &[u8],
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
-    let request = command_request(req, raw)?;
-    let render = |outcome: &Outcome<Workspace>| -> StoredResponse {
-        let location = (status == StatusCode::CREATED)
-            .then(|| {
-                view(outcome).map(|w| format!("/v1/tenants/{}/workspaces/{}", w.tenant_id, w.id))
-            })
-            .flatten();
-        respond::command(outcome, status, view(outcome), location)
-    };
-    Ok(command::execute(&state.writer, &handler, &request, render)
-        .await?
-        .into())
+    respond::run_command(state, req, handler, raw, status, view, |v| {
+        format!("/v1/tenants/{}/workspaces/{}", v.tenant_id, v.id)
+    })
+    .await
 }
 
 fn valid_name(raw: &str) -> Result<String, ApiError> {
@@ -117,21 +108,18 @@ pub async fn get(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, workspace_id) = path.into_inner();
-    let outcome =
-        command::current::<Workspace>(&state.pool, &workspace_stream(workspace_id)).await?;
-    let visible = outcome
-        .state
-        .0
-        .as_ref()
-        .is_some_and(|w| w.tenant_id == tenant_id && !w.deleted);
-    if !visible || !super::tenants::exists(&state.pool, tenant_id).await? {
-        return Err(ApiError::NotFound(format!(
-            "workspace {workspace_id} not found"
-        )));
-    }
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::ETAG, etag(outcome.version)))
-        .json(view(&outcome)))
+    respond::get_current::<Workspace, _>(
+        &state,
+        tenant_id,
+        &workspace_stream(workspace_id),
+        |s| {
+            s.0.as_ref()
+                .is_some_and(|w| w.tenant_id == tenant_id && !w.deleted)
+        },
+        view,
+        &format!("workspace {workspace_id}"),
+    )
+    .await
 }
 
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
