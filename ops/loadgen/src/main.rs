@@ -22,6 +22,8 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+mod extra;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "charter-loadgen",
@@ -47,6 +49,86 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// Seed one tenant with workspaces, a role, users and one tenant-wide assignment per user
+    /// through the HTTP API; write the user ids (one per line) to --ids-file.
+    SeedEntitlements(SeedArgs),
+    /// GET /v1/tenants/{t}/users/{random user from --ids-file}/entitlements in a loop.
+    Entitlements {
+        #[command(flatten)]
+        common: Common,
+        /// Tenant id (from seed-entitlements).
+        #[arg(long)]
+        tenant: Uuid,
+        /// File with one user id per line.
+        #[arg(long)]
+        ids_file: String,
+    },
+    /// Open loop: POST workspaces at a fixed rate; for every --sample-every-th committed
+    /// command, measure the time until `GET ...?consistency=<token>` answers (commit -> read model).
+    Lag(LagArgs),
+    /// Serve a bare actix-web JSON route (`GET /` -> {"status":"ok"}) on 127.0.0.1 as a baseline.
+    Bare(BareArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct SeedArgs {
+    /// Base URL of the service.
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    #[arg(long, default_value_t = 50)]
+    workspaces: usize,
+    /// Concurrent seeding clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Where to write the user ids.
+    #[arg(long)]
+    ids_file: String,
+    /// Upper bound of the wait for the read models to catch up after seeding.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    consistency_wait: Duration,
+    /// Upper bound of the whole seeding phase (commands).
+    #[arg(long, default_value = "600s", value_parser = parse_duration)]
+    max_seed_time: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+struct LagArgs {
+    /// Base URL of the service.
+    #[arg(long)]
+    url: String,
+    /// Commands per second (open loop).
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Measure the read-model lag of every n-th command.
+    #[arg(long, default_value_t = 10)]
+    sample_every: u64,
+    /// Maximum commands in flight (a send slot that finds none free is counted as missed); lag
+    /// probes have a separate pool of the same size.
+    #[arg(long, default_value_t = 256)]
+    max_inflight: usize,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+struct BareArgs {
+    /// actix-web workers (the service runs one per core).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Write the bound port here once listening.
+    #[arg(long)]
+    port_file: String,
+    /// Exit after this long whatever happens.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    max_lifetime: Duration,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -364,7 +446,18 @@ fn report(scenario: &str, c: &Common, run: Run, extra: Value) -> Value {
 fn main() {
     let cli = Cli::parse();
     let common = match &cli.scenario {
-        Scenario::Workspaces { common, .. } | Scenario::Get { common } => common.clone(),
+        Scenario::Workspaces { common, .. }
+        | Scenario::Get { common }
+        | Scenario::Entitlements { common, .. } => common.clone(),
+        Scenario::Bare(a) => std::process::exit(extra::bare(a.clone())),
+        Scenario::SeedEntitlements(a) => {
+            let a = a.clone();
+            std::process::exit(extra::with_runtime(2, move || extra::seed(a)))
+        }
+        Scenario::Lag(a) => {
+            let a = a.clone();
+            std::process::exit(extra::with_runtime(a.threads, move || extra::lag(a)))
+        }
     };
     if common.clients == 0 || common.duration.is_zero() {
         eprintln!("error: --clients and --duration must be > 0");
@@ -378,6 +471,38 @@ fn main() {
     let code = rt.block_on(async move {
         let client = build_client(&common);
         let (name, make, extra): (&str, MakeRequest, Value) = match cli.scenario {
+            Scenario::Entitlements {
+                tenant, ids_file, ..
+            } => {
+                let base = common.url.trim_end_matches('/').to_owned();
+                let ids = match std::fs::read_to_string(&ids_file) {
+                    Ok(t) => t
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!("{base}/v1/tenants/{tenant}/users/{l}/entitlements"))
+                        .collect::<Vec<_>>(),
+                    Err(e) => {
+                        eprintln!("error: reading {ids_file}: {e}");
+                        return 1;
+                    }
+                };
+                if ids.is_empty() {
+                    eprintln!("error: no user ids in {ids_file}");
+                    return 1;
+                }
+                let n = ids.len();
+                let urls = Arc::new(ids);
+                (
+                    "entitlements",
+                    Arc::new(move |cl: &reqwest::Client, client_no: usize, seq: u64| {
+                        let r = extra::mix((client_no as u64) << 40 ^ seq);
+                        cl.get(&urls[(r % urls.len() as u64) as usize])
+                    }),
+                    json!({"url": base, "tenant_id": tenant, "users": n}),
+                )
+            }
+            Scenario::Bare(_) | Scenario::SeedEntitlements(_) | Scenario::Lag(_) => unreachable!(),
             Scenario::Get { .. } => {
                 let url = common.url.clone();
                 (
