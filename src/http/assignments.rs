@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::extract::{command_request, validated, JsonBody};
 use super::problem::ApiError;
-use super::respond::{self, Page};
+use super::respond::{self};
 use super::AppState;
 use crate::command::assignment::{AssignmentHandler, AssignmentRequest};
 use crate::command::{self, Outcome};
@@ -134,11 +134,7 @@ pub async fn list(
     params: web::Query<AssignmentListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = respond::limit(params.limit)?;
-    respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
-    if !super::tenants::exists(&state.pool, *path).await? {
-        return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
-    }
-    let client = state.pool.get().await?;
+    let tenant_id = *path;
     let query = ListAssignments {
         user_id: params.user_id,
         group_id: params.group_id,
@@ -146,8 +142,15 @@ pub async fn list(
         after: params.after,
         limit,
     };
-    let items = read::list(&client, *path, &query).await?;
-    Ok(HttpResponse::Ok().json(Page::new(items, limit, |a| a.id)))
+    respond::tenant_page(
+        &state,
+        tenant_id,
+        params.consistency.as_deref(),
+        limit,
+        |client| async move { read::list(&client, tenant_id, &query).await },
+        |a| a.id,
+    )
+    .await
 }
 
 pub fn routes() -> actix_web::Scope {

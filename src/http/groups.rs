@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::extract::{validated, JsonBody};
 use super::problem::ApiError;
-use super::respond::{self, ListParams, Page};
+use super::respond::{self, ListParams};
 use super::AppState;
 use crate::command::group::{group_stream, GroupHandler, GroupRequest};
 use crate::command::Outcome;
@@ -148,13 +148,17 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let limit = params.limit()?;
     params.reject_parent_id()?;
-    respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
-    if !super::tenants::exists(&state.pool, *path).await? {
-        return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
-    }
-    let client = state.pool.get().await?;
-    let items = read::list(&client, *path, params.after, limit).await?;
-    Ok(HttpResponse::Ok().json(Page::new(items, limit, |g| g.id)))
+    let tenant_id = *path;
+    let after = params.after;
+    respond::tenant_page(
+        &state,
+        tenant_id,
+        params.consistency.as_deref(),
+        limit,
+        |client| async move { read::list(&client, tenant_id, after, limit).await },
+        |g| g.id,
+    )
+    .await
 }
 
 /// The routes under `/v1/tenants/{tenant_id}/groups`.

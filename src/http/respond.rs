@@ -203,3 +203,26 @@ where
         .insert_header((header::ETAG, etag(outcome.version)))
         .json(view(&outcome)))
 }
+
+/// A page of one tenant's resources from a read model: waits for `consistency`, answers 404
+/// when the tenant does not exist, then runs `read` on a pooled connection.
+pub async fn tenant_page<T, F, Fut>(
+    state: &AppState,
+    tenant_id: Uuid,
+    consistency: Option<&str>,
+    limit: i64,
+    read: F,
+    id: impl Fn(&T) -> Uuid,
+) -> Result<HttpResponse, ApiError>
+where
+    T: Serialize,
+    F: FnOnce(deadpool_postgres::Object) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, tokio_postgres::Error>>,
+{
+    wait_for_consistency(state, consistency).await?;
+    if !super::tenants::exists(&state.pool, tenant_id).await? {
+        return Err(ApiError::NotFound(format!("tenant {tenant_id} not found")));
+    }
+    let items = read(state.pool.get().await?).await?;
+    Ok(HttpResponse::Ok().json(Page::new(items, limit, id)))
+}

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::extract::{validated, JsonBody};
 use super::problem::ApiError;
-use super::respond::{self, Page};
+use super::respond::{self};
 use super::AppState;
 use crate::command::role::{role_stream, RoleHandler, RoleRequest};
 use crate::command::Outcome;
@@ -218,13 +218,18 @@ pub async fn list(
     params: web::Query<RoleListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = respond::limit(params.limit)?;
-    respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
-    if !super::tenants::exists(&state.pool, *path).await? {
-        return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
-    }
-    let client = state.pool.get().await?;
-    let items = read::list(&client, *path, params.workspace_id, params.after, limit).await?;
-    Ok(HttpResponse::Ok().json(Page::new(items, limit, |r| r.id)))
+    let tenant_id = *path;
+    let workspace_id = params.workspace_id;
+    let after = params.after;
+    respond::tenant_page(
+        &state,
+        tenant_id,
+        params.consistency.as_deref(),
+        limit,
+        |client| async move { read::list(&client, tenant_id, workspace_id, after, limit).await },
+        |r| r.id,
+    )
+    .await
 }
 
 /// The routes under `/v1/tenants/{tenant_id}/roles`.
