@@ -13,6 +13,8 @@ use uuid::Uuid;
 pub enum SubjectType {
     User,
     Group,
+    /// A service account: a principal like a user, that logs in with client credentials.
+    ServiceAccount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -40,6 +40,8 @@ pub trait Scoped {
 pub struct EventSchema {
     pub event_type: &'static str,
     pub schema_version: u32,
+    /// Whether events of this type are published to Kafka (see [`DomainEvent::published`]).
+    pub published: bool,
     pub schema: Schema,
 }
 
@@ -81,6 +83,10 @@ pub fn all_schemas() -> Vec<EventSchema> {
     all.extend(crate::group::GroupEvent::schemas());
     all.extend(crate::role::RoleEvent::schemas());
     all.extend(crate::assignment::AssignmentEvent::schemas());
+    all.extend(crate::service_account::ServiceAccountEvent::schemas());
+    all.extend(crate::session::SessionEvent::schemas());
+    all.extend(crate::keyring::KeyringEvent::schemas());
+    all.extend(crate::token::TokenEvent::schemas());
     all
 }
 
@@ -148,6 +154,7 @@ macro_rules! event_family {
                 vec![ $( $crate::catalog::EventSchema {
                     event_type: $type_name,
                     schema_version: $version,
+                    published: $crate::event_family!(@published $($internal)?),
                     schema: schemars::schema_for!($payload),
                 } ),+ ]
             }

@@ -10,9 +10,13 @@ pub mod catalog;
 pub mod cloudevent;
 pub mod envelope;
 pub mod group;
+pub mod keyring;
 pub mod permission;
 pub mod role;
+pub mod service_account;
+pub mod session;
 pub mod tenant;
+pub mod token;
 pub mod user;
 pub mod workspace;
 

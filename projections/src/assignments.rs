@@ -32,6 +32,7 @@ impl Projection for Assignments {
                 let subject_type = match c.subject_type {
                     SubjectType::User => "user",
                     SubjectType::Group => "group",
+                    SubjectType::ServiceAccount => "service_account",
                 };
                 execute(
                     tx,

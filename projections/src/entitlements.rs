@@ -12,6 +12,7 @@
 use charter_events::assignment::{AssignmentEvent, SubjectType};
 use charter_events::group::GroupEvent;
 use charter_events::role::RoleEvent;
+use charter_events::service_account::ServiceAccountEvent;
 use charter_events::tenant::TenantEvent;
 use charter_events::user::UserEvent;
 use charter_events::workspace::WorkspaceEvent;
@@ -34,9 +35,11 @@ enum Affected {
     Tenant,
 }
 
+/// Service accounts are principals like users: they live in `ent_users` and their
+/// assignments are stored as user assignments (ids never collide).
 fn subject(t: SubjectType) -> &'static str {
     match t {
-        SubjectType::User => "user",
+        SubjectType::User | SubjectType::ServiceAccount => "user",
         SubjectType::Group => "group",
     }
 }
@@ -169,6 +172,38 @@ impl Projection for Entitlements {
                         Affected::Users(vec![u])
                     }
                     _ => Affected::Nobody,
+                }
+            }
+            "service_account" => {
+                let event = decode::<ServiceAccountEvent>(e)?;
+                let (u, _) = event.ids();
+                let statement = match event {
+                    ServiceAccountEvent::Created(_) => {
+                        execute(
+                            tx,
+                            "INSERT INTO ent_users VALUES ($1, $2, true, true)",
+                            &[&u, &t],
+                        )
+                        .await?;
+                        None
+                    }
+                    ServiceAccountEvent::Disabled(_) => {
+                        Some("UPDATE ent_users SET active = false WHERE user_id = $1")
+                    }
+                    ServiceAccountEvent::Enabled(_) => {
+                        Some("UPDATE ent_users SET active = true WHERE user_id = $1")
+                    }
+                    ServiceAccountEvent::Deleted(_) => {
+                        Some("UPDATE ent_users SET active = false, live = false WHERE user_id = $1")
+                    }
+                    _ => None,
+                };
+                match statement {
+                    Some(sql) => {
+                        execute(tx, sql, &[&u]).await?;
+                        Affected::Users(vec![u])
+                    }
+                    None => Affected::Nobody,
                 }
             }
             "group" => match decode::<GroupEvent>(e)? {
@@ -331,7 +366,7 @@ async fn subject_users(
     subject_id: Uuid,
 ) -> Result<Vec<Uuid>, ProjectionError> {
     match subject_type {
-        SubjectType::User => Ok(vec![subject_id]),
+        SubjectType::User | SubjectType::ServiceAccount => Ok(vec![subject_id]),
         SubjectType::Group => members(tx, subject_id).await,
     }
 }

@@ -15,6 +15,7 @@ pub mod policy_versions;
 pub mod projection;
 pub mod roles;
 pub mod runner;
+pub mod service_accounts;
 pub mod tenants;
 pub mod users;
 pub mod workspaces;
@@ -29,6 +30,7 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(tenants::Tenants),
         std::sync::Arc::new(workspaces::Workspaces),
         std::sync::Arc::new(users::Users),
+        std::sync::Arc::new(service_accounts::ServiceAccounts),
         std::sync::Arc::new(groups::Groups),
         std::sync::Arc::new(permissions::Permissions),
         std::sync::Arc::new(roles::Roles),

@@ -58,15 +58,18 @@ pub fn spawn(config: tokio_postgres::Config, shutdown: CancellationToken) -> (Si
     let listening = signal.clone();
     let listen_config = config.clone();
     let listen_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        while !listen_shutdown.is_cancelled() {
-            match listen(&listen_config, &listening, &listen_shutdown).await {
-                Ok(()) => tracing::debug!("log listener connection closed"),
-                Err(e) => tracing::warn!(error = %e, "log listener failed; reconnecting"),
+    // Whatever was appended while we were not listening is found by the followers' next
+    // read, so (re)connecting wakes them too.
+    tokio::spawn(listen_forever(
+        listen_config,
+        CHANNEL,
+        listen_shutdown,
+        move |event| {
+            if event != ListenEvent::Lost {
+                listening.wake_local();
             }
-            pause(&listen_shutdown).await;
-        }
-    });
+        },
+    ));
     let notifying = signal.clone();
     tokio::spawn(async move {
         while !shutdown.is_cancelled() {
@@ -86,16 +89,45 @@ async fn pause(shutdown: &CancellationToken) {
     }
 }
 
+/// What a LISTEN connection reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenEvent {
+    /// LISTEN is in effect: anything before it was missed.
+    Listening,
+    Notified,
+    /// The connection is gone; notifications may be missed until the next `Listening`.
+    Lost,
+}
+
+/// Keeps a LISTEN on `channel` alive (reconnecting every second after a failure) until
+/// shutdown, reporting to `on_event`.
+pub async fn listen_forever(
+    config: tokio_postgres::Config,
+    channel: &'static str,
+    shutdown: CancellationToken,
+    on_event: impl Fn(ListenEvent),
+) {
+    while !shutdown.is_cancelled() {
+        match listen(&config, channel, &shutdown, &on_event).await {
+            Ok(()) => tracing::debug!(channel, "listener connection closed"),
+            Err(e) => tracing::warn!(channel, error = %e, "listener failed; reconnecting"),
+        }
+        on_event(ListenEvent::Lost);
+        pause(&shutdown).await;
+    }
+}
+
 /// Listens until the connection ends (`Ok`) or fails (`Err`), or until shutdown.
 async fn listen(
     config: &tokio_postgres::Config,
-    signal: &Signal,
+    channel: &str,
     shutdown: &CancellationToken,
+    on_event: &impl Fn(ListenEvent),
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
     // The connection only makes progress while its messages are polled.
-    let sql = format!("LISTEN {CHANNEL}");
+    let sql = format!("LISTEN {channel}");
     let listen = client.batch_execute(&sql);
     tokio::pin!(listen);
     loop {
@@ -108,12 +140,11 @@ async fn listen(
             },
         }
     }
-    // Whatever was appended while we were not listening is found by the followers' next read.
-    signal.wake_local();
+    on_event(ListenEvent::Listening);
     loop {
         tokio::select! {
             m = messages.next() => match m {
-                Some(Ok(AsyncMessage::Notification(_))) => signal.wake_local(),
+                Some(Ok(AsyncMessage::Notification(_))) => on_event(ListenEvent::Notified),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),

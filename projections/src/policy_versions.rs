@@ -6,7 +6,7 @@
 //! - role permissions granted or revoked, role deleted: the role's scope;
 //! - assignment created or deleted: the assignment's scope;
 //! - group membership added or removed, group deleted: the tenant;
-//! - user disabled, enabled or deleted: the tenant;
+//! - user or service account disabled, enabled or deleted: the tenant;
 //! - workspace deleted: that workspace;
 //! - tenant blocked, unblocked or deleted: the tenant.
 //!
@@ -21,6 +21,7 @@
 use charter_events::assignment::AssignmentEvent;
 use charter_events::group::GroupEvent;
 use charter_events::role::RoleEvent;
+use charter_events::service_account::ServiceAccountEvent;
 use charter_events::tenant::TenantEvent;
 use charter_events::user::UserEvent;
 use charter_events::workspace::WorkspaceEvent;
@@ -78,6 +79,12 @@ pub fn bump_for(e: &RecordedEvent) -> Result<Bump, ProjectionError> {
         },
         "user" => match decode::<UserEvent>(e)? {
             UserEvent::Disabled(_) | UserEvent::Enabled(_) | UserEvent::Deleted(_) => Bump::Tenant,
+            _ => Bump::None,
+        },
+        "service_account" => match decode::<ServiceAccountEvent>(e)? {
+            ServiceAccountEvent::Disabled(_)
+            | ServiceAccountEvent::Enabled(_)
+            | ServiceAccountEvent::Deleted(_) => Bump::Tenant,
             _ => Bump::None,
         },
         "group" => match decode::<GroupEvent>(e)? {

@@ -129,6 +129,8 @@ fn row(r: &Row) -> TenantRow {
 #[derive(Debug, Clone, Default)]
 pub struct ListTenants {
     pub parent_id: Option<Uuid>,
+    /// Only this tenant and its descendants.
+    pub within: Option<Uuid>,
     /// Keyset cursor: the last id of the previous page.
     pub after: Option<Uuid>,
     pub limit: i64,
@@ -141,13 +143,20 @@ pub async fn list(
     let rows = client
         .query(
             &format!(
-                "SELECT {COLUMNS} FROM projections.tenants \
+                "WITH RECURSIVE reach (id, depth) AS ( \
+                     SELECT $4::uuid, 1 WHERE $4::uuid IS NOT NULL \
+                     UNION ALL \
+                     SELECT t.tenant_id, reach.depth + 1 FROM projections.tenants t \
+                     JOIN reach ON t.parent_id = reach.id WHERE reach.depth < 64 \
+                 ) \
+                 SELECT {COLUMNS} FROM projections.tenants \
                  WHERE status <> 'deleted' \
                    AND ($1::uuid IS NULL OR parent_id = $1) \
                    AND ($2::uuid IS NULL OR tenant_id > $2) \
+                   AND ($4::uuid IS NULL OR tenant_id IN (SELECT id FROM reach)) \
                  ORDER BY tenant_id LIMIT $3"
             ),
-            &[&q.parent_id, &q.after, &q.limit],
+            &[&q.parent_id, &q.after, &q.limit, &q.within],
         )
         .await?;
     Ok(rows.iter().map(row).collect())

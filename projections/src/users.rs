@@ -52,6 +52,21 @@ impl Projection for Users {
             UserEvent::Disabled(_) => status(tx, id, v, at, "disabled").await?,
             UserEvent::Enabled(_) => status(tx, id, v, at, "active").await?,
             UserEvent::Deleted(_) => status(tx, id, v, at, "deleted").await?,
+            UserEvent::SessionsRevoked(c) => {
+                execute(tx, "UPDATE users SET account_version = $4, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at, &c.account_version]).await?
+            }
+            UserEvent::AccountLocked(c) => {
+                execute(tx, "UPDATE users SET locked_until = $4, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at, &c.locked_until]).await?
+            }
+            // A success or an unlock ends a lock early.
+            UserEvent::AccountUnlocked(_) | UserEvent::LoginSucceeded(_) => {
+                execute(tx, "UPDATE users SET locked_until = NULL, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at]).await?
+            }
+            UserEvent::MfaActivated(_) => mfa(tx, id, v, at, true).await?,
+            UserEvent::MfaDisabled(_) => mfa(tx, id, v, at, false).await?,
+            UserEvent::LoginFailed(_) | UserEvent::MfaEnrolled(_) | UserEvent::PlatformAccessGranted(_) => {
+                execute(tx, "UPDATE users SET version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at]).await?
+            }
         };
         if touched != 1 {
             return Err(ProjectionError::Invariant(format!(
@@ -78,6 +93,21 @@ async fn status(
     .await
 }
 
+async fn mfa(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    version: i64,
+    at: DateTime<Utc>,
+    enabled: bool,
+) -> Result<u64, tokio_postgres::Error> {
+    execute(
+        tx,
+        "UPDATE users SET mfa_enabled = $4, version = $2, updated_at = $3 WHERE user_id = $1",
+        &[&id, &version, &at, &enabled],
+    )
+    .await
+}
+
 /// One user as listed (never with credentials).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserRow {
@@ -89,6 +119,9 @@ pub struct UserRow {
     pub status: String,
     pub has_password: bool,
     pub account_version: i64,
+    pub mfa_enabled: bool,
+    /// Set while the account is locked after repeated login failures.
+    pub locked_until: Option<DateTime<Utc>>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -107,6 +140,8 @@ fn row(r: &Row) -> UserRow {
         version: r.get(8),
         created_at: r.get(9),
         updated_at: r.get(10),
+        mfa_enabled: r.get(11),
+        locked_until: r.get(12),
     }
 }
 
@@ -120,7 +155,8 @@ pub async fn list(
     let rows = client
         .query(
             "SELECT user_id, tenant_id, username, email, display_name, status, has_password, \
-             account_version, version, created_at, updated_at FROM projections.users \
+             account_version, version, created_at, updated_at, mfa_enabled, locked_until \
+             FROM projections.users \
              WHERE tenant_id = $1 AND status <> 'deleted' AND ($2::uuid IS NULL OR user_id > $2) \
              ORDER BY user_id LIMIT $3",
             &[&tenant_id, &after, &limit],

@@ -1,0 +1,112 @@
+//! Read model `service_accounts`: every service account of every tenant, without secrets.
+//! Owns `service_accounts`.
+
+use charter_events::service_account::ServiceAccountEvent;
+use charter_events::{DomainEvent, RecordedEvent};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Transaction};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::projection::{execute, Projection, ProjectionError};
+
+pub struct ServiceAccounts;
+
+#[async_trait::async_trait]
+impl Projection for ServiceAccounts {
+    fn name(&self) -> &'static str {
+        "service_accounts"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["service_accounts"]
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        if e.stream_type != ServiceAccountEvent::STREAM_TYPE {
+            return Ok(());
+        }
+        let event =
+            ServiceAccountEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        let (id, tenant_id) = event.ids();
+        let (v, at) = (e.stream_version, e.recorded_at);
+        let status = match &event {
+            ServiceAccountEvent::Created(c) => {
+                execute(
+                    tx,
+                    "INSERT INTO service_accounts VALUES ($1, $2, $3, 'active', $4, $5, $5)",
+                    &[&id, &tenant_id, &c.name, &v, &at],
+                )
+                .await?;
+                return Ok(());
+            }
+            ServiceAccountEvent::Disabled(_) => Some("disabled"),
+            ServiceAccountEvent::Enabled(_) => Some("active"),
+            ServiceAccountEvent::Deleted(_) => Some("deleted"),
+            ServiceAccountEvent::SecretIssued(_) | ServiceAccountEvent::SecretRotated(_) => None,
+        };
+        let touched = execute(
+            tx,
+            "UPDATE service_accounts SET status = COALESCE($4, status), version = $2, \
+             updated_at = $3 WHERE service_account_id = $1",
+            &[&id, &v, &at, &status],
+        )
+        .await?;
+        if touched != 1 {
+            return Err(ProjectionError::Invariant(format!(
+                "{} at position {} touched {touched} service account rows",
+                e.event_type, e.position
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One service account as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceAccountRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// The `client_id` of the client credentials grant (the id itself).
+    pub client_id: String,
+    pub name: String,
+    pub status: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Live (not deleted) service accounts of one tenant, by id, after the keyset cursor `after`.
+pub async fn list(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ServiceAccountRow>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT service_account_id, tenant_id, name, status, version, created_at, updated_at \
+             FROM projections.service_accounts \
+             WHERE tenant_id = $1 AND status <> 'deleted' \
+               AND ($2::uuid IS NULL OR service_account_id > $2) \
+             ORDER BY service_account_id LIMIT $3",
+            &[&tenant_id, &after, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let id: Uuid = r.get(0);
+            ServiceAccountRow {
+                id,
+                tenant_id: r.get(1),
+                client_id: id.to_string(),
+                name: r.get(2),
+                status: r.get(3),
+                version: r.get(4),
+                created_at: r.get(5),
+                updated_at: r.get(6),
+            }
+        })
+        .collect())
+}
