@@ -19,6 +19,8 @@ pub struct Config {
     pub relay: RelayConfig,
     pub projections: ProjectionsConfig,
     pub auth: AuthConfig,
+    pub keys: KeysConfig,
+    pub bootstrap: BootstrapConfig,
     pub log: LogConfig,
 }
 
@@ -27,14 +29,57 @@ pub struct Config {
 pub struct AuthConfig {
     /// PBKDF2-HMAC-SHA256 iterations for new password hashes (existing hashes keep theirs).
     pub pbkdf2_iterations: std::num::NonZeroU32,
+    /// `iss` of the tokens Charter mints, and the issuer of its OpenID configuration.
+    pub issuer: String,
+    /// `aud` of the tokens Charter mints and accepts.
+    pub audience: String,
+    pub access_token_ttl_s: u64,
+    pub refresh_token_ttl_s: u64,
+    /// Consecutive failed logins that lock an account.
+    pub lockout_threshold: u32,
+    pub lockout_duration_s: u64,
+    /// The issuer label authenticator apps show next to a TOTP entry.
+    pub totp_issuer: String,
+    /// Tokens whose dynamic checks passed are remembered (until a change that could
+    /// invalidate any token is projected). At most this many.
+    pub verify_cache_entries: usize,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             pbkdf2_iterations: std::num::NonZeroU32::new(600_000).expect("non-zero"),
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: "charter".into(),
+            access_token_ttl_s: 900,
+            refresh_token_ttl_s: 30 * 24 * 3600,
+            lockout_threshold: 5,
+            lockout_duration_s: 900,
+            totp_issuer: "Charter".into(),
+            verify_cache_entries: 100_000,
         }
     }
+}
+
+/// Signing keys: created on first start, their private halves sealed with the master key.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// 32 bytes, base64 or hex (`openssl rand -base64 32`). Required to serve.
+    #[serde(serialize_with = "redacted_opt")]
+    pub master_key: Option<SecretString>,
+}
+
+/// The first administrator, created (idempotently) at start-up when `tenant` is set.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapConfig {
+    /// Slug of the root tenant.
+    pub tenant: Option<String>,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    #[serde(serialize_with = "redacted_opt")]
+    pub password: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -222,6 +267,8 @@ impl Config {
             "relay",
             "projections",
             "auth",
+            "keys",
+            "bootstrap",
             "log",
         ];
         figment.merge(Env::prefixed("CHARTER_").split("__").filter(move |k| {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use charter::auth::bootstrap;
 use charter::config::Config;
 use charter::startup::Application;
 use charter::{db, telemetry};
@@ -31,6 +32,41 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets redacted) and exit.
     Config,
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create (idempotently) the root tenant and its first administrator, who holds
+    /// `tenant_admin` there and a platform-wide `iam.*` grant.
+    Bootstrap {
+        /// Slug of the root tenant.
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        /// Defaults to <username>@<tenant>.invalid.
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Activate a new signing key; the previous one verifies until its tokens expire.
+    Rotate,
 }
 
 #[tokio::main]
@@ -53,6 +89,18 @@ async fn main() -> ExitCode {
         Command::Config => serde_yaml_ng::to_string(&config)
             .map(|yaml| print!("{yaml}"))
             .map_err(|e| e.to_string()),
+        Command::Admin {
+            command:
+                AdminCommand::Bootstrap {
+                    tenant,
+                    username,
+                    email,
+                    password_stdin: _,
+                },
+        } => admin_bootstrap(config, tenant, username, email).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => keys_rotate(config).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,4 +117,60 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+/// A writer on the configured database, after migrations (for one-shot commands).
+async fn writer(config: &Config) -> Result<charter::command::Writer, String> {
+    db::migrate(&config.database)
+        .await
+        .map_err(|e| e.to_string())?;
+    let pool = db::pool(&config.database).map_err(|e| e.to_string())?;
+    let (appended, _) = charter_projections::listener::Signal::local();
+    Ok(charter::command::Writer { pool, appended })
+}
+
+async fn admin_bootstrap(
+    config: Config,
+    tenant: String,
+    username: String,
+    email: Option<String>,
+) -> Result<(), String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| format!("reading the password from stdin: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let writer = writer(&config).await?;
+    let request = bootstrap::Bootstrap {
+        email: email.unwrap_or_else(|| format!("{username}@{tenant}.invalid")),
+        tenant_slug: tenant,
+        username,
+        password,
+    };
+    let done = bootstrap::bootstrap(&writer, config.auth.pbkdf2_iterations, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "tenant {} ({}), administrator {} ({}): ready",
+        request.tenant_slug, done.tenant_id, request.username, done.user_id
+    );
+    Ok(())
+}
+
+async fn keys_rotate(config: Config) -> Result<(), String> {
+    let master = charter::startup::master_key(&config).map_err(|e| e.to_string())?;
+    let writer = writer(&config).await?;
+    let ttl = chrono::Duration::seconds(config.auth.access_token_ttl_s as i64);
+    charter::command::keyring::ensure_key(&writer, &master)
+        .await
+        .map_err(|e| e.to_string())?;
+    charter::command::keyring::rotate_key(&writer, &master, ttl)
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = writer.pool.get().await.map_err(|e| e.to_string())?;
+    let keys = charter::token::KeyStore::load(&client, master)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("active signing key: {}", keys.current().signing_kid);
+    Ok(())
 }

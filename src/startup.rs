@@ -13,6 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use charter_events::Metadata;
 
+use crate::auth::bootstrap::{bootstrap, Bootstrap};
+use crate::auth::flows::Authenticator;
+use crate::auth::secrets::MasterKey;
+use crate::command::keyring::ensure_key;
 use crate::command::permission::RegisterPermissions;
 use crate::command::{self, CommandRequest, Writer};
 use crate::config::Config;
@@ -22,6 +26,7 @@ use crate::http::{self, AppState};
 use crate::relay::{Relay, RelayError, RelayStatus};
 use crate::store::idempotency::StoredResponse;
 use crate::telemetry;
+use crate::token::{KeyStore, Verifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -37,6 +42,69 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error("registering Charter's permissions: {0}")]
     Register(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("signing keys: {0}")]
+    Keys(String),
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[from] crate::auth::bootstrap::BootstrapError),
+}
+
+/// The master key from `keys.master_key`, which is required.
+pub fn master_key(config: &Config) -> Result<MasterKey, StartupError> {
+    use secrecy::ExposeSecret;
+    let raw = config.keys.master_key.as_ref().ok_or_else(|| {
+        StartupError::Config(
+            "keys.master_key (CHARTER_KEYS__MASTER_KEY) is required: 32 bytes, base64 or hex \
+             (openssl rand -base64 32)"
+                .into(),
+        )
+    })?;
+    MasterKey::parse(raw.expose_secret()).map_err(|e| StartupError::Config(e.to_string()))
+}
+
+/// Runs the configured bootstrap, if `bootstrap.tenant` is set.
+async fn bootstrap_from_config(writer: &Writer, config: &Config) -> Result<(), StartupError> {
+    use secrecy::ExposeSecret;
+    let b = &config.bootstrap;
+    let Some(tenant) = &b.tenant else {
+        return Ok(());
+    };
+    let missing = |what: &str| {
+        StartupError::Config(format!(
+            "bootstrap.{what} is required with bootstrap.tenant"
+        ))
+    };
+    let username = b.username.clone().ok_or_else(|| missing("username"))?;
+    let password = b
+        .password
+        .as_ref()
+        .ok_or_else(|| missing("password"))?
+        .expose_secret()
+        .to_owned();
+    let request = Bootstrap {
+        tenant_slug: tenant.clone(),
+        email: b
+            .email
+            .clone()
+            .unwrap_or_else(|| format!("{username}@{tenant}.invalid")),
+        username,
+        password,
+    };
+    let done = bootstrap(writer, config.auth.pbkdf2_iterations, &request).await?;
+    // A token minted before the grant is projected would go stale as soon as it is: let the
+    // read models catch up before anyone can log in.
+    if config.projections.enabled {
+        let timeout = Duration::from_secs(30);
+        if !checkpoint::wait_for(&writer.pool, done.token, timeout)
+            .await
+            .unwrap_or(false)
+        {
+            tracing::warn!("the read models did not catch up with the bootstrap within 30 s");
+        }
+    }
+    tracing::info!(tenant_id = %done.tenant_id, user_id = %done.user_id, "bootstrap administrator ready");
+    Ok(())
 }
 
 /// Registers the `iam.*` permissions Charter enforces. Idempotent: instances starting together
@@ -69,6 +137,29 @@ async fn register_own_permissions(writer: &Writer) -> Result<(), StartupError> {
     .await
     .map_err(|e| StartupError::Register(e.to_string()))?;
     Ok(())
+}
+
+/// Every instance re-reads the keyring now and then, so a rotation made elsewhere starts
+/// signing here too (verification also reloads on an unknown `kid`).
+async fn reload_keys_periodically(
+    keys: KeyStore,
+    pool: deadpool_postgres::Pool,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match pool.get().await {
+            Ok(client) => {
+                if let Err(e) = keys.reload(&client).await {
+                    tracing::warn!(error = %e, "reloading the keyring failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reloading the keyring: no connection"),
+        }
+    }
 }
 
 pub struct Application {
@@ -131,6 +222,24 @@ impl Application {
         };
         register_own_permissions(&writer).await?;
 
+        let master = master_key(&config)?;
+        ensure_key(&writer, &master)
+            .await
+            .map_err(|e| StartupError::Keys(e.to_string()))?;
+        let keys = KeyStore::load(&pool.get().await?, master)
+            .await
+            .map_err(|e| StartupError::Keys(e.to_string()))?;
+        tasks.push(tokio::spawn(reload_keys_periodically(
+            keys.clone(),
+            pool.clone(),
+            shutdown.clone(),
+        )));
+        let verifier = Verifier::new(keys.clone(), pool.clone(), &config.auth);
+        verifier.spawn_invalidation(config.database.pg_config()?, shutdown.clone());
+        let auth = Authenticator::new(writer.clone(), keys, config.auth.clone())
+            .map_err(|e| StartupError::Config(e.to_string()))?;
+        bootstrap_from_config(&writer, &config).await?;
+
         let listener = TcpListener::bind((config.http.host.as_str(), config.http.port))?;
         let port = listener.local_addr()?.port();
         let workers = match config.http.workers {
@@ -144,10 +253,13 @@ impl Application {
             config: Arc::new(config),
             relay: relay_status,
             metrics: telemetry::metrics_handle(),
+            verifier,
+            auth,
         });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(from_fn(http::principal::authorize))
                 .wrap(from_fn(http::edge))
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .configure(http::routes)

@@ -1,3 +1,7 @@
-//! Authentication building blocks.
+//! Authentication building blocks: password hashing, opaque secrets and sealing, TOTP.
 
+pub mod bootstrap;
+pub mod flows;
 pub mod password;
+pub mod secrets;
+pub mod totp;

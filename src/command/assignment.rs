@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::group::group_stream;
 use super::role::role_stream;
+use super::service_account::service_account_stream;
 use super::tenant::status_for_update;
 use super::user::user_stream;
 use super::workspace::workspace_stream;
@@ -17,6 +18,7 @@ use super::{CommandError, CommandHandler};
 use crate::domain::assignment::{Assignment, AssignmentAction, AssignmentCommand, RoleFacts};
 use crate::domain::group::Group;
 use crate::domain::role::Role;
+use crate::domain::service_account::ServiceAccount;
 use crate::domain::user::{User, UserStatus};
 use crate::domain::workspace::Workspace;
 use crate::store::claims::ClaimChange;
@@ -93,6 +95,14 @@ impl CommandHandler for AssignmentHandler {
                         .0
                         .filter(|g| !g.deleted)
                         .map(|g| g.tenant_id),
+                    SubjectType::ServiceAccount => {
+                        events::load::<ServiceAccount>(tx, &service_account_stream(*subject_id))
+                            .await?
+                            .state
+                            .0
+                            .filter(|s| !s.deleted)
+                            .map(|s| s.tenant_id)
+                    }
                 };
                 let workspace = match workspace_id {
                     None => None,

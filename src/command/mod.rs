@@ -4,9 +4,14 @@
 
 pub mod assignment;
 pub mod group;
+pub mod keyring;
+pub mod login;
 pub mod permission;
 pub mod role;
+pub mod service_account;
+pub mod session;
 pub mod tenant;
+pub mod token;
 pub mod user;
 pub mod workspace;
 

@@ -3,9 +3,13 @@
 
 pub mod assignment;
 pub mod group;
+pub mod keyring;
 pub mod permission_registry;
 pub mod role;
+pub mod service_account;
+pub mod session;
 pub mod tenant;
+pub mod token;
 pub mod user;
 pub mod validate;
 pub mod workspace;

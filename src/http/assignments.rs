@@ -26,6 +26,8 @@ pub struct AssignmentBody {
     #[serde(default)]
     pub group_id: Option<Uuid>,
     #[serde(default)]
+    pub service_account_id: Option<Uuid>,
+    #[serde(default)]
     pub workspace_id: Option<Uuid>,
 }
 
@@ -64,16 +66,20 @@ pub async fn create(
     body: JsonBody<AssignmentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = &body.value;
-    let (subject_type, subject_id) = validated(|e| match (b.user_id, b.group_id) {
-        (Some(u), None) => (SubjectType::User, u),
-        (None, Some(g)) => (SubjectType::Group, g),
-        _ => {
+    let subject = match (b.user_id, b.group_id, b.service_account_id) {
+        (Some(u), None, None) => Some((SubjectType::User, u)),
+        (None, Some(g), None) => Some((SubjectType::Group, g)),
+        (None, None, Some(s)) => Some((SubjectType::ServiceAccount, s)),
+        _ => None,
+    };
+    let (subject_type, subject_id) = validated(|e| {
+        subject.unwrap_or_else(|| {
             e.push(FieldError::new(
                 "",
-                "give exactly one of user_id and group_id",
+                "give exactly one of user_id, group_id and service_account_id",
             ));
             (SubjectType::User, Uuid::nil())
-        }
+        })
     })?;
     let handler = AssignmentHandler {
         tenant_id: *path,

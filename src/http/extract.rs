@@ -143,8 +143,12 @@ pub fn metadata(req: &HttpRequest) -> Metadata {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| Uuid::parse_str(v).ok())
         .unwrap_or_else(Uuid::now_v7);
+    let actor = req
+        .extensions()
+        .get::<super::principal::Principal>()
+        .map_or_else(|| "anonymous".to_owned(), |p| p.claims().actor());
     Metadata {
-        actor: "anonymous".into(),
+        actor,
         correlation_id,
         causation_id: None,
         request_id: req

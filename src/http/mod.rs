@@ -1,16 +1,22 @@
 //! The HTTP edge: routes, shared state, and the middleware every request passes through.
 
 pub mod assignments;
+pub mod auth;
 pub mod entitlements;
 pub mod extract;
 pub mod groups;
+pub mod keys;
+pub mod oauth;
 pub mod ops;
 pub mod permissions;
+pub mod principal;
 pub mod problem;
 pub mod respond;
 pub mod roles;
+pub mod service_accounts;
 pub mod tenants;
 pub mod users;
+pub mod wellknown;
 pub mod workspaces;
 
 use std::sync::Arc;
@@ -34,6 +40,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub relay: RelayStatus,
     pub metrics: PrometheusHandle,
+    pub verifier: crate::token::Verifier,
+    pub auth: crate::auth::flows::Authenticator,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -42,6 +50,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/health", web::get().to(ops::health))
         .route("/ready", web::get().to(ops::ready))
         .route("/metrics", web::get().to(ops::metrics))
+        .route("/.well-known/jwks.json", web::get().to(wellknown::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(wellknown::openid_configuration),
+        )
+        .service(auth::routes())
+        .route("/v1/oauth/token", web::post().to(oauth::token))
+        .route("/v1/tokens/introspect", web::post().to(oauth::introspect))
+        .route("/v1/tokens/revoke", web::post().to(oauth::revoke))
+        .route("/v1/keys/rotate", web::post().to(keys::rotate))
         .route("/v1/permissions", web::get().to(permissions::list))
         .route(
             "/v1/permissions/register",
@@ -77,6 +95,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(groups::routes())
                 .service(roles::routes())
                 .service(assignments::routes())
+                .service(service_accounts::routes())
                 .route("/{tenant_id}/check", web::post().to(entitlements::check))
                 .route(
                     "/{tenant_id}/policy-version",

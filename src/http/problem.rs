@@ -26,6 +26,17 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// 401: no, or no valid, credentials. `oauth` is the RFC 6749/6750 error code, sent as
+    /// the `error` member and in `WWW-Authenticate`.
+    #[error("{detail}")]
+    Unauthorized {
+        slug: &'static str,
+        detail: String,
+        oauth: Option<&'static str>,
+    },
+    /// 403: authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{detail}")]
@@ -54,6 +65,9 @@ struct Problem<'a> {
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    /// RFC 6749 §5.2 / RFC 6750 §3.1 error code, for OAuth clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
 }
 
 impl ApiError {
@@ -62,7 +76,9 @@ impl ApiError {
             ApiError::Malformed { slug, .. }
             | ApiError::Invalid { slug, .. }
             | ApiError::Conflict { slug, .. }
-            | ApiError::Unavailable { slug, .. } => slug,
+            | ApiError::Unavailable { slug, .. }
+            | ApiError::Unauthorized { slug, .. } => slug,
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::PreconditionFailed(_) => "precondition-failed",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
@@ -100,6 +116,8 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -130,9 +148,20 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail,
             errors,
+            error: match self {
+                ApiError::Unauthorized { oauth, .. } => *oauth,
+                _ => None,
+            },
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)));
+        if let ApiError::Unauthorized { oauth, .. } = self {
+            let challenge = match oauth {
+                Some(code) => format!("Bearer realm=\"charter\", error=\"{code}\""),
+                None => "Bearer realm=\"charter\"".to_owned(),
+            };
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));
         }

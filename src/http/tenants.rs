@@ -7,7 +7,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use super::extract::{command_request, validated, JsonBody, OptionalJsonBody};
+use super::principal::Principal;
 use super::problem::ApiError;
+
+const READ: &str = "iam.tenants.read";
+const WRITE: &str = "iam.tenants.write";
 use super::respond::{self, etag, ListParams, Page};
 use super::AppState;
 use crate::command::tenant::{tenant_stream, ChangeTenantStatus, CreateTenant, UpdateTenant};
@@ -87,8 +91,14 @@ fn render(
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     body: JsonBody<CreateTenantBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // A root tenant is the platform's business; a child tenant its parent's.
+    match body.value.parent_id {
+        Some(parent) => principal.require(&state, parent, WRITE, false).await?,
+        None => principal.require_platform(WRITE)?,
+    }
     let (name, slug) = validated(|e| {
         (
             validate::name("name", &body.value.name, e),
@@ -116,9 +126,16 @@ pub async fn create(
 pub async fn update(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<Uuid>,
     body: JsonBody<UpdateTenantBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // Moving a tenant also needs the right to manage its new parent (the root: the platform).
+    match body.value.parent_id {
+        Some(Some(parent)) => principal.require(&state, parent, WRITE, false).await?,
+        Some(None) => principal.require_platform(WRITE)?,
+        None => {}
+    }
     let mut errors = Vec::new();
     let name = body
         .value
@@ -209,21 +226,37 @@ pub async fn get(
 #[tracing::instrument(skip_all)]
 pub async fn list(
     state: web::Data<AppState>,
+    principal: Principal,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = params.limit()?;
+    // Platform readers see every tenant; anyone else their own tenant and its descendants.
+    let within = if principal.claims().has_platform_permission(READ) {
+        None
+    } else {
+        let own = principal.claims().tenant_id;
+        principal.require(&state, own, READ, false).await?;
+        Some(own)
+    };
     respond::wait_for_consistency(&state, params.consistency.as_deref()).await?;
     let client = state.pool.get().await?;
     let items = directory::list(
         &client,
         &ListTenants {
             parent_id: params.parent_id,
+            within,
             after: params.after,
             limit,
         },
     )
     .await?;
     Ok(HttpResponse::Ok().json(Page::new(items, limit, |t| t.id)))
+}
+
+/// A tenant as `GET /v1/tenants/{id}` shows it, from the write side; `None` if deleted.
+pub async fn view_of(state: &AppState, tenant_id: Uuid) -> Result<Option<TenantRow>, ApiError> {
+    let current = command::current::<Tenant>(&state.pool, &tenant_stream(tenant_id)).await?;
+    Ok(view(&current).filter(|t| t.status != "deleted"))
 }
 
 /// `true` when the tenant exists and is not deleted (from the write side: never stale).

@@ -64,6 +64,8 @@ fn view(outcome: &Outcome<User>) -> Option<UserRow> {
         status: status_name(u.status).into(),
         has_password: u.password_hash.is_some(),
         account_version: u.account_version,
+        mfa_enabled: u.mfa_active(),
+        locked_until: u.locked_until,
         version: outcome.version,
         created_at: outcome.created_at.unwrap_or_default(),
         updated_at: outcome.updated_at.unwrap_or_default(),
@@ -198,6 +200,17 @@ pub async fn enable(
     simple(state, req, path, UserAction::Enable).await
 }
 
+/// Ends a lockout early.
+#[tracing::instrument(skip_all)]
+pub async fn unlock(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let now = chrono::Utc::now();
+    simple(state, req, path, UserAction::Unlock { now }).await
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -258,6 +271,7 @@ pub fn routes() -> actix_web::Scope {
         .route("/{user_id}", web::delete().to(delete))
         .route("/{user_id}/disable", web::post().to(disable))
         .route("/{user_id}/enable", web::post().to(enable))
+        .route("/{user_id}/unlock", web::post().to(unlock))
         .route(
             "/{user_id}/entitlements",
             web::get().to(super::entitlements::lookup),

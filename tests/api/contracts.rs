@@ -40,3 +40,22 @@ fn event_schemas_match_the_code() {
         "schemas/events has files for unknown event types"
     );
 }
+
+/// `schemas/jwt-claims.json` is the contract of the access token's claims.
+pub fn jwt_claims_schema_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/jwt-claims.json")
+}
+
+#[test]
+fn jwt_claims_schema_matches_the_code() {
+    let mut value = serde_json::to_value(schemars::schema_for!(charter::token::Claims)).unwrap();
+    value["$id"] = "https://charter.dev/schemas/jwt-claims.json".into();
+    let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+    let path = jwt_claims_schema_path();
+    if std::env::var("CHARTER_BLESS").is_ok() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing; run with CHARTER_BLESS=1", path.display()));
+    assert_eq!(committed, text, "{} is out of date", path.display());
+}

@@ -19,11 +19,23 @@ pub fn env(name: &str) -> String {
         .unwrap_or_else(|_| panic!("{name} must be set; run the suite with ops/test"))
 }
 
+/// The bootstrap administrator of every test app.
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+/// A fixed master key: tests need no secrecy, only the real sealing path.
+pub const TEST_MASTER_KEY: &str =
+    "6c0b3e7a9d21f4c8b5a6e3d2c1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2";
+
 pub struct TestApp {
     pub address: String,
+    /// Sends the platform administrator's bearer token with every request.
     pub http: reqwest::Client,
+    /// Sends no credentials.
+    pub anonymous: reqwest::Client,
     pub pool: Pool,
     pub config: Config,
+    /// The bootstrap tenant (slug `config.bootstrap.tenant`).
+    pub root_tenant_id: Uuid,
 }
 
 /// Creates an empty database, owned by the schema owner role, and returns its name.
@@ -66,7 +78,60 @@ pub fn test_config(name: &str) -> Config {
     config.projections.poll_interval_ms = 50;
     // Production strength is 600,000; tests only need the real code path.
     config.auth.pbkdf2_iterations = std::num::NonZeroU32::new(1_000).unwrap();
+    // Long enough for the longest test; expiry is tested with tokens of its own.
+    config.auth.access_token_ttl_s = 3_600;
+    config.keys.master_key = Some(SecretString::from(TEST_MASTER_KEY));
+    config.bootstrap.tenant = Some(format!(
+        "root-{}",
+        &Uuid::now_v7().simple().to_string()[20..]
+    ));
+    config.bootstrap.username = Some(ADMIN.into());
+    config.bootstrap.password = Some(SecretString::from(ADMIN_PASSWORD));
     config
+}
+
+fn client(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// Logs in, retrying for up to 10 s while the read models catch up with a new user or grant.
+pub async fn login_eventually(
+    address: &str,
+    tenant: &str,
+    username: &str,
+    password: &str,
+) -> Value {
+    let http = client(None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = http
+            .post(format!("{address}/v1/auth/login"))
+            .json(&json!({"tenant": tenant, "username": username, "password": password}))
+            .send()
+            .await
+            .expect("login request");
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        if status == 200 {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "login of {username} kept failing: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -91,14 +156,34 @@ pub async fn spawn_with_config(config: Config) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let pool = app.pool();
     tokio::spawn(app.run_until_stopped());
+    let root = config.bootstrap.tenant.clone().expect("a bootstrap tenant");
+    // Tokens rest on the read models: without projections nobody can log in.
+    // (Application::build waits until the bootstrap is projected before it serves.)
+    let admin_token = if config.projections.enabled {
+        let tokens = login_eventually(&address, &root, ADMIN, ADMIN_PASSWORD).await;
+        tokens["access_token"].as_str().unwrap().to_owned()
+    } else {
+        String::new()
+    };
+    let root_tenant_id: Uuid = {
+        let client = pool.get().await.unwrap();
+        let stream: String = client
+            .query_one(
+                "SELECT stream_id FROM unique_claims WHERE claim_scope = 'tenant.slug' AND claim_value = $1",
+                &[&root],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        stream.trim_start_matches("tenant-").parse().unwrap()
+    };
     TestApp {
         address,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
+        http: client(Some(admin_token.as_str()).filter(|t| !t.is_empty())),
+        anonymous: client(None),
         pool,
         config,
+        root_tenant_id,
     }
 }
 
@@ -146,25 +231,35 @@ impl TestApp {
         r.json::<Value>().await.unwrap()["data"].clone()
     }
 
-    /// Events of tenants (the platform's own, such as Charter registering its permissions at
-    /// start-up, are not counted).
+    /// Events of the tenants a test created (the platform's own, such as Charter registering
+    /// its permissions, and the bootstrap tenant's, such as the administrator's logins, are
+    /// not counted).
     pub async fn count_events(&self) -> i64 {
         let client = self.pool.get().await.unwrap();
         client
             .query_one(
-                "SELECT count(*) FROM events WHERE tenant_id <> $1",
-                &[&Uuid::nil()],
+                "SELECT count(*) FROM events WHERE tenant_id <> $1 AND tenant_id <> $2",
+                &[&Uuid::nil(), &self.root_tenant_id],
             )
             .await
             .unwrap()
             .get(0)
     }
 
-    /// Every event id, in global order.
+    /// The id of every published event (internal ones, such as password hashes, never reach
+    /// Kafka), in global order.
     pub async fn event_ids(&self) -> Vec<Uuid> {
+        let internal: Vec<&str> = charter_events::catalog::all_schemas()
+            .into_iter()
+            .filter(|s| !s.published)
+            .map(|s| s.event_type)
+            .collect();
         let client = self.pool.get().await.unwrap();
         client
-            .query("SELECT event_id FROM events ORDER BY tx_id, position", &[])
+            .query(
+                "SELECT event_id FROM events WHERE event_type <> ALL($1) ORDER BY tx_id, position",
+                &[&internal],
+            )
             .await
             .unwrap()
             .iter()

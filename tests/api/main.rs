@@ -2,6 +2,7 @@
 //! Requires DATABASE_URL (a role with CREATEDB), KAFKA_BROKERS and, for the outage test,
 //! TANSU_BIN; `ops/test` provides all three.
 
+mod auth;
 mod bad_input;
 mod contracts;
 mod entitlements;
@@ -18,5 +19,6 @@ mod poison;
 mod policy_topic;
 mod roles;
 mod tenants;
+mod tokens;
 mod users;
 mod workspaces;

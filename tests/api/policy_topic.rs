@@ -223,6 +223,11 @@ async fn every_entitlement_change_reaches_the_policy_topic() {
         Duration::from_secs(2),
     )
     .await;
+    // The bootstrap tenant's own bumps share the topic.
+    let received: Vec<_> = received
+        .into_iter()
+        .filter(|m| m.key.starts_with(&format!("{t}/")))
+        .collect();
     assert_eq!(received.len() as i64, bumps, "one message per bump");
     let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for m in &received {

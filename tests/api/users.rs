@@ -45,8 +45,8 @@ async fn user_lifecycle_without_leaking_the_password() {
         .query_one(
             "SELECT data->>'password_hash', \
                     EXISTS (SELECT 1 FROM outbox o WHERE o.position = e.position) \
-             FROM events e WHERE event_type = 'user.password_set'",
-            &[],
+             FROM events e WHERE event_type = 'user.password_set' AND tenant_id <> $1",
+            &[&app.root_tenant_id],
         )
         .await
         .unwrap();

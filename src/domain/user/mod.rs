@@ -1,11 +1,17 @@
-//! The `user` aggregate: a human principal of one tenant.
+//! The `user` aggregate: a human principal of one tenant. Its profile and status live here;
+//! its credentials (logins, lockout, MFA, sessions) in [`credentials`].
+
+pub mod credentials;
 
 use charter_events::user::{
     UserCreated, UserDeleted, UserDisabled, UserDisplayNameChanged, UserEmailChanged, UserEnabled,
     UserEvent, UserPasswordSet,
 };
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
+
+pub use credentials::{LockoutPolicy, LoginAttempt, Mfa, SecondFactorProof};
 
 use super::tenant::{require_active, TenantGate, TenantStatus};
 use super::{Aggregate, Rejection, RejectionKind};
@@ -29,6 +35,14 @@ pub struct UserState {
     pub status: UserStatus,
     /// Bumped whenever every session of the user must end (logout-all, password change).
     pub account_version: i64,
+    /// Consecutive failed logins since the last success or unlock.
+    pub failed_logins: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub mfa: Mfa,
+    /// The session the newest successful login started.
+    pub last_session_id: Option<Uuid>,
+    /// Permission patterns granted in every tenant (the bootstrap administrator's `iam.*`).
+    pub platform_permissions: Vec<String>,
 }
 
 /// The write model of one user stream. `None` until `user.created`.
@@ -62,6 +76,30 @@ pub enum UserAction {
     Disable,
     Enable,
     Delete,
+    Login(LoginAttempt),
+    Unlock {
+        now: DateTime<Utc>,
+    },
+    /// Logout-all.
+    RevokeSessions,
+    ChangePassword {
+        /// The current hash the presented old password matched, if any.
+        old_matched: Option<String>,
+        new_hash: String,
+    },
+    EnrollMfa {
+        sealed_secret: String,
+    },
+    ActivateMfa {
+        proof: SecondFactorProof,
+        recovery_code_hashes: Vec<String>,
+    },
+    DisableMfa {
+        password_matched: Option<String>,
+    },
+    GrantPlatformAccess {
+        permissions: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +112,14 @@ pub enum UserError {
     TenantNotFound,
     #[error("tenant is blocked")]
     TenantBlocked,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("multi-factor authentication is already active")]
+    MfaAlreadyActive,
+    #[error("no multi-factor enrollment is pending; enroll first")]
+    MfaNotEnrolled,
+    #[error("the code is wrong, expired or already used")]
+    InvalidCode,
 }
 
 impl From<UserError> for Rejection {
@@ -83,6 +129,10 @@ impl From<UserError> for Rejection {
             UserError::NotFound | UserError::TenantNotFound => (NotFound, "not-found"),
             UserError::AlreadyExists => (Conflict, "already-exists"),
             UserError::TenantBlocked => (Conflict, "tenant-blocked"),
+            UserError::WrongPassword => (Invalid, "wrong-password"),
+            UserError::MfaAlreadyActive => (Conflict, "mfa-already-active"),
+            UserError::MfaNotEnrolled => (Conflict, "mfa-not-enrolled"),
+            UserError::InvalidCode => (Invalid, "invalid-code"),
         };
         Rejection::new(kind, code, e)
     }
@@ -105,6 +155,11 @@ impl Aggregate for User {
                     password_hash: None,
                     status: UserStatus::Active,
                     account_version: 1,
+                    failed_logins: 0,
+                    locked_until: None,
+                    mfa: Mfa::default(),
+                    last_session_id: None,
+                    platform_permissions: vec![],
                 })),
                 _ => User(None),
             };
@@ -117,6 +172,9 @@ impl Aggregate for User {
             UserEvent::Disabled(_) => u.status = UserStatus::Disabled,
             UserEvent::Enabled(_) => u.status = UserStatus::Active,
             UserEvent::Deleted(_) => u.status = UserStatus::Deleted,
+            other => {
+                u.apply_credentials(other);
+            }
         }
         User(Some(u))
     }
@@ -198,6 +256,24 @@ impl Aggregate for User {
             UserAction::Enable if u.status == UserStatus::Active => vec![],
             UserAction::Enable => vec![UserEnabled { user_id, tenant_id }.into()],
             UserAction::Delete => vec![UserDeleted { user_id, tenant_id }.into()],
+            UserAction::Login(attempt) => u.decide_login(attempt),
+            UserAction::Unlock { now } => u.decide_unlock(*now),
+            UserAction::RevokeSessions => vec![u.revoke_sessions()],
+            UserAction::ChangePassword {
+                old_matched,
+                new_hash,
+            } => u.decide_password_change(old_matched.as_deref(), new_hash)?,
+            UserAction::EnrollMfa { sealed_secret } => u.decide_mfa_enroll(sealed_secret)?,
+            UserAction::ActivateMfa {
+                proof,
+                recovery_code_hashes,
+            } => u.decide_mfa_activate(proof, recovery_code_hashes)?,
+            UserAction::DisableMfa { password_matched } => {
+                u.decide_mfa_disable(password_matched.as_deref())?
+            }
+            UserAction::GrantPlatformAccess { permissions } => {
+                u.decide_platform_access(permissions)
+            }
         })
     }
 }

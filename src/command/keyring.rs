@@ -1,0 +1,79 @@
+//! Keyring commands: make sure a signing key exists, rotate it.
+
+use deadpool_postgres::Transaction;
+
+use super::{CommandError, CommandHandler};
+use crate::domain::keyring::{Keyring, KeyringCommand};
+use crate::token::keys::keyring_stream;
+
+pub struct KeyringHandler(pub KeyringCommand);
+
+impl CommandHandler for KeyringHandler {
+    type Aggregate = Keyring;
+
+    fn stream_id(&self) -> String {
+        keyring_stream()
+    }
+
+    async fn prepare(&self, _tx: &Transaction<'_>) -> Result<Vec<KeyringCommand>, CommandError> {
+        Ok(vec![self.0.clone()])
+    }
+}
+
+/// Makes sure a signing key is active (the first start of the first instance creates it).
+pub async fn ensure_key(
+    writer: &super::Writer,
+    master: &crate::auth::secrets::MasterKey,
+) -> Result<(), KeyringCommandError> {
+    let key = crate::token::keys::generate(master)?;
+    let command = KeyringCommand::Ensure {
+        key,
+        now: chrono::Utc::now(),
+    };
+    run(writer, command).await
+}
+
+/// Activates a new signing key; the previous one verifies for `token_ttl` more.
+pub async fn rotate_key(
+    writer: &super::Writer,
+    master: &crate::auth::secrets::MasterKey,
+    token_ttl: chrono::Duration,
+) -> Result<(), KeyringCommandError> {
+    let key = crate::token::keys::generate(master)?;
+    let command = KeyringCommand::Rotate {
+        key,
+        now: chrono::Utc::now(),
+        token_ttl,
+    };
+    run(writer, command).await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringCommandError {
+    #[error(transparent)]
+    Key(#[from] crate::token::keys::KeyError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+async fn run(writer: &super::Writer, command: KeyringCommand) -> Result<(), KeyringCommandError> {
+    let request = super::CommandRequest {
+        metadata: charter_events::Metadata {
+            actor: "system".into(),
+            correlation_id: uuid::Uuid::now_v7(),
+            ..Default::default()
+        },
+        if_match: None,
+        idempotency: None,
+    };
+    super::execute(writer, &KeyringHandler(command), &request, |_| {
+        crate::store::idempotency::StoredResponse {
+            status: 200,
+            etag: None,
+            location: None,
+            body: serde_json::Value::Null,
+        }
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Login: one command on the user's stream that records the attempt (and any lock), and, when
+//! it succeeds, starts the session in the same transaction.
+
+use charter_events::session::SessionStarted;
+use charter_events::user::UserEvent;
+use charter_events::Metadata;
+use deadpool_postgres::Transaction;
+use uuid::Uuid;
+
+use super::session::session_stream;
+use super::tenant::status_for_update;
+use super::user::user_stream;
+use super::{CommandError, CommandHandler};
+use crate::domain::session::{Session, SessionCommand};
+use crate::domain::user::{LoginAttempt, User, UserAction, UserCommand};
+use crate::domain::Aggregate;
+use crate::store::events::{self, Appended, NewEvent};
+
+pub struct LoginHandler {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub attempt: LoginAttempt,
+    pub workspace_id: Option<Uuid>,
+    pub refresh_token_hash: String,
+    pub refresh_ttl: chrono::Duration,
+}
+
+impl CommandHandler for LoginHandler {
+    type Aggregate = User;
+
+    fn stream_id(&self) -> String {
+        user_stream(self.user_id)
+    }
+
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<Vec<UserCommand>, CommandError> {
+        Ok(vec![UserCommand {
+            tenant_id: self.tenant_id,
+            tenant_status: status_for_update(tx, self.tenant_id).await?,
+            action: UserAction::Login(self.attempt.clone()),
+        }])
+    }
+
+    async fn after_append(
+        &self,
+        tx: &Transaction<'_>,
+        decided: &[UserEvent],
+        metadata: &Metadata,
+    ) -> Result<Vec<Appended>, CommandError> {
+        let Some(UserEvent::LoginSucceeded(ok)) = decided.first() else {
+            return Ok(vec![]);
+        };
+        let user = events::load::<User>(tx, &user_stream(self.user_id)).await?;
+        let account_version = user.state.0.map_or(1, |u| u.account_version);
+        let started = SessionStarted {
+            session_id: ok.session_id,
+            tenant_id: self.tenant_id,
+            user_id: self.user_id,
+            workspace_id: self.workspace_id,
+            account_version,
+            refresh_token_hash: self.refresh_token_hash.clone(),
+            expires_at: self.attempt.now + self.refresh_ttl,
+        };
+        let events = Session::default()
+            .decide(&SessionCommand::Start(started))
+            .map_err(|e| CommandError::Rejected(e.into()))?;
+        let new: Vec<NewEvent> = events.iter().map(NewEvent::of).collect();
+        let appended = events::append_new_stream(
+            tx,
+            "session",
+            &session_stream(ok.session_id),
+            &new,
+            metadata,
+        )
+        .await?;
+        Ok(vec![appended])
+    }
+}

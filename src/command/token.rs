@@ -1,0 +1,23 @@
+//! Token commands: revoking one access token by its `jti`.
+
+use charter_events::envelope::stream_id;
+use charter_events::token::{TokenEvent, TokenRevoked};
+use charter_events::DomainEvent;
+use deadpool_postgres::Transaction;
+
+use super::{CommandError, CommandHandler};
+use crate::domain::token::{Revoke, Token};
+
+pub struct RevokeTokenHandler(pub TokenRevoked);
+
+impl CommandHandler for RevokeTokenHandler {
+    type Aggregate = Token;
+
+    fn stream_id(&self) -> String {
+        stream_id(TokenEvent::STREAM_TYPE, self.0.jti)
+    }
+
+    async fn prepare(&self, _tx: &Transaction<'_>) -> Result<Vec<Revoke>, CommandError> {
+        Ok(vec![Revoke(self.0.clone())])
+    }
+}

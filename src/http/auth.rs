@@ -1,0 +1,447 @@
+//! `/v1/auth/*`: login, refresh, logout, logout-all, password change, the caller's profile,
+//! and TOTP enrollment. Thin: the flows live in `crate::auth::flows`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract::{command_request, metadata, validated, JsonBody};
+use super::principal::Principal;
+use super::problem::ApiError;
+use super::AppState;
+use crate::auth::flows::{AuthError, LoginRequest, TokenPair, TOTP_SEAL_CONTEXT};
+use crate::auth::{password, totp};
+use crate::command::session::EndSessionHandler;
+use crate::command::token::RevokeTokenHandler;
+use crate::command::user::UserHandler;
+use crate::command::{self, CommandHandler, CommandRequest};
+use crate::domain::user::{SecondFactorProof, UserAction, UserState};
+use crate::store::idempotency::StoredResponse;
+use crate::token::PrincipalKind;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// The tenant's id or slug.
+    pub tenant: String,
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub totp_code: Option<String>,
+    /// Scopes the access token to one workspace.
+    #[serde(default)]
+    pub workspace_id: Option<Uuid>,
+}
+
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(pair: TokenPair) -> Self {
+        TokenResponse {
+            access_token: pair.access.token,
+            refresh_token: Some(pair.refresh_token),
+            token_type: "Bearer",
+            expires_in: pair.access.expires_in,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let unauthorized = |slug, oauth, detail: &str| ApiError::Unauthorized {
+            slug,
+            detail: detail.to_owned(),
+            oauth: Some(oauth),
+        };
+        match e {
+            AuthError::InvalidCredentials => unauthorized(
+                "invalid-credentials",
+                "invalid_grant",
+                "the tenant, username, password or second factor is wrong, or the account cannot log in",
+            ),
+            AuthError::InvalidGrant => unauthorized(
+                "invalid-grant",
+                "invalid_grant",
+                "the refresh token is invalid, expired or revoked",
+            ),
+            AuthError::InvalidClient => unauthorized(
+                "invalid-client",
+                "invalid_client",
+                "client authentication failed",
+            ),
+            AuthError::Command(e) => e.into(),
+            AuthError::Mint(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Tokens are credentials: never cached.
+pub fn no_store(body: impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "no-store"))
+        .insert_header(("pragma", "no-cache"))
+        .json(body)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.value;
+    let request = LoginRequest {
+        tenant: b.tenant,
+        username: b.username,
+        password: b.password,
+        totp_code: b.totp_code,
+        workspace_id: b.workspace_id,
+    };
+    let envelope = envelope(&req);
+    let pair = state.auth.login(&request, &envelope).await?;
+    Ok(no_store(TokenResponse::from(pair)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonBody<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    let pair = state
+        .auth
+        .refresh(&body.value.refresh_token, &envelope(&req))
+        .await?;
+    Ok(no_store(TokenResponse::from(pair)))
+}
+
+/// The command envelope of an authentication request: metadata only.
+fn envelope(req: &HttpRequest) -> CommandRequest {
+    CommandRequest {
+        metadata: metadata(req),
+        if_match: None,
+        idempotency: None,
+    }
+}
+
+/// The calling user (service accounts have no password, sessions or MFA).
+fn user_of(principal: &Principal) -> Result<(Uuid, Uuid), ApiError> {
+    let c = principal.claims();
+    match c.principal {
+        PrincipalKind::User => Ok((c.tenant_id, c.sub)),
+        PrincipalKind::ServiceAccount => Err(ApiError::Forbidden(
+            "service accounts have no sessions, password or second factor".into(),
+        )),
+    }
+}
+
+async fn run<H: CommandHandler>(
+    state: &AppState,
+    req: &HttpRequest,
+    handler: H,
+) -> Result<crate::command::Outcome<H::Aggregate>, ApiError> {
+    let slot = std::sync::Mutex::new(None);
+    command::execute(&state.writer, &handler, &command_request(req, &[])?, |o| {
+        *slot.lock().expect("outcome slot") = Some(o.clone());
+        StoredResponse {
+            status: 204,
+            etag: None,
+            location: None,
+            body: serde_json::Value::Null,
+        }
+    })
+    .await?;
+    Ok(slot.into_inner().expect("outcome slot").expect("rendered"))
+}
+
+fn user_handler(principal: &Principal, action: UserAction) -> Result<UserHandler, ApiError> {
+    let (tenant_id, user_id) = user_of(principal)?;
+    Ok(UserHandler {
+        tenant_id,
+        user_id,
+        action,
+    })
+}
+
+/// Revokes the presented access token itself.
+async fn revoke_own(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+) -> Result<(), ApiError> {
+    let c = principal.claims();
+    let revoked = charter_events::token::TokenRevoked {
+        jti: c.jti,
+        tenant_id: c.tenant_id,
+        subject: c.sub,
+        expires_at: chrono::DateTime::from_timestamp(c.exp, 0).unwrap_or_default(),
+    };
+    run(state, req, RevokeTokenHandler(revoked)).await?;
+    Ok(())
+}
+
+/// Ends the token's session (its refresh token stops working) and revokes the token.
+#[tracing::instrument(skip_all)]
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    let (_, user_id) = user_of(&principal)?;
+    if let Some(session_id) = principal.claims().sid {
+        run(
+            &state,
+            &req,
+            EndSessionHandler {
+                session_id,
+                user_id,
+            },
+        )
+        .await?;
+    }
+    revoke_own(&state, &req, &principal).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ends every session and access token of the caller (bumps `account_version`).
+#[tracing::instrument(skip_all)]
+pub async fn logout_all(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    run(
+        &state,
+        &req,
+        user_handler(&principal, UserAction::RevokeSessions)?,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    pub old_password: String,
+    pub new_password: String,
+}
+
+async fn current_user(state: &AppState, principal: &Principal) -> Result<UserState, ApiError> {
+    let (_, user_id) = user_of(principal)?;
+    state
+        .auth
+        .load_user(user_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("user not found".into()))
+}
+
+/// Changes the caller's password; every session ends (`account_version` is bumped).
+#[tracing::instrument(skip_all)]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: JsonBody<PasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let user = current_user(&state, &principal).await?;
+    let b = &body.value;
+    validated(|e| {
+        password::check_policy(
+            "new_password",
+            &b.new_password,
+            &user.username,
+            &user.email,
+            e,
+        )
+    })?;
+    let old_matched = state.auth.password_matches(&user, &b.old_password).await;
+    let iterations = state.config.auth.pbkdf2_iterations;
+    let new = b.new_password.clone();
+    let new_hash = tokio::task::spawn_blocking(move || password::hash(&new, iterations))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let action = UserAction::ChangePassword {
+        old_matched,
+        new_hash,
+    };
+    run(&state, &req, user_handler(&principal, action)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize)]
+pub struct Me {
+    pub principal: PrincipalKind,
+    pub id: Uuid,
+    pub tenant: Option<charter_projections::tenants::TenantRow>,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub mfa_enabled: bool,
+    pub workspace_id: Option<Uuid>,
+    pub roles: Vec<Uuid>,
+    pub permissions: Vec<String>,
+    pub platform_permissions: Vec<String>,
+    pub policy_version: i64,
+    pub account_version: i64,
+}
+
+/// The caller's profile and tenant, and what its token grants.
+#[tracing::instrument(skip_all)]
+pub async fn me(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    let c = principal.claims();
+    let user = match c.principal {
+        PrincipalKind::User => state.auth.load_user(c.sub).await?,
+        PrincipalKind::ServiceAccount => None,
+    };
+    Ok(HttpResponse::Ok().json(Me {
+        principal: c.principal,
+        id: c.sub,
+        tenant: crate::http::tenants::view_of(&state, c.tenant_id).await?,
+        username: user.as_ref().map(|u| u.username.clone()),
+        email: user.as_ref().map(|u| u.email.clone()),
+        display_name: user.as_ref().and_then(|u| u.display_name.clone()),
+        mfa_enabled: user.as_ref().is_some_and(|u| u.mfa_active()),
+        workspace_id: c.workspace_id,
+        roles: c.roles.clone(),
+        permissions: c.permissions.clone(),
+        platform_permissions: c.platform_permissions.clone(),
+        policy_version: c.policy_version,
+        account_version: c.account_version,
+    }))
+}
+
+#[derive(Serialize)]
+struct Enrollment {
+    /// Base32; type it into an authenticator app, or use `otpauth_uri`.
+    secret: String,
+    otpauth_uri: String,
+}
+
+/// Starts TOTP enrollment: a new secret, inactive until `activate` proves it works.
+#[tracing::instrument(skip_all)]
+pub async fn mfa_enroll(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    let user = current_user(&state, &principal).await?;
+    let internal = |e: &dyn std::fmt::Display| ApiError::Internal(e.to_string());
+    let secret = totp::Totp::generate_secret().map_err(|e| internal(&e))?;
+    let generator = totp::Totp::new(&secret, &state.config.auth.totp_issuer, &user.username)
+        .map_err(|e| internal(&e))?;
+    let sealed_secret = state
+        .auth
+        .master()
+        .seal(TOTP_SEAL_CONTEXT, secret.as_bytes())
+        .map_err(|e| internal(&e))?;
+    run(
+        &state,
+        &req,
+        user_handler(&principal, UserAction::EnrollMfa { sealed_secret })?,
+    )
+    .await?;
+    Ok(no_store(Enrollment {
+        otpauth_uri: generator.uri(),
+        secret,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    pub code: String,
+}
+
+#[derive(Serialize)]
+struct Activated {
+    /// Shown once. Each replaces a TOTP code for one login.
+    recovery_codes: Vec<String>,
+}
+
+/// Turns MFA on with a code of the pending secret; returns 10 single-use recovery codes.
+#[tracing::instrument(skip_all)]
+pub async fn mfa_activate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: JsonBody<CodeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let user = current_user(&state, &principal).await?;
+    let proof = match &user.mfa.pending_secret {
+        Some(sealed) => SecondFactorProof::Totp {
+            secret: sealed.clone(),
+            step: state
+                .auth
+                .totp_step(&user, sealed, body.value.code.trim(), chrono::Utc::now()),
+        },
+        None => SecondFactorProof::None,
+    };
+    let (codes, recovery_code_hashes) =
+        totp::recovery_codes().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let action = UserAction::ActivateMfa {
+        proof,
+        recovery_code_hashes,
+    };
+    run(&state, &req, user_handler(&principal, action)?).await?;
+    Ok(no_store(Activated {
+        recovery_codes: codes,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableMfaBody {
+    pub password: String,
+}
+
+/// Turns MFA off; needs the current password.
+#[tracing::instrument(skip_all)]
+pub async fn mfa_disable(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: JsonBody<DisableMfaBody>,
+) -> Result<HttpResponse, ApiError> {
+    let user = current_user(&state, &principal).await?;
+    let password_matched = state
+        .auth
+        .password_matches(&user, &body.value.password)
+        .await;
+    run(
+        &state,
+        &req,
+        user_handler(&principal, UserAction::DisableMfa { password_matched })?,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn routes() -> actix_web::Scope {
+    web::scope("/v1/auth")
+        .route("/login", web::post().to(login))
+        .route("/refresh", web::post().to(refresh))
+        .route("/logout", web::post().to(logout))
+        .route("/logout-all", web::post().to(logout_all))
+        .route("/password", web::post().to(change_password))
+        .route("/me", web::get().to(me))
+        .route("/mfa/enroll", web::post().to(mfa_enroll))
+        .route("/mfa/activate", web::post().to(mfa_activate))
+        .route("/mfa/disable", web::post().to(mfa_disable))
+}

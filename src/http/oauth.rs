@@ -1,0 +1,188 @@
+//! OAuth endpoints: the client credentials grant (RFC 6749 §4.4), token introspection
+//! (RFC 7662) and revocation (RFC 7009).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{no_store, TokenResponse};
+use super::extract::{command_request, JsonBody};
+use super::principal::Principal;
+use super::problem::ApiError;
+use super::AppState;
+use crate::command::token::RevokeTokenHandler;
+use crate::command::{self};
+use crate::store::idempotency::StoredResponse;
+use crate::token::{Claims, PrincipalKind};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenForm {
+    pub grant_type: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Accepted and ignored: a Charter token carries the account's whole grant.
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+fn invalid_request(detail: &str) -> ApiError {
+    ApiError::Malformed {
+        slug: "invalid-request",
+        detail: detail.to_owned(),
+    }
+}
+
+/// `client_secret_basic`: `Authorization: Basic base64(client_id:client_secret)`.
+fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+/// `POST /v1/oauth/token`, form-encoded.
+#[tracing::instrument(skip_all)]
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Result<web::Form<TokenForm>, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let form = form
+        .map_err(|e| invalid_request(&format!("the body must be a form (grant_type=...): {e}")))?
+        .into_inner();
+    if form.grant_type != "client_credentials" {
+        return Err(ApiError::Malformed {
+            slug: "unsupported-grant-type",
+            detail: "only grant_type=client_credentials is supported here; users log in at /v1/auth/login".into(),
+        });
+    }
+    let (id, secret) = match (basic_credentials(&req), form.client_id, form.client_secret) {
+        (Some(basic), None, None) => basic,
+        (None, Some(id), Some(secret)) => (id, secret),
+        _ => return Err(invalid_request(
+            "give the client credentials once: Basic authorization or client_id and client_secret",
+        )),
+    };
+    let minted = state.auth.client_credentials(&id, &secret).await?;
+    Ok(no_store(TokenResponse {
+        access_token: minted.token,
+        refresh_token: None,
+        token_type: "Bearer",
+        expires_in: minted.expires_in,
+    }))
+}
+
+/// A body of `{token}` (JSON) for introspection and revocation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    pub token: String,
+    #[serde(default)]
+    pub token_type_hint: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Introspection {
+    active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    claims: Option<Claims>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+}
+
+/// Whether `caller` may see or revoke `token`'s details: its own token, or a token of a
+/// tenant within its reach with the matching write permission (or a platform grant).
+async fn within_reach(state: &AppState, caller: &Principal, token: &Claims) -> bool {
+    if caller.claims().sub == token.sub {
+        return true;
+    }
+    let permission = match token.principal {
+        PrincipalKind::User => "iam.users.write",
+        PrincipalKind::ServiceAccount => "iam.service_accounts.write",
+    };
+    caller
+        .require(state, token.tenant_id, permission, false)
+        .await
+        .is_ok()
+}
+
+/// RFC 7662: `{active: false}` for any token that is not valid right now, or that is out of
+/// the caller's reach; otherwise its claims.
+#[tracing::instrument(skip_all)]
+pub async fn introspect(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: JsonBody<TokenBody>,
+) -> Result<HttpResponse, ApiError> {
+    let inactive = Introspection {
+        active: false,
+        claims: None,
+        token_type: None,
+    };
+    let claims = match state.verifier.verify(&body.value.token).await {
+        Ok(claims) => claims,
+        Err(crate::token::TokenError::Unavailable(e)) => {
+            return Err(super::principal::token_refused(
+                crate::token::TokenError::Unavailable(e),
+            ))
+        }
+        Err(_) => return Ok(no_store(inactive)),
+    };
+    if !within_reach(&state, &principal, &claims).await {
+        return Ok(no_store(inactive));
+    }
+    Ok(no_store(Introspection {
+        active: true,
+        claims: Some(claims),
+        token_type: Some("Bearer"),
+    }))
+}
+
+/// RFC 7009: revokes the token by `jti`. Answers 200 whether or not the token was valid, so
+/// revocation reveals nothing; a valid token out of the caller's reach is refused (403).
+#[tracing::instrument(skip_all)]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: JsonBody<TokenBody>,
+) -> Result<HttpResponse, ApiError> {
+    // Signature and expiry only: a stale token can still be revoked.
+    let Ok(claims) = state.verifier.verify_static(&body.value.token).await else {
+        return Ok(HttpResponse::Ok().finish());
+    };
+    if !within_reach(&state, &principal, &claims).await {
+        return Err(ApiError::Forbidden(
+            "you may revoke your own tokens, or those of principals you administer".into(),
+        ));
+    }
+    let revoked = charter_events::token::TokenRevoked {
+        jti: claims.jti,
+        tenant_id: claims.tenant_id,
+        subject: claims.sub,
+        expires_at: chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
+    };
+    let request = command_request(&req, &body.raw)?;
+    command::execute(
+        &state.writer,
+        &RevokeTokenHandler(revoked),
+        &request,
+        |_| StoredResponse {
+            status: 200,
+            etag: None,
+            location: None,
+            body: serde_json::Value::Null,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().finish())
+}

@@ -1,0 +1,310 @@
+//! Who is calling, and may they: the bearer-token extractor and the authorization table that
+//! every `/v1` route is checked against before its handler runs.
+//!
+//! Authorization fails closed: a method and route missing from [`rule`] is refused (405).
+//! A caller acts in its token's tenant, or in a descendant of it ("a parent tenant's admin
+//! may manage its child tenants"); anything else looks as if it did not exist (404). Within
+//! reach, a missing permission is a 403. Platform grants (`iam.*` of the bootstrap
+//! administrator) reach every tenant. Workspace-scoped tokens are for services' data planes
+//! and cannot drive the admin API.
+
+use std::future::{ready, Ready};
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::problem::ApiError;
+use super::AppState;
+use crate::store::hierarchy;
+use crate::token::{Claims, TokenError};
+
+/// The verified caller of a request.
+#[derive(Debug, Clone)]
+pub struct Principal(pub Arc<Claims>);
+
+impl Principal {
+    pub fn claims(&self) -> &Claims {
+        &self.0
+    }
+
+    /// Whether the caller may exercise `permission` in `tenant_id`: a platform grant, or the
+    /// permission in its own tenant when that is `tenant_id` or one of its ancestors (strict
+    /// ancestors only when `strict`). `Err` carries the refusal to send.
+    pub async fn require(
+        &self,
+        state: &AppState,
+        tenant_id: Uuid,
+        permission: &str,
+        strict: bool,
+    ) -> Result<(), ApiError> {
+        let c = self.claims();
+        if c.has_platform_permission(permission) {
+            return Ok(());
+        }
+        let own = c.tenant_id == tenant_id;
+        let reaches = if own {
+            !strict
+        } else {
+            let client = state.pool.get().await?;
+            hierarchy::ancestors(&client, tenant_id)
+                .await
+                .map_err(crate::command::CommandError::from)?
+                .contains(&c.tenant_id)
+        };
+        if !reaches {
+            return Err(if own {
+                ApiError::Forbidden(format!(
+                    "{permission} is needed in a parent of tenant {tenant_id}"
+                ))
+            } else {
+                ApiError::NotFound(format!("tenant {tenant_id} not found"))
+            });
+        }
+        if c.workspace_id.is_some() {
+            return Err(ApiError::Forbidden(
+                "a workspace-scoped token cannot use the admin API; log in without workspace_id"
+                    .into(),
+            ));
+        }
+        if !c.has_permission(permission) {
+            return Err(ApiError::Forbidden(format!("this requires {permission}")));
+        }
+        Ok(())
+    }
+
+    /// Whether the caller holds a platform-wide grant covering `permission`.
+    pub fn require_platform(&self, permission: &str) -> Result<(), ApiError> {
+        if self.claims().has_platform_permission(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this requires a platform-wide {permission} grant"
+            )))
+        }
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            req.extensions()
+                .get::<Principal>()
+                .cloned()
+                .ok_or_else(|| ApiError::Unauthorized {
+                    slug: "unauthorized",
+                    detail: "this route needs a bearer token".into(),
+                    oauth: None,
+                }),
+        )
+    }
+}
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// No token (login, refresh, the token endpoint, well-known documents, operations).
+    Public,
+    /// Any valid token; the handler decides the rest.
+    Authenticated,
+    /// The permission in the path's tenant, or an ancestor.
+    Tenant(&'static str),
+    /// The permission in a strict ancestor of the path's tenant (a tenant's lifecycle is its
+    /// parent's business).
+    Parent(&'static str),
+    /// A platform-wide grant.
+    Platform(&'static str),
+}
+
+/// The authorization table: `pattern` is the route as registered.
+pub fn rule(method: &Method, pattern: &str) -> Option<Rule> {
+    use Rule::*;
+    let read = *method == Method::GET;
+    let Some(rest) = pattern.strip_prefix("/v1/") else {
+        return Some(Public);
+    };
+    if let Some(tenant_part) = rest.strip_prefix("tenants/{tenant_id}") {
+        let segments: Vec<&str> = tenant_part.split('/').filter(|s| !s.is_empty()).collect();
+        return Some(match (segments.as_slice(), read) {
+            ([], true) => Tenant("iam.tenants.read"),
+            ([], false) | (["block" | "unblock"], false) => Parent("iam.tenants.write"),
+            (["check"] | ["policy-version"], _) => Tenant("iam.entitlements.read"),
+            (["users", _, "entitlements"], true) => Tenant("iam.entitlements.read"),
+            (["workspaces", ..], true) => Tenant("iam.workspaces.read"),
+            (["workspaces", ..], false) => Tenant("iam.workspaces.write"),
+            (["users", ..], true) => Tenant("iam.users.read"),
+            (["users", ..], false) => Tenant("iam.users.write"),
+            (["groups", ..], true) => Tenant("iam.groups.read"),
+            (["groups", ..], false) => Tenant("iam.groups.write"),
+            (["roles", ..], true) => Tenant("iam.roles.read"),
+            (["roles", ..], false) => Tenant("iam.roles.write"),
+            (["assignments", ..], true) => Tenant("iam.assignments.read"),
+            (["assignments", ..], false) => Tenant("iam.assignments.write"),
+            (["service-accounts", ..], _) => Tenant("iam.service_accounts.write"),
+            _ => return None,
+        });
+    }
+    Some(match (method.clone(), rest) {
+        (Method::POST, "auth/login" | "auth/refresh" | "oauth/token") => Public,
+        (_, r) if r.starts_with("auth/") => Authenticated,
+        (Method::POST, "tokens/introspect" | "tokens/revoke") => Authenticated,
+        // Tenants: creation and listing depend on the body and the caller (handlers).
+        (Method::POST | Method::GET, "tenants") => Authenticated,
+        (Method::GET, "permissions") => Authenticated,
+        (Method::POST, "permissions/register") => Platform("iam.permissions.write"),
+        (Method::POST, "keys/rotate") => Platform("iam.keys.write"),
+        _ => return None,
+    })
+}
+
+/// The path's `{tenant_id}`, if the route has one.
+fn path_tenant(pattern: &str, path: &str) -> Option<Result<Uuid, ApiError>> {
+    let index = pattern.split('/').position(|s| s == "{tenant_id}")?;
+    let raw = path.split('/').nth(index)?;
+    Some(Uuid::parse_str(raw).map_err(|e| ApiError::Malformed {
+        slug: "invalid-path-parameter",
+        detail: format!("invalid path parameter: tenant_id: {e}"),
+    }))
+}
+
+/// The bearer token of a request: `None` without an `Authorization` header.
+fn bearer(req: &ServiceRequest) -> Option<Result<String, ApiError>> {
+    let value = req.headers().get(header::AUTHORIZATION)?;
+    let parsed = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    Some(parsed.ok_or_else(|| ApiError::Unauthorized {
+        slug: "invalid-token",
+        detail: "Authorization must be `Bearer <token>`".into(),
+        oauth: Some("invalid_request"),
+    }))
+}
+
+/// Maps a refused token to its answer: 503 when the check could not run, 401 otherwise.
+pub fn token_refused(e: TokenError) -> ApiError {
+    match e {
+        TokenError::Unavailable(cause) => {
+            tracing::warn!(cause = %cause, "token verification unavailable");
+            ApiError::Unavailable {
+                slug: "database-unavailable",
+                detail: "the database is unavailable; retry shortly".into(),
+            }
+        }
+        other => ApiError::Unauthorized {
+            slug: "invalid-token",
+            detail: other.to_string(),
+            oauth: Some("invalid_token"),
+        },
+    }
+}
+
+/// Authenticates and authorizes every request before routing, per [`rule`].
+pub async fn authorize(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(pattern) = req.match_pattern() else {
+        return next.call(req).await;
+    };
+    let Some(rule) = rule(req.method(), &pattern) else {
+        // Fail closed: a method the table does not know is not served, whatever the router
+        // would have done with it.
+        return Err(ApiError::Status {
+            status: actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            detail: format!("{} is not allowed on {pattern}", req.method()),
+        }
+        .into());
+    };
+    if rule == Rule::Public {
+        return next.call(req).await;
+    }
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .expect("AppState is registered");
+    let token = match bearer(&req) {
+        None => {
+            return Err(ApiError::Unauthorized {
+                slug: "unauthorized",
+                detail: "this route needs a bearer token".into(),
+                oauth: None,
+            }
+            .into())
+        }
+        Some(token) => token?,
+    };
+    let claims = state.verifier.verify(&token).await.map_err(token_refused)?;
+    let principal = Principal(Arc::new(claims));
+    match rule {
+        Rule::Public | Rule::Authenticated => {}
+        Rule::Platform(permission) => principal.require_platform(permission)?,
+        Rule::Tenant(permission) | Rule::Parent(permission) => {
+            let tenant_id = path_tenant(&pattern, req.path())
+                .expect("tenant rules only match tenant routes")?;
+            principal
+                .require(
+                    &state,
+                    tenant_id,
+                    permission,
+                    matches!(rule, Rule::Parent(_)),
+                )
+                .await?;
+        }
+    }
+    req.extensions_mut().insert(principal);
+    next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tenant_route_maps_to_a_permission_of_its_resource() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(
+            rule(&get, "/v1/tenants/{tenant_id}/users/{user_id}"),
+            Some(Rule::Tenant("iam.users.read"))
+        );
+        assert_eq!(
+            rule(&post, "/v1/tenants/{tenant_id}/users/{user_id}/unlock"),
+            Some(Rule::Tenant("iam.users.write"))
+        );
+        assert_eq!(
+            rule(&get, "/v1/tenants/{tenant_id}/users/{user_id}/entitlements"),
+            Some(Rule::Tenant("iam.entitlements.read"))
+        );
+        assert_eq!(
+            rule(&post, "/v1/tenants/{tenant_id}/block"),
+            Some(Rule::Parent("iam.tenants.write"))
+        );
+        assert_eq!(rule(&post, "/v1/auth/login"), Some(Rule::Public));
+        assert_eq!(rule(&get, "/v1/auth/me"), Some(Rule::Authenticated));
+        assert_eq!(rule(&get, "/health"), Some(Rule::Public));
+        assert_eq!(rule(&get, "/v1/tenants/{tenant_id}/bogus"), None);
+        assert_eq!(rule(&Method::PUT, "/v1/keys/rotate"), None);
+    }
+
+    #[test]
+    fn finds_the_tenant_in_the_path() {
+        let id = Uuid::now_v7();
+        let path = format!("/v1/tenants/{id}/users/x");
+        let found = path_tenant("/v1/tenants/{tenant_id}/users/{user_id}", &path);
+        assert_eq!(found.unwrap().unwrap(), id);
+        assert!(path_tenant("/v1/tenants", "/v1/tenants").is_none());
+        assert!(path_tenant("/v1/tenants/{tenant_id}", "/v1/tenants/nope")
+            .unwrap()
+            .is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! `/v1/tenants/{tenant_id}/service-accounts`: non-human principals with client credentials.
+//! The secret is returned once, at creation or rotation, and stored only as a digest.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use charter_projections::service_accounts as read;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract::{validated, JsonBody};
+use super::problem::ApiError;
+use super::respond::{self, ListParams};
+use super::AppState;
+use crate::auth::secrets;
+use crate::command::service_account::{service_account_stream, ServiceAccountHandler};
+use crate::command::Outcome;
+use crate::domain::service_account::{ServiceAccount, ServiceAccountAction};
+use crate::domain::validate;
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    pub name: String,
+}
+
+#[derive(Serialize)]
+pub struct ServiceAccountView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub client_id: String,
+    pub name: String,
+    pub status: &'static str,
+    /// Only in the response that issued it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub version: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn view(outcome: &Outcome<ServiceAccount>, secret: Option<&str>) -> Option<ServiceAccountView> {
+    let s = outcome.state.0.as_ref()?;
+    Some(ServiceAccountView {
+        id: s.id,
+        tenant_id: s.tenant_id,
+        client_id: s.id.to_string(),
+        name: s.name.clone(),
+        status: if s.deleted {
+            "deleted"
+        } else if s.disabled {
+            "disabled"
+        } else {
+            "active"
+        },
+        client_secret: secret.map(str::to_owned),
+        version: outcome.version,
+        created_at: outcome.created_at.unwrap_or_default(),
+        updated_at: outcome.updated_at.unwrap_or_default(),
+    })
+}
+
+/// A fresh client secret: `cs_` + 256 random bits.
+fn new_secret() -> Result<String, ApiError> {
+    secrets::token("cs_").map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+async fn run(
+    state: &AppState,
+    req: &HttpRequest,
+    handler: ServiceAccountHandler,
+    raw: &[u8],
+    status: StatusCode,
+    secret: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let view = |o: &Outcome<ServiceAccount>| view(o, secret.as_deref());
+    let mut response = respond::run_command(state, req, handler, raw, status, view, |v| {
+        format!("/v1/tenants/{}/service-accounts/{}", v.tenant_id, v.id)
+    })
+    .await?;
+    if secret.is_some() {
+        response.headers_mut().insert(
+            actix_web::http::header::CACHE_CONTROL,
+            "no-store".parse().expect("header"),
+        );
+    }
+    Ok(response)
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    body: JsonBody<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let name = validated(|e| validate::name("name", &body.value.name, e))?;
+    let secret = new_secret()?;
+    let id = Uuid::now_v7();
+    let handler = ServiceAccountHandler {
+        tenant_id: *path,
+        service_account_id: id,
+        action: ServiceAccountAction::Create {
+            id,
+            name,
+            secret_hash: secrets::digest(&secret),
+        },
+    };
+    run(
+        &state,
+        &req,
+        handler,
+        &body.raw,
+        StatusCode::CREATED,
+        Some(secret),
+    )
+    .await
+}
+
+async fn simple(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+    action: ServiceAccountAction,
+    secret: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, service_account_id) = path.into_inner();
+    let handler = ServiceAccountHandler {
+        tenant_id,
+        service_account_id,
+        action,
+    };
+    run(&state, &req, handler, b"", StatusCode::OK, secret).await
+}
+
+/// Issues a new secret; the old one stops working at once.
+#[tracing::instrument(skip_all)]
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let secret = new_secret()?;
+    let action = ServiceAccountAction::RotateSecret {
+        secret_hash: secrets::digest(&secret),
+    };
+    simple(state, req, path, action, Some(secret)).await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn disable(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    simple(state, req, path, ServiceAccountAction::Disable, None).await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn enable(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    simple(state, req, path, ServiceAccountAction::Enable, None).await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    simple(state, req, path, ServiceAccountAction::Delete, None).await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path.0, service_account_id = %path.1))]
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, id) = path.into_inner();
+    respond::get_current::<ServiceAccount, _>(
+        &state,
+        tenant_id,
+        &service_account_stream(id),
+        |s| {
+            s.0.as_ref()
+                .is_some_and(|a| a.tenant_id == tenant_id && !a.deleted)
+        },
+        |o| view(o, None),
+        &format!("service account {id}"),
+    )
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(tenant_id = %path))]
+pub async fn list(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = params.limit()?;
+    params.reject_parent_id()?;
+    let tenant_id = *path;
+    let after = params.after;
+    respond::tenant_page(
+        &state,
+        tenant_id,
+        params.consistency.as_deref(),
+        limit,
+        |client| async move { read::list(&client, tenant_id, after, limit).await },
+        |s| s.id,
+    )
+    .await
+}
+
+pub fn routes() -> actix_web::Scope {
+    web::scope("/{tenant_id}/service-accounts")
+        .route("", web::post().to(create))
+        .route("", web::get().to(list))
+        .route("/{service_account_id}", web::get().to(get))
+        .route("/{service_account_id}", web::delete().to(delete))
+        .route(
+            "/{service_account_id}/rotate-secret",
+            web::post().to(rotate_secret),
+        )
+        .route("/{service_account_id}/disable", web::post().to(disable))
+        .route("/{service_account_id}/enable", web::post().to(enable))
+}

@@ -1,0 +1,263 @@
+//! Access-token verification: the one function behind the HTTP extractor, RFC 7662
+//! introspection and the `token-verify` benchmark.
+//!
+//! Static checks (signature, `alg`, `kid`, `iss`, `aud`, `exp`, `nbf`) run on every call.
+//! Dynamic checks (revocation, `policy_version`, `account_version`, principal and tenant
+//! status) read the read models in one round trip; a token that passed them is remembered
+//! until PostgreSQL announces, on channel `charter_auth`, a change that could invalidate any
+//! token (migration V10's triggers). While that LISTEN is down nothing is remembered. A
+//! change therefore takes effect once it is projected: within the projection lag.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use jsonwebtoken::{Algorithm, Validation};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::claims::{Claims, PrincipalKind};
+use super::keys::KeyStore;
+use crate::config::AuthConfig;
+
+/// The channel migration V10's triggers notify.
+pub const AUTH_CHANNEL: &str = "charter_auth";
+
+/// Seconds of clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_S: u64 = 5;
+
+/// Why a token was refused. The HTTP edge answers 401 for all but `Unavailable`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("only ES256 tokens are accepted")]
+    Algorithm,
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    Signature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's issuer or audience is wrong")]
+    WrongIssuerOrAudience,
+    #[error("the token's claims are invalid")]
+    Claims,
+    #[error("the token was revoked")]
+    Revoked,
+    #[error("the token is stale: its policy version is older than the current one")]
+    Stale,
+    #[error("the token was issued before the account's sessions were ended")]
+    AccountVersion,
+    #[error("the principal or its tenant is disabled, blocked or deleted")]
+    Inactive,
+    #[error("token verification is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<jsonwebtoken::errors::Error> for TokenError {
+    fn from(e: jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::InvalidSignature => TokenError::Signature,
+            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
+                TokenError::Algorithm
+            }
+            K::ExpiredSignature => TokenError::Expired,
+            K::ImmatureSignature => TokenError::NotYetValid,
+            K::InvalidIssuer | K::InvalidAudience => TokenError::WrongIssuerOrAudience,
+            K::MissingRequiredClaim(_) | K::Json(_) => TokenError::Claims,
+            _ => TokenError::Malformed,
+        }
+    }
+}
+
+/// Remembers tokens whose dynamic checks passed, until the next invalidation.
+#[derive(Default)]
+struct PassedCache {
+    entries: Mutex<HashMap<Uuid, i64>>,
+    /// Bumped by every invalidation; an answer computed across one is not remembered.
+    generation: AtomicU64,
+    /// Whether invalidations can currently be heard.
+    listening: AtomicBool,
+    capacity: usize,
+}
+
+impl PassedCache {
+    fn hit(&self, jti: Uuid) -> bool {
+        self.listening.load(Ordering::Acquire)
+            && self.entries.lock().expect("cache lock").contains_key(&jti)
+    }
+
+    fn remember(&self, jti: Uuid, exp: i64, generation: u64) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        if !self.listening.load(Ordering::Acquire)
+            || self.generation.load(Ordering::Acquire) != generation
+        {
+            return;
+        }
+        if entries.len() >= self.capacity {
+            let now = chrono::Utc::now().timestamp();
+            entries.retain(|_, exp| *exp > now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(jti, exp);
+    }
+
+    fn invalidate(&self, listening: bool) {
+        let mut entries = self.entries.lock().expect("cache lock");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.listening.store(listening, Ordering::Release);
+        entries.clear();
+    }
+}
+
+/// Verifies access tokens. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifier {
+    keys: KeyStore,
+    pool: Pool,
+    validation: Arc<Validation>,
+    cache: Arc<PassedCache>,
+}
+
+impl Verifier {
+    pub fn new(keys: KeyStore, pool: Pool, config: &AuthConfig) -> Self {
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.algorithms = vec![Algorithm::ES256];
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_S;
+        Self {
+            keys,
+            pool,
+            validation: Arc::new(validation),
+            cache: Arc::new(PassedCache {
+                capacity: config.verify_cache_entries.max(1),
+                ..PassedCache::default()
+            }),
+        }
+    }
+
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// Keeps the cache's invalidation channel open until shutdown.
+    pub fn spawn_invalidation(&self, config: tokio_postgres::Config, shutdown: CancellationToken) {
+        use charter_projections::listener::{listen_forever, ListenEvent};
+        let cache = self.cache.clone();
+        tokio::spawn(listen_forever(
+            config,
+            AUTH_CHANNEL,
+            shutdown,
+            move |event| cache.invalidate(event != ListenEvent::Lost),
+        ));
+    }
+
+    /// Every check, static and dynamic. `Ok` means the token may be trusted right now.
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let claims = self.verify_static(token).await?;
+        if self.cache.hit(claims.jti) {
+            return Ok(claims);
+        }
+        let generation = self.cache.generation.load(Ordering::Acquire);
+        self.check_dynamic(&claims).await?;
+        self.cache.remember(claims.jti, claims.exp, generation);
+        Ok(claims)
+    }
+
+    /// Signature, algorithm, key, issuer, audience and validity period.
+    pub async fn verify_static(&self, token: &str) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::Algorithm,
+            _ => TokenError::Malformed,
+        })?;
+        if header.alg != Algorithm::ES256 {
+            return Err(TokenError::Algorithm);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let mut keys = self.keys.current();
+        if !keys.verifying.contains_key(&kid) && self.keys.may_reload(Duration::from_secs(1)) {
+            let client = self.pool.get().await.map_err(unavailable)?;
+            if let Err(e) = self.keys.reload(&client).await {
+                tracing::warn!(error = %e, "reloading the keyring failed");
+            }
+            keys = self.keys.current();
+        }
+        let key = keys.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
+        Ok(jsonwebtoken::decode::<Claims>(token, key, &self.validation)?.claims)
+    }
+
+    async fn check_dynamic(&self, claims: &Claims) -> Result<(), TokenError> {
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let statement = client
+            .prepare_cached(
+                "SELECT
+                   COALESCE((SELECT version FROM projections.policy_versions
+                             WHERE tenant_id = $1 AND workspace_id = $2), 0),
+                   (SELECT status FROM projections.tenants WHERE tenant_id = $1),
+                   CASE WHEN $5 THEN
+                     (SELECT status FROM projections.users WHERE user_id = $3 AND tenant_id = $1)
+                   ELSE
+                     (SELECT status FROM projections.service_accounts
+                      WHERE service_account_id = $3 AND tenant_id = $1)
+                   END,
+                   (SELECT account_version FROM projections.users
+                    WHERE user_id = $3 AND tenant_id = $1),
+                   EXISTS (SELECT 1 FROM events WHERE stream_id = $4)",
+            )
+            .await
+            .map_err(unavailable)?;
+        let scope = claims
+            .workspace_id
+            .unwrap_or(charter_projections::entitlements::TENANT_SCOPE);
+        let is_user = claims.principal == PrincipalKind::User;
+        let revocation = charter_events::envelope::stream_id("token", claims.jti);
+        let row = client
+            .query_one(
+                &statement,
+                &[
+                    &claims.tenant_id,
+                    &scope,
+                    &claims.sub,
+                    &revocation,
+                    &is_user,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        let policy_version: i64 = row.get(0);
+        let tenant_status: Option<String> = row.get(1);
+        let principal_status: Option<String> = row.get(2);
+        let account_version: Option<i64> = row.get(3);
+        let revoked: bool = row.get(4);
+        if revoked {
+            return Err(TokenError::Revoked);
+        }
+        if tenant_status.as_deref() != Some("active")
+            || principal_status.as_deref() != Some("active")
+        {
+            return Err(TokenError::Inactive);
+        }
+        if claims.policy_version < policy_version {
+            return Err(TokenError::Stale);
+        }
+        if is_user && claims.account_version < account_version.unwrap_or(i64::MAX) {
+            return Err(TokenError::AccountVersion);
+        }
+        Ok(())
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> TokenError {
+    TokenError::Unavailable(e.to_string())
+}
