@@ -551,12 +551,40 @@ PY
 
 service_running() { pidfile_alive "$SERVICE_PID_FILE" charter; }
 
+# ------------------------------------------------------------- secrets ------
+
+# ensure_local_secrets: the local stack's master key and bootstrap administrator,
+# generated once into .charter/secrets (mode 600) and reused after. Local
+# development only: .charter/ is git-ignored.
+SECRETS_FILE="$STATE_DIR/secrets"
+ensure_local_secrets() {
+    mkdir -p "$STATE_DIR"
+    if [[ ! -s "$SECRETS_FILE" ]]; then
+        local key password
+        key="$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
+        password="$(head -c 18 /dev/urandom | base64 | tr '+/' '-_' | tr -d '\n')"
+        (
+            umask 077
+            {
+                printf 'CHARTER_MASTER_KEY=%q\n' "$key"
+                printf 'CHARTER_ADMIN_TENANT=%q\n' root
+                printf 'CHARTER_ADMIN_USERNAME=%q\n' admin
+                printf 'CHARTER_ADMIN_PASSWORD=%q\n' "$password"
+            } >"$SECRETS_FILE"
+        )
+    fi
+    # shellcheck disable=SC1090
+    source "$SECRETS_FILE"
+}
+
 # ---------------------------------------------------------- stack.env -------
 
 # write_stack_env: rewrite .charter/stack.env from the current variables.
 # CHARTER_URL is only written while the service started by ops/up is running.
 write_stack_env() {
     local tmp="$STACK_ENV.tmp.$$" url=""
+    # shellcheck disable=SC1090
+    [[ -s "$SECRETS_FILE" ]] && source "$SECRETS_FILE"
     if service_running && [[ -s "$HTTP_PORT_FILE" ]]; then
         url="http://127.0.0.1:$(head -n1 "$HTTP_PORT_FILE")"
     fi
@@ -571,7 +599,13 @@ write_stack_env() {
         printf 'PG_BIN=%q\n' "$PG_BIN"
         printf 'PGPORT=%q\n' "$PGPORT"
         printf 'CHARTER_REPO=%q\n' "$CHARTER_REPO"
+        if [[ -n "${CHARTER_ADMIN_PASSWORD:-}" ]]; then
+            printf 'CHARTER_ADMIN_TENANT=%q\n' "$CHARTER_ADMIN_TENANT"
+            printf 'CHARTER_ADMIN_USERNAME=%q\n' "$CHARTER_ADMIN_USERNAME"
+            printf 'CHARTER_ADMIN_PASSWORD=%q\n' "$CHARTER_ADMIN_PASSWORD"
+        fi
     } >"$tmp"
+    chmod 600 "$tmp"
     mv -f "$tmp" "$STACK_ENV"
     export CHARTER_REPO
 }

@@ -57,31 +57,10 @@ measured_run() {
     [[ -s "$out/mon-$name.waits.json" ]] || echo '{}' >"$out/mon-$name.waits.json"
 }
 
-# ----------------------------------------------------------- entitlements ---
-
-bench_entitlements() {
-    local out="$WORK/entitlements"
-    rm -rf "$out"
-    mkdir -p "$out"
-
-    # ---- seed through the API
-    log "entitlements: seeding $ENT_USERS users x $ENT_WORKSPACES workspaces ($SEED_CLIENTS clients)"
-    local seed_rc=0
-    timeout -k 5 "$((600 + ENT_CONSISTENCY_WAIT + 120))" "$LOADGEN" seed-entitlements --url "$CHARTER_URL" \
-        --users "$ENT_USERS" --workspaces "$ENT_WORKSPACES" --clients "$SEED_CLIENTS" \
-        --ids-file "$out/user-ids.txt" --consistency-wait "${ENT_CONSISTENCY_WAIT}s" --max-seed-time 600s \
-        </dev/null >"$out/seed.json" 2>"$out/seed.err" || seed_rc=$?
-    if ((seed_rc != 0)) || ! jq -e . "$out/seed.json" >/dev/null 2>&1; then
-        tail_log "$out/seed.err"
-        die "charter-loadgen seed-entitlements failed (exit $seed_rc)"
-    fi
-    note "seeding: $(jq -r '"\(.seed_commands) commands in \(.seed_s) s = \(.seed_rate_cmd_s) cmd/s, errors \(.errors); read models caught up after \(.consistency_wait_s) s; verified \(.verified) \(.verify | map(.workspaces) | tostring) workspaces"' "$out/seed.json")"
-    [[ "$(jq -r .verified "$out/seed.json")" == true ]] ||
-        warn "seeded entitlements not verified (see $out/seed.json); measuring anyway"
-    local tenant
-    tenant="$(jq -r .tenant_id "$out/seed.json")"
-
-    # ---- baseline: bare actix-web JSON route, separate process, bounded lifetime
+# run_bare_baseline OUT: a bare actix-web JSON route in a separate process (bounded lifetime),
+# loaded like the scenario under test; result in OUT/bare.json.
+run_bare_baseline() {
+    local out="$1"
     log "baseline: charter-loadgen bare (actix-web, 2 workers) + get ($CLIENTS clients, ${WARMUP}s warm-up + ${DURATION}s)"
     rm -f "$out/bare.port"
     "$LOADGEN" bare --workers 2 --port-file "$out/bare.port" --max-lifetime "$((WARMUP + DURATION + 120))s" \
@@ -106,6 +85,34 @@ bench_entitlements() {
     wait "$bare_pid" 2>/dev/null || true
     bg_forget "$bare_pid"
     note "bare actix: $(jq -r '"\(.rps) req/s, p99 \(.p99_ms) ms, errors \(.errors)"' "$out/bare.json")"
+
+}
+
+# ----------------------------------------------------------- entitlements ---
+
+bench_entitlements() {
+    local out="$WORK/entitlements"
+    rm -rf "$out"
+    mkdir -p "$out"
+
+    # ---- seed through the API
+    log "entitlements: seeding $ENT_USERS users x $ENT_WORKSPACES workspaces ($SEED_CLIENTS clients)"
+    local seed_rc=0
+    timeout -k 5 "$((600 + ENT_CONSISTENCY_WAIT + 120))" "$LOADGEN" seed-entitlements --url "$CHARTER_URL" \
+        --users "$ENT_USERS" --workspaces "$ENT_WORKSPACES" --clients "$SEED_CLIENTS" \
+        --ids-file "$out/user-ids.txt" --consistency-wait "${ENT_CONSISTENCY_WAIT}s" --max-seed-time 600s \
+        </dev/null >"$out/seed.json" 2>"$out/seed.err" || seed_rc=$?
+    if ((seed_rc != 0)) || ! jq -e . "$out/seed.json" >/dev/null 2>&1; then
+        tail_log "$out/seed.err"
+        die "charter-loadgen seed-entitlements failed (exit $seed_rc)"
+    fi
+    note "seeding: $(jq -r '"\(.seed_commands) commands in \(.seed_s) s = \(.seed_rate_cmd_s) cmd/s, errors \(.errors); read models caught up after \(.consistency_wait_s) s; verified \(.verified) \(.verify | map(.workspaces) | tostring) workspaces"' "$out/seed.json")"
+    [[ "$(jq -r .verified "$out/seed.json")" == true ]] ||
+        warn "seeded entitlements not verified (see $out/seed.json); measuring anyway"
+    local tenant
+    tenant="$(jq -r .tenant_id "$out/seed.json")"
+
+    run_bare_baseline "$out"
 
     # ---- Charter: entitlement lookups of random seeded users
     log "charter: charter-loadgen entitlements ($CLIENTS clients, ${WARMUP}s warm-up + ${DURATION}s)"
@@ -253,6 +260,8 @@ scenario_header() {
     commands) echo "# $CLIENTS clients, ${WARMUP}s warm-up, ${DURATION}s measured; baseline: pgbench -M $PGBENCH_MODE -j $PGBENCH_JOBS ops/bench.d/commands.pgbench" ;;
     entitlements) echo "# $CLIENTS clients, ${WARMUP}s warm-up, ${DURATION}s measured; $ENT_USERS users x $ENT_WORKSPACES workspaces; baseline: bare actix-web JSON route (charter-loadgen bare, 2 workers), same run" ;;
     projection-lag) echo "# open loop $LAG_RATE cmd/s (POST workspaces, <= $LAG_INFLIGHT in flight), ${WARMUP}s warm-up, ${DURATION}s measured; lag of every ${LAG_SAMPLE_EVERY}th command" ;;
+    token-verify) echo "# in process, $VERIFY_TASKS tasks, ${DURATION}s each: charter::token::Verifier::verify vs raw ring ES256 verify of the same token, same run" ;;
+    token-issue) echo "# $CLIENTS clients, ${WARMUP}s warm-up, ${DURATION}s measured: POST /v1/oauth/token (client_credentials); baseline: bare actix-web JSON route, same run" ;;
     esac
     echo
 }

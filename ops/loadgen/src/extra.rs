@@ -58,6 +58,7 @@ fn hist_json(h: &Histogram<u64>) -> Value {
 
 fn client(pool: usize, timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(crate::auth_headers())
         .pool_max_idle_per_host(pool)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)

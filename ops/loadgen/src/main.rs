@@ -23,6 +23,22 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 mod extra;
+mod tokens;
+
+/// `Authorization: Bearer $CHARTER_TOKEN` on every request when the variable is set (the
+/// admin API needs a token; ops/bench logs in first).
+pub fn auth_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(token) = std::env::var("CHARTER_TOKEN") {
+        if !token.is_empty() {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("a header value"),
+            );
+        }
+    }
+    headers
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -68,6 +84,18 @@ enum Scenario {
     Lag(LagArgs),
     /// Serve a bare actix-web JSON route (`GET /` -> {"status":"ok"}) on 127.0.0.1 as a baseline.
     Bare(BareArgs),
+    /// POST /v1/oauth/token (client_credentials, form-encoded) in a loop.
+    ClientCredentials {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        client_id: String,
+        #[arg(long, env = "CHARTER_CLIENT_SECRET")]
+        client_secret: String,
+    },
+    /// In process: Charter's token verification library against raw ring ES256 verification
+    /// of the same token, same threads, same run.
+    VerifyTokens(tokens::VerifyArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -156,7 +184,7 @@ struct Common {
     label: Option<String>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => (&s[..i], &s[i..]),
@@ -270,6 +298,7 @@ fn error_class(e: &reqwest::Error) -> &'static str {
 
 fn build_client(c: &Common) -> reqwest::Client {
     reqwest::Client::builder()
+        .default_headers(auth_headers())
         .pool_max_idle_per_host(c.clients * 2)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
@@ -448,7 +477,12 @@ fn main() {
     let common = match &cli.scenario {
         Scenario::Workspaces { common, .. }
         | Scenario::Get { common }
-        | Scenario::Entitlements { common, .. } => common.clone(),
+        | Scenario::Entitlements { common, .. }
+        | Scenario::ClientCredentials { common, .. } => common.clone(),
+        Scenario::VerifyTokens(a) => {
+            let a = a.clone();
+            std::process::exit(extra::with_runtime(a.threads, move || tokens::verify(a)))
+        }
         Scenario::Bare(a) => std::process::exit(extra::bare(a.clone())),
         Scenario::SeedEntitlements(a) => {
             let a = a.clone();
@@ -502,7 +536,27 @@ fn main() {
                     json!({"url": base, "tenant_id": tenant, "users": n}),
                 )
             }
-            Scenario::Bare(_) | Scenario::SeedEntitlements(_) | Scenario::Lag(_) => unreachable!(),
+            Scenario::Bare(_)
+            | Scenario::SeedEntitlements(_)
+            | Scenario::Lag(_)
+            | Scenario::VerifyTokens(_) => unreachable!(),
+            Scenario::ClientCredentials {
+                client_id,
+                client_secret,
+                ..
+            } => {
+                let url = format!("{}/v1/oauth/token", common.url.trim_end_matches('/'));
+                let form = Arc::new([
+                    ("grant_type", "client_credentials".to_owned()),
+                    ("client_id", client_id.clone()),
+                    ("client_secret", client_secret),
+                ]);
+                (
+                    "token-issue",
+                    Arc::new(move |cl: &reqwest::Client, _, _| cl.post(&url).form(&*form)),
+                    json!({"url": common.url, "client_id": client_id}),
+                )
+            }
             Scenario::Get { .. } => {
                 let url = common.url.clone();
                 (
