@@ -11,20 +11,17 @@ use charter_projections::{checkpoint, listener, Runner};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use charter_events::Metadata;
-
 use crate::auth::bootstrap::{bootstrap, Bootstrap};
 use crate::auth::flows::Authenticator;
 use crate::auth::secrets::MasterKey;
 use crate::command::keyring::ensure_key;
 use crate::command::permission::RegisterPermissions;
-use crate::command::{self, CommandRequest, Writer};
+use crate::command::{self, Writer};
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::domain::permission_registry::{Register, CHARTER_PERMISSIONS, CHARTER_SERVICE};
 use crate::http::{self, AppState};
 use crate::relay::{Relay, RelayError, RelayStatus};
-use crate::store::idempotency::StoredResponse;
 use crate::telemetry;
 use crate::token::{KeyStore, Verifier};
 
@@ -117,25 +114,10 @@ async fn register_own_permissions(writer: &Writer) -> Result<(), StartupError> {
             .map(|(n, l)| (n.to_string(), l.to_string()))
             .collect(),
     };
-    let request = CommandRequest {
-        metadata: Metadata {
-            actor: "system".into(),
-            correlation_id: uuid::Uuid::now_v7(),
-            ..Metadata::default()
-        },
-        if_match: None,
-        idempotency: None,
-    };
-    command::execute(writer, &RegisterPermissions(command), &request, |_| {
-        StoredResponse {
-            status: 200,
-            etag: None,
-            location: None,
-            body: serde_json::Value::Null,
-        }
-    })
-    .await
-    .map_err(|e| StartupError::Register(e.to_string()))?;
+    let request = command::system_request("system");
+    command::run(writer, &RegisterPermissions(command), &request)
+        .await
+        .map_err(|e| StartupError::Register(e.to_string()))?;
     Ok(())
 }
 
@@ -148,7 +130,7 @@ async fn reload_keys_periodically(
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = tokio::time::sleep(crate::token::keys::RELOAD_INTERVAL) => {}
             _ = shutdown.cancelled() => return,
         }
         match pool.get().await {

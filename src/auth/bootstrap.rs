@@ -4,20 +4,21 @@
 //! user's password is never changed by a bootstrap.
 
 use charter_events::assignment::SubjectType;
-use charter_events::Metadata;
 use charter_projections::LogPosition;
-use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
 use super::password;
 use crate::command::assignment::{AssignmentHandler, AssignmentRequest};
 use crate::command::role::role_name_scope;
+use crate::command::tenant::tenant_stream;
 use crate::command::tenant::{CreateTenant, SLUG_SCOPE};
-use crate::command::user::UserHandler;
-use crate::command::{self, CommandError, CommandHandler, CommandRequest, Writer};
+use crate::command::user::{user_stream, UserHandler};
+use crate::command::{self, CommandError, CommandHandler, Writer};
+use crate::domain::tenant::Tenant;
+use crate::domain::user::User;
 use crate::domain::user::UserAction;
 use crate::domain::validate::{self, FieldError};
-use crate::store::idempotency::StoredResponse;
+use crate::store::claims;
 
 pub const PLATFORM_GRANT: &str = "iam.*";
 
@@ -45,36 +46,13 @@ pub enum BootstrapError {
     Command(#[from] CommandError),
     #[error("password hashing: {0}")]
     Hash(String),
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
-async fn claimed(
-    client: &impl GenericClient,
-    scope: &str,
-    value: &str,
-) -> Result<Option<Uuid>, CommandError> {
-    let row = client
-        .query_opt(
-            "SELECT stream_id FROM unique_claims WHERE claim_scope = $1 AND claim_value = lower($2)",
-            &[&scope, &value],
-        )
-        .await?;
-    Ok(row.and_then(|r| {
-        let stream: String = r.get(0);
-        stream
-            .split_once('-')
-            .and_then(|(_, id)| Uuid::parse_str(id).ok())
-    }))
-}
-
-fn request() -> CommandRequest {
-    CommandRequest {
-        metadata: Metadata {
-            actor: "system:bootstrap".into(),
-            correlation_id: Uuid::now_v7(),
-            ..Metadata::default()
-        },
-        if_match: None,
-        idempotency: None,
+impl From<crate::store::StoreError> for BootstrapError {
+    fn from(e: crate::store::StoreError) -> Self {
+        BootstrapError::Command(e.into())
     }
 }
 
@@ -83,19 +61,9 @@ async fn run<H: CommandHandler>(
     writer: &Writer,
     handler: &H,
 ) -> Result<Option<LogPosition>, CommandError> {
-    let token = std::sync::Mutex::new(None);
-    let result = command::execute(writer, handler, &request(), |o| {
-        *token.lock().expect("token slot") = Some(o.token);
-        StoredResponse {
-            status: 200,
-            etag: None,
-            location: None,
-            body: serde_json::Value::Null,
-        }
-    })
-    .await;
-    match result {
-        Ok(_) => Ok(token.into_inner().expect("token slot")),
+    let request = command::system_request("system:bootstrap");
+    match command::run(writer, handler, &request).await {
+        Ok(outcome) => Ok(Some(outcome.token)),
         Err(CommandError::Taken { .. }) => Ok(None),
         Err(e) => Err(e),
     }
@@ -122,7 +90,7 @@ pub async fn bootstrap(
     };
     let client = writer.pool.get().await.map_err(CommandError::from)?;
 
-    if claimed(&client, SLUG_SCOPE, &slug).await?.is_none() {
+    if claims::holder(&client, SLUG_SCOPE, &slug).await?.is_none() {
         let create = CreateTenant {
             tenant_id: Uuid::now_v7(),
             name: slug.clone(),
@@ -131,12 +99,15 @@ pub async fn bootstrap(
         };
         note(run(writer, &create).await?);
     }
-    let tenant_id = claimed(&client, SLUG_SCOPE, &slug)
+    let tenant_id = claims::holder(&client, SLUG_SCOPE, &slug)
         .await?
         .ok_or_else(|| CommandError::Internal("bootstrap tenant vanished".into()))?;
 
     let user_scope = format!("user.username:{tenant_id}");
-    if claimed(&client, &user_scope, &username).await?.is_none() {
+    if claims::holder(&client, &user_scope, &username)
+        .await?
+        .is_none()
+    {
         let pw = b.password.clone();
         let hash = tokio::task::spawn_blocking(move || password::hash(&pw, iterations))
             .await
@@ -156,11 +127,49 @@ pub async fn bootstrap(
         };
         note(run(writer, &create).await?);
     }
-    let user_id = claimed(&client, &user_scope, &username)
+    let user_id = claims::holder(&client, &user_scope, &username)
         .await?
         .ok_or_else(|| CommandError::Internal("bootstrap user vanished".into()))?;
 
-    let role_id = claimed(&client, &role_name_scope(tenant_id, None), "tenant_admin")
+    // Only a root tenant's user who proves the configured password gets the platform grant:
+    // a user recreated under the same name by someone else must not inherit it.
+    let tenant = crate::store::events::load::<Tenant>(&client, &tenant_stream(tenant_id)).await?;
+    if tenant
+        .state
+        .0
+        .as_ref()
+        .is_some_and(|t| t.parent_id.is_some())
+    {
+        return Err(BootstrapError::Refused(format!(
+            "tenant {slug} is not a root tenant"
+        )));
+    }
+    let user = crate::store::events::load::<User>(&client, &user_stream(user_id)).await?;
+    let user = user
+        .state
+        .0
+        .ok_or_else(|| CommandError::Internal("bootstrap user vanished".into()))?;
+    if !user
+        .platform_permissions
+        .iter()
+        .any(|p| p == PLATFORM_GRANT)
+    {
+        let (pw, hash) = (
+            b.password.clone(),
+            user.password_hash.clone().unwrap_or_default(),
+        );
+        let proven =
+            tokio::task::spawn_blocking(move || password::verify(&pw, &hash).unwrap_or(false))
+                .await
+                .map_err(|e| BootstrapError::Hash(e.to_string()))?;
+        if !proven {
+            return Err(BootstrapError::Refused(format!(
+                "user {username} exists without the platform grant and does not hold the configured password"
+            )));
+        }
+    }
+
+    let role_id = claims::holder(&client, &role_name_scope(tenant_id, None), "tenant_admin")
         .await?
         .ok_or_else(|| CommandError::Internal("the tenant has no tenant_admin role".into()))?;
     let assign = AssignmentHandler {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool};
+use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::password;
@@ -22,14 +22,12 @@ use crate::command::workspace::workspace_stream;
 use crate::command::{self, CommandError, CommandRequest, Writer};
 use crate::config::AuthConfig;
 use crate::domain::service_account::ServiceAccount;
-use crate::domain::session::Session;
 use crate::domain::user::{
     LockoutPolicy, LoginAttempt, SecondFactorProof, User, UserState, UserStatus,
 };
 use crate::domain::workspace::Workspace;
 use crate::domain::RejectionKind;
-use crate::store::events;
-use crate::store::idempotency::StoredResponse;
+use crate::store::{claims, events};
 use crate::token::claims::PrincipalKind;
 use crate::token::keys::KeyStore;
 use crate::token::mint::{self, MintError, Minted, Subject};
@@ -141,13 +139,13 @@ impl Authenticator {
         let client = self.pool.get().await?;
         let tenant_id = match Uuid::parse_str(tenant) {
             Ok(id) => Some(id),
-            Err(_) => claimed_id(&client, crate::command::tenant::SLUG_SCOPE, tenant).await?,
+            Err(_) => claims::holder(&client, crate::command::tenant::SLUG_SCOPE, tenant).await?,
         };
         let Some(tenant_id) = tenant_id else {
             return Ok(None);
         };
         let scope = format!("user.username:{tenant_id}");
-        let Some(user_id) = claimed_id(&client, &scope, username).await? else {
+        let Some(user_id) = claims::holder(&client, &scope, username).await? else {
             return Ok(None);
         };
         let user = events::load::<User>(&client, &user_stream(user_id))
@@ -246,25 +244,19 @@ impl Authenticator {
             if_match: None,
             ..envelope.clone()
         };
-        let response = command::execute(&self.writer, &handler, &envelope, |outcome| {
-            let succeeded = outcome.state.0.as_ref().and_then(|u| u.last_session_id)
-                == Some(session_id)
-                && !outcome.event_ids.is_empty();
-            flag(succeeded)
-        })
-        .await;
-        let succeeded = match response {
-            Ok(r) => r.body == serde_json::Value::Bool(true),
-            Err(CommandError::Rejected(r)) if r.kind != RejectionKind::Invalid => false,
+        // A refusal is recorded (login_failed, account_locked) and committed: it is an `Ok`
+        // outcome without this session. A blocked or missing tenant is a rejection.
+        let user = match command::run(&self.writer, &handler, &envelope).await {
+            Ok(outcome) => outcome
+                .state
+                .0
+                .filter(|u| u.last_session_id == Some(session_id) && !outcome.event_ids.is_empty())
+                .ok_or(AuthError::InvalidCredentials)?,
+            Err(CommandError::Rejected(r)) if r.kind != RejectionKind::Invalid => {
+                return Err(AuthError::InvalidCredentials)
+            }
             Err(e) => return Err(e.into()),
         };
-        if !succeeded {
-            return Err(AuthError::InvalidCredentials);
-        }
-        let user = self
-            .load_user(user.id)
-            .await?
-            .ok_or(AuthError::InvalidCredentials)?;
         let access = self
             .mint_user(&user, request.workspace_id, Some(session_id))
             .await?;
@@ -292,21 +284,11 @@ impl Authenticator {
             if_match: None,
             ..envelope.clone()
         };
-        let session = std::sync::Mutex::new(None::<Session>);
-        let result = command::execute(&self.writer, &handler, &envelope, |outcome| {
-            *session.lock().expect("session slot") = Some(outcome.state.clone());
-            flag(true)
-        })
-        .await;
-        match result {
-            Ok(_) => {}
+        let state = match command::run(&self.writer, &handler, &envelope).await {
+            Ok(outcome) => outcome.state.0,
             Err(CommandError::Rejected(_)) => return Err(AuthError::InvalidGrant),
             Err(e) => return Err(e.into()),
-        }
-        let state = session
-            .into_inner()
-            .expect("session slot")
-            .and_then(|s| s.0);
+        };
         // A reused token ended the family (committed); the caller learns only "invalid".
         let Some(state) = state.filter(|s| s.ended.is_none()) else {
             return Err(AuthError::InvalidGrant);
@@ -391,37 +373,6 @@ impl Authenticator {
                 MintError::TenantInactive => AuthError::InvalidCredentials,
                 other => other.into(),
             })
-    }
-}
-
-/// The id holding `value` in `scope` (a claimed stream `<type>-<uuid>`).
-async fn claimed_id(
-    client: &impl GenericClient,
-    scope: &str,
-    value: &str,
-) -> Result<Option<Uuid>, AuthError> {
-    let statement = client
-        .prepare_cached("SELECT stream_id FROM unique_claims WHERE claim_scope = $1 AND claim_value = lower($2)")
-        .await
-        .map_err(CommandError::from)?;
-    let row = client
-        .query_opt(&statement, &[&scope, &value])
-        .await
-        .map_err(CommandError::from)?;
-    Ok(row.and_then(|r| {
-        let stream: String = r.get(0);
-        stream
-            .split_once('-')
-            .and_then(|(_, id)| Uuid::parse_str(id).ok())
-    }))
-}
-
-fn flag(value: bool) -> StoredResponse {
-    StoredResponse {
-        status: 200,
-        etag: None,
-        location: None,
-        body: serde_json::Value::Bool(value),
     }
 }
 

@@ -33,7 +33,8 @@ pub async fn ensure_key(
     run(writer, command).await
 }
 
-/// Activates a new signing key; the previous one verifies for `token_ttl` more.
+/// Activates a new signing key. The previous one verifies until its last token expires:
+/// `token_ttl`, plus two keyring reloads during which other instances may still sign with it.
 pub async fn rotate_key(
     writer: &super::Writer,
     master: &crate::auth::secrets::MasterKey,
@@ -43,7 +44,9 @@ pub async fn rotate_key(
     let command = KeyringCommand::Rotate {
         key,
         now: chrono::Utc::now(),
-        token_ttl,
+        token_ttl: token_ttl
+            + chrono::Duration::from_std(2 * crate::token::keys::RELOAD_INTERVAL)
+                .expect("a small duration"),
     };
     run(writer, command).await
 }
@@ -57,23 +60,7 @@ pub enum KeyringCommandError {
 }
 
 async fn run(writer: &super::Writer, command: KeyringCommand) -> Result<(), KeyringCommandError> {
-    let request = super::CommandRequest {
-        metadata: charter_events::Metadata {
-            actor: "system".into(),
-            correlation_id: uuid::Uuid::now_v7(),
-            ..Default::default()
-        },
-        if_match: None,
-        idempotency: None,
-    };
-    super::execute(writer, &KeyringHandler(command), &request, |_| {
-        crate::store::idempotency::StoredResponse {
-            status: 200,
-            etag: None,
-            location: None,
-            body: serde_json::Value::Null,
-        }
-    })
-    .await?;
+    let request = super::system_request("system:keys");
+    super::run(writer, &KeyringHandler(command), &request).await?;
     Ok(())
 }

@@ -272,6 +272,42 @@ async fn attempt<H: CommandHandler>(
     Ok(response)
 }
 
+/// Runs `handler` for its outcome, when no HTTP response needs storing (commands without an
+/// Idempotency-Key: logins, bootstrap, key rotation, self-service).
+pub async fn run<H: CommandHandler>(
+    writer: &Writer,
+    handler: &H,
+    request: &CommandRequest,
+) -> Result<Outcome<H::Aggregate>, CommandError> {
+    let slot = std::sync::Mutex::new(None);
+    execute(writer, handler, request, |outcome| {
+        *slot.lock().expect("outcome slot") = Some(outcome.clone());
+        StoredResponse {
+            status: 200,
+            etag: None,
+            location: None,
+            body: serde_json::Value::Null,
+        }
+    })
+    .await?;
+    slot.into_inner()
+        .expect("outcome slot")
+        .ok_or_else(|| CommandError::Internal("an idempotent replay has no outcome".into()))
+}
+
+/// The envelope of a command Charter issues itself (`actor` names which part of it).
+pub fn system_request(actor: &str) -> CommandRequest {
+    CommandRequest {
+        metadata: Metadata {
+            actor: actor.into(),
+            correlation_id: Uuid::now_v7(),
+            ..Metadata::default()
+        },
+        if_match: None,
+        idempotency: None,
+    }
+}
+
 /// Reads one aggregate from the write side (always current; used for `GET` of one resource).
 pub async fn current<A: Aggregate>(
     pool: &Pool,

@@ -24,8 +24,8 @@ pub struct ActiveKey {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keyring {
     pub active: Option<ActiveKey>,
-    /// The key before the active one, and until when it still verifies.
-    pub previous: Option<(PublicKey, DateTime<Utc>)>,
+    /// Retired keys, each with the moment its last token expires.
+    pub retired: Vec<(PublicKey, DateTime<Utc>)>,
 }
 
 /// A freshly generated key, sealed by the caller.
@@ -64,11 +64,12 @@ impl Keyring {
     /// until its tokens have expired.
     pub fn verification_keys(&self, now: DateTime<Utc>) -> Vec<PublicKey> {
         let mut keys: Vec<PublicKey> = self.active.iter().map(|a| a.public.clone()).collect();
-        if let Some((previous, until)) = &self.previous {
-            if now < *until {
-                keys.push(previous.clone());
-            }
-        }
+        keys.extend(
+            self.retired
+                .iter()
+                .filter(|(_, until)| now < *until)
+                .map(|(key, _)| key.clone()),
+        );
         keys
     }
 
@@ -82,7 +83,7 @@ impl Keyring {
             .active
             .iter()
             .map(|a| &a.public.kid)
-            .chain(self.previous.iter().map(|(p, _)| &p.kid));
+            .chain(self.retired.iter().map(|(p, _)| &p.kid));
         for kid in known {
             if *kid == key.public.kid {
                 return Err(KeyringError::DuplicateKid(kid.clone()));
@@ -117,10 +118,9 @@ impl Aggregate for Keyring {
     fn apply(mut self, event: &KeyringEvent) -> Self {
         if let KeyringEvent::Activated(e) = event {
             let old = self.active.take();
-            self.previous = match (old, e.previous_valid_until) {
-                (Some(old), Some(until)) => Some((old.public, until)),
-                _ => None,
-            };
+            if let (Some(old), Some(until)) = (old, e.previous_valid_until) {
+                self.retired.push((old.public, until));
+            }
             self.active = Some(ActiveKey {
                 public: PublicKey {
                     kid: e.kid.clone(),

@@ -16,7 +16,6 @@ use crate::command::token::RevokeTokenHandler;
 use crate::command::user::UserHandler;
 use crate::command::{self, CommandHandler, CommandRequest};
 use crate::domain::user::{SecondFactorProof, UserAction, UserState};
-use crate::store::idempotency::StoredResponse;
 use crate::token::PrincipalKind;
 
 #[derive(Deserialize)]
@@ -153,18 +152,9 @@ async fn run<H: CommandHandler>(
     req: &HttpRequest,
     handler: H,
 ) -> Result<crate::command::Outcome<H::Aggregate>, ApiError> {
-    let slot = std::sync::Mutex::new(None);
-    command::execute(&state.writer, &handler, &command_request(req, &[])?, |o| {
-        *slot.lock().expect("outcome slot") = Some(o.clone());
-        StoredResponse {
-            status: 204,
-            etag: None,
-            location: None,
-            body: serde_json::Value::Null,
-        }
-    })
-    .await?;
-    Ok(slot.into_inner().expect("outcome slot").expect("rendered"))
+    let mut request = command_request(req, &[])?;
+    request.idempotency = None;
+    Ok(command::run(&state.writer, &handler, &request).await?)
 }
 
 fn user_handler(principal: &Principal, action: UserAction) -> Result<UserHandler, ApiError> {

@@ -14,7 +14,6 @@ use super::problem::ApiError;
 use super::AppState;
 use crate::command::token::RevokeTokenHandler;
 use crate::command::{self};
-use crate::store::idempotency::StoredResponse;
 use crate::token::{Claims, PrincipalKind};
 
 #[derive(Deserialize)]
@@ -157,8 +156,13 @@ pub async fn revoke(
     body: JsonBody<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     // Signature and expiry only: a stale token can still be revoked.
-    let Ok(claims) = state.verifier.verify_static(&body.value.token).await else {
-        return Ok(HttpResponse::Ok().finish());
+    let claims = match state.verifier.verify_static(&body.value.token).await {
+        Ok(claims) => claims,
+        // Not knowing whether the token is valid is not the same as knowing it is not.
+        Err(e @ crate::token::TokenError::Unavailable(_)) => {
+            return Err(super::principal::token_refused(e))
+        }
+        Err(_) => return Ok(HttpResponse::Ok().finish()),
     };
     if !within_reach(&state, &principal, &claims).await {
         return Err(ApiError::Forbidden(
@@ -171,18 +175,8 @@ pub async fn revoke(
         subject: claims.sub,
         expires_at: chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
     };
-    let request = command_request(&req, &body.raw)?;
-    command::execute(
-        &state.writer,
-        &RevokeTokenHandler(revoked),
-        &request,
-        |_| StoredResponse {
-            status: 200,
-            etag: None,
-            location: None,
-            body: serde_json::Value::Null,
-        },
-    )
-    .await?;
+    let mut request = command_request(&req, &body.raw)?;
+    request.idempotency = None;
+    command::run(&state.writer, &RevokeTokenHandler(revoked), &request).await?;
     Ok(HttpResponse::Ok().finish())
 }

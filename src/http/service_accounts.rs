@@ -7,7 +7,7 @@ use charter_projections::service_accounts as read;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, JsonBody};
+use super::extract::{command_request, validated, JsonBody};
 use super::problem::ApiError;
 use super::respond::{self, ListParams};
 use super::AppState;
@@ -38,7 +38,7 @@ pub struct ServiceAccountView {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn view(outcome: &Outcome<ServiceAccount>, secret: Option<&str>) -> Option<ServiceAccountView> {
+fn view(outcome: &Outcome<ServiceAccount>) -> Option<ServiceAccountView> {
     let s = outcome.state.0.as_ref()?;
     Some(ServiceAccountView {
         id: s.id,
@@ -52,7 +52,7 @@ fn view(outcome: &Outcome<ServiceAccount>, secret: Option<&str>) -> Option<Servi
         } else {
             "active"
         },
-        client_secret: secret.map(str::to_owned),
+        client_secret: None,
         version: outcome.version,
         created_at: outcome.created_at.unwrap_or_default(),
         updated_at: outcome.updated_at.unwrap_or_default(),
@@ -64,6 +64,8 @@ fn new_secret() -> Result<String, ApiError> {
     secrets::token("cs_").map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// Runs a command. A secret it issues is added to the response sent, never to the one stored
+/// for an idempotent retry: a replay shows the account without its secret (shown once).
 async fn run(
     state: &AppState,
     req: &HttpRequest,
@@ -72,17 +74,28 @@ async fn run(
     status: StatusCode,
     secret: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = |o: &Outcome<ServiceAccount>| view(o, secret.as_deref());
-    let mut response = respond::run_command(state, req, handler, raw, status, view, |v| {
-        format!("/v1/tenants/{}/service-accounts/{}", v.tenant_id, v.id)
-    })
-    .await?;
-    if secret.is_some() {
-        response.headers_mut().insert(
-            actix_web::http::header::CACHE_CONTROL,
-            "no-store".parse().expect("header"),
-        );
+    let fresh = std::sync::atomic::AtomicBool::new(false);
+    let render = |o: &Outcome<ServiceAccount>| {
+        fresh.store(true, std::sync::atomic::Ordering::Relaxed);
+        let view = view(o);
+        let location = (status == StatusCode::CREATED)
+            .then(|| {
+                view.as_ref()
+                    .map(|v| format!("/v1/tenants/{}/service-accounts/{}", v.tenant_id, v.id))
+            })
+            .flatten();
+        respond::command(o, status, view, location)
+    };
+    let request = command_request(req, raw)?;
+    let mut stored = crate::command::execute(&state.writer, &handler, &request, render).await?;
+    if let Some(secret) = secret.filter(|_| fresh.load(std::sync::atomic::Ordering::Relaxed)) {
+        stored.body["data"]["client_secret"] = secret.into();
     }
+    let mut response = HttpResponse::from(stored);
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
     Ok(response)
 }
 
@@ -187,7 +200,7 @@ pub async fn get(
             s.0.as_ref()
                 .is_some_and(|a| a.tenant_id == tenant_id && !a.deleted)
         },
-        |o| view(o, None),
+        view,
         &format!("service account {id}"),
     )
     .await

@@ -55,3 +55,22 @@ pub async fn apply(
     }
     Ok(())
 }
+
+/// The id of the aggregate holding `value` in `scope` (claims name streams `<type>-<uuid>`).
+pub async fn holder(
+    client: &impl GenericClient,
+    scope: &str,
+    value: &str,
+) -> Result<Option<uuid::Uuid>, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT stream_id FROM unique_claims WHERE claim_scope = $1 AND claim_value = lower($2)",
+        )
+        .await?;
+    let row = client.query_opt(&statement, &[&scope, &value]).await?;
+    Ok(row.and_then(|r| {
+        let stream: String = r.get(0);
+        let (_, id) = stream.split_once('-')?;
+        uuid::Uuid::parse_str(id).ok()
+    }))
+}

@@ -26,6 +26,9 @@ pub fn keyring_stream() -> String {
     charter_events::envelope::stream_id("keyring", uuid::Uuid::nil())
 }
 
+/// How often every instance re-reads the keyring (so a rotation elsewhere starts signing here).
+pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The associated data private keys are sealed under.
 const SEAL_CONTEXT: &str = "charter/signing-key/v1";
 

@@ -83,7 +83,12 @@ pub async fn mint(
         workspace_id: subject.workspace_id,
         roles,
         permissions,
-        platform_permissions: subject.platform_permissions.clone(),
+        // Workspace tokens go to services' data planes: they never carry platform grants.
+        platform_permissions: if subject.workspace_id.is_some() {
+            vec![]
+        } else {
+            subject.platform_permissions.clone()
+        },
         policy_version: row.get(2),
         account_version: subject.account_version,
         sid: subject.session_id,

@@ -2,8 +2,8 @@
 //! introspection and the `token-verify` benchmark.
 //!
 //! Static checks (signature, `alg`, `kid`, `iss`, `aud`, `exp`, `nbf`) run on every call.
-//! Dynamic checks (revocation, `policy_version`, `account_version`, principal and tenant
-//! status) read the read models in one round trip; a token that passed them is remembered
+//! Dynamic checks (revocation, the session's end, `policy_version`, `account_version`,
+//! principal and tenant status) read the read models in one round trip; a token that passed them is remembered
 //! until PostgreSQL announces, on channel `charter_auth`, a change that could invalidate any
 //! token (migration V10's triggers). While that LISTEN is down nothing is remembered. A
 //! change therefore takes effect once it is projected: within the projection lag.
@@ -49,6 +49,8 @@ pub enum TokenError {
     Claims,
     #[error("the token was revoked")]
     Revoked,
+    #[error("the token's session has ended (logout, or a reused refresh token)")]
+    SessionEnded,
     #[error("the token is stale: its policy version is older than the current one")]
     Stale,
     #[error("the token was issued before the account's sessions were ended")]
@@ -213,7 +215,9 @@ impl Verifier {
                    END,
                    (SELECT account_version FROM projections.users
                     WHERE user_id = $3 AND tenant_id = $1),
-                   EXISTS (SELECT 1 FROM events WHERE stream_id = $4)",
+                   EXISTS (SELECT 1 FROM events WHERE stream_id = $4),
+                   EXISTS (SELECT 1 FROM events WHERE stream_id = $6
+                           AND event_type = 'session.ended')",
             )
             .await
             .map_err(unavailable)?;
@@ -222,6 +226,10 @@ impl Verifier {
             .unwrap_or(charter_projections::entitlements::TENANT_SCOPE);
         let is_user = claims.principal == PrincipalKind::User;
         let revocation = charter_events::envelope::stream_id("token", claims.jti);
+        // Tokens without a session (client credentials) name a stream that never exists.
+        let session = claims.sid.map_or_else(String::new, |sid| {
+            charter_events::envelope::stream_id("session", sid)
+        });
         let row = client
             .query_one(
                 &statement,
@@ -231,6 +239,7 @@ impl Verifier {
                     &claims.sub,
                     &revocation,
                     &is_user,
+                    &session,
                 ],
             )
             .await
@@ -240,8 +249,12 @@ impl Verifier {
         let principal_status: Option<String> = row.get(2);
         let account_version: Option<i64> = row.get(3);
         let revoked: bool = row.get(4);
+        let session_ended: bool = row.get(5);
         if revoked {
             return Err(TokenError::Revoked);
+        }
+        if session_ended {
+            return Err(TokenError::SessionEnded);
         }
         if tenant_status.as_deref() != Some("active")
             || principal_status.as_deref() != Some("active")

@@ -284,9 +284,17 @@ async fn login_refresh_and_logout_without_mfa() {
     assert_eq!(r.status(), 204);
     until_refused(&app, &access2).await;
     assert_problem(refresh(&app, &refresh2).await, 401, "invalid-grant").await;
-    // The first access token belongs to the same session but was not presented: it lives
-    // until it expires (access tokens are not tied to refreshes).
-    assert_eq!(get_as(&app, &access, "/v1/auth/me").await.status(), 200);
+    // Every access token of the ended session is refused, not only the presented one.
+    let body = assert_problem(
+        get_as(&app, &access, "/v1/auth/me").await,
+        401,
+        "invalid-token",
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("session"),
+        "{body}"
+    );
 
     // The log has the story, and no secret.
     let client = app.pool.get().await.unwrap();
@@ -485,7 +493,8 @@ async fn lockout_after_five_failures_and_admin_unlock() {
         .map(|r| r.get(0))
         .collect();
     let count = |t: &str| types.iter().filter(|x| *x == t).count();
-    assert_eq!(count("user.login_failed"), 6, "{types:?}");
+    // Five counted failures; the attempt during the lock appends nothing.
+    assert_eq!(count("user.login_failed"), 5, "{types:?}");
     assert_eq!(count("user.account_locked"), 1);
     assert_eq!(count("user.account_unlocked"), 1);
     assert_eq!(count("user.login_succeeded"), 1);
@@ -553,11 +562,15 @@ async fn refresh_reuse_revokes_the_whole_family() {
     let t = app.create_tenant(&slug("reuse")).await;
     let tid = t["id"].as_str().unwrap();
     user_with_role(&app, tid, "frank", "viewer").await;
+    // A thief copies rt1; the user refreshes first and gets access2 and rt2.
     let (_, rt1) = tokens(login(&app, tid, "frank", PASSWORD, None).await).await;
-    let (_, rt2) = tokens(refresh(&app, &rt1).await).await;
+    let (access2, rt2) = tokens(refresh(&app, &rt1).await).await;
+    assert_eq!(get_as(&app, &access2, "/v1/auth/me").await.status(), 200);
     // The thief replays the spent token: refused, and the family ends...
     assert_problem(refresh(&app, &rt1).await, 401, "invalid-grant").await;
-    // ...so the legitimate holder's current token is dead too.
+    // ...with every access token it issued...
+    until_refused(&app, &access2).await;
+    // ...and the legitimate holder's current refresh token is dead too.
     assert_problem(refresh(&app, &rt2).await, 401, "invalid-grant").await;
     // Garbage never reaches a stream.
     assert_problem(refresh(&app, "rt_garbage").await, 401, "invalid-grant").await;
@@ -674,4 +687,70 @@ async fn login_can_scope_a_token_to_a_workspace() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bootstrap_is_idempotent_and_grants_only_to_who_proves_the_password() {
+    use charter::auth::bootstrap::{bootstrap, Bootstrap, BootstrapError};
+    use charter::command::Writer;
+    let app = spawn_app().await;
+    let writer = Writer {
+        pool: app.pool.clone(),
+        appended: charter_projections::listener::Signal::local().0,
+    };
+    let iterations = app.config.auth.pbkdf2_iterations;
+    let root = app.config.bootstrap.tenant.clone().unwrap();
+    let all_events = || async {
+        let client = app.pool.get().await.unwrap();
+        client
+            .query_one("SELECT count(*) FROM events", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let before = all_events().await;
+    let again = bootstrap(
+        &writer,
+        iterations,
+        &Bootstrap {
+            tenant_slug: root.clone(),
+            username: crate::helpers::ADMIN.into(),
+            email: "admin@example.com".into(),
+            password: crate::helpers::ADMIN_PASSWORD.into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.tenant_id, app.root_tenant_id);
+    assert_eq!(
+        all_events().await,
+        before,
+        "a second bootstrap appends nothing"
+    );
+
+    // Someone with iam.users.write in the root tenant creates "operator" with a password of
+    // their own: a bootstrap naming "operator" must not hand them the platform grant.
+    let root_id = app.root_tenant_id.to_string();
+    user_with_role(&app, &root_id, "operator", "viewer").await;
+    let claim = |password: &str| Bootstrap {
+        tenant_slug: root.clone(),
+        username: "operator".into(),
+        email: "operator@example.com".into(),
+        password: password.into(),
+    };
+    let refused = bootstrap(&writer, iterations, &claim("the configured password")).await;
+    assert!(
+        matches!(refused, Err(BootstrapError::Refused(_))),
+        "{refused:?}"
+    );
+    bootstrap(&writer, iterations, &claim(PASSWORD))
+        .await
+        .unwrap();
+    let (token, _) = tokens(login(&app, &root, "operator", PASSWORD, None).await).await;
+    let me: Value = get_as(&app, &token, "/v1/auth/me")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["platform_permissions"], json!(["iam.*"]));
 }

@@ -121,10 +121,9 @@ async fn failed_events(app: &TestApp) -> Vec<(String, Uuid, String, i32)> {
 #[tokio::test]
 async fn a_poison_event_is_recorded_skipped_and_reported() {
     let app = spawn_app_with(|c| c.projections.max_attempts = 3).await;
-    // Without projections nobody can log in, so this test writes through the command layer.
-    let (before, _) = create_tenant_directly(&app, "before").await;
+    let (before, _) = create_tenant(&app, "before").await;
     let poison = inject_poison(&app).await;
-    let (after, token) = create_tenant_directly(&app, "after").await;
+    let (after, token) = create_tenant(&app, "after").await;
 
     // Read-your-writes past the poison event: it is retried (with backoff), recorded and
     // skipped, and the tenant created after it is listed. The horizon is cluster-wide, so
@@ -214,6 +213,7 @@ async fn the_events_around_a_poison_event_still_project() {
     )
     .await
     .unwrap();
+    // Without projections nobody can log in, so this test writes through the command layer.
     let (before, _) = create_tenant_directly(&app, "before").await;
     let poison = inject_poison(&app).await;
     let (after, token) = create_tenant_directly(&app, "after").await;

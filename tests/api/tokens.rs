@@ -399,14 +399,35 @@ async fn service_accounts_use_client_credentials() {
     let app = spawn_app().await;
     let t = app.create_tenant(&slug("sa")).await;
     let tid = t["id"].as_str().unwrap();
-    let r = app
-        .post(
-            &format!("/v1/tenants/{tid}/service-accounts"),
-            json!({"name": "ci"}),
-        )
-        .await;
+    let create = || {
+        app.http
+            .post(app.url(&format!("/v1/tenants/{tid}/service-accounts")))
+            .header("idempotency-key", "sa-ci-1")
+            .json(&json!({"name": "ci"}))
+            .send()
+    };
+    let r = create().await.unwrap();
     assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["cache-control"], "no-store");
     let sa: Value = r.json().await.unwrap();
+    // The secret is shown once: an idempotent replay returns the account without it, and no
+    // stored response holds it.
+    let replay: Value = create().await.unwrap().json().await.unwrap();
+    assert_eq!(replay["data"]["id"], sa["data"]["id"]);
+    assert!(replay["data"].get("client_secret").is_none(), "{replay}");
+    let leaked: i64 = app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM idempotency_keys WHERE strpos(response::text, $1) > 0",
+            &[&sa["data"]["client_secret"].as_str().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leaked, 0, "a client secret in a stored response");
     let (client_id, secret) = (
         sa["data"]["client_id"].as_str().unwrap().to_owned(),
         sa["data"]["client_secret"].as_str().unwrap().to_owned(),

@@ -61,12 +61,18 @@ where
                     }
                     done.fetch_add(ok, Ordering::Relaxed);
                     failed.fetch_add(bad, Ordering::Relaxed);
+                    // A CPU-bound loop must let the runtime breathe.
+                    tokio::task::yield_now().await;
                 }
             })
         })
         .collect();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
+    // The clock runs on its own thread: busy workers may starve the runtime's timers.
+    let stopper = stop.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(duration);
+        stopper.store(true, Ordering::Relaxed);
+    });
     for h in handles {
         let _ = h.await;
     }

@@ -108,7 +108,9 @@ impl UserState {
             return self.failed(LoginFailure::Disabled, attempt);
         }
         if self.locked_at(attempt.now) {
-            return self.failed(LoginFailure::Locked, attempt);
+            // Already recorded as locked: attempts during the lock append nothing, so a
+            // brute force cannot grow the stream.
+            return vec![];
         }
         let password_ok = matches!(
             (&attempt.password_matched, &self.password_hash),
@@ -294,7 +296,14 @@ impl UserState {
                     *slot = None;
                 }
             }
-            UserEvent::LoginFailed(e) => self.failed_logins = e.consecutive_failures,
+            UserEvent::LoginFailed(e) => {
+                self.failed_logins = e.consecutive_failures;
+                // A counted failure happens only when no lock is in force: an expired lock
+                // is over, and the count starts again from this failure.
+                if !matches!(e.reason, LoginFailure::Locked | LoginFailure::Disabled) {
+                    self.locked_until = None;
+                }
+            }
             UserEvent::AccountLocked(e) => self.locked_until = Some(e.locked_until),
             UserEvent::AccountUnlocked(_) => {
                 self.failed_logins = 0;
@@ -315,5 +324,132 @@ impl UserState {
             _ => return false,
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tenant::TenantStatus;
+    use crate::domain::testing::given;
+    use crate::domain::user::{User, UserAction, UserCommand};
+    use charter_events::user::UserCreated;
+    use charter_events::DomainEvent;
+
+    const T: Uuid = Uuid::from_u128(1);
+    const U: Uuid = Uuid::from_u128(7);
+    const S: Uuid = Uuid::from_u128(9);
+    const HASH: &str = "$pbkdf2-sha256$i=1$AA$AA";
+
+    fn t(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    fn history() -> Vec<UserEvent> {
+        vec![
+            UserCreated {
+                user_id: U,
+                tenant_id: T,
+                username: "alice".into(),
+                email: "alice@example.com".into(),
+                display_name: None,
+                has_password: true,
+            }
+            .into(),
+            UserPasswordSet {
+                user_id: U,
+                tenant_id: T,
+                password_hash: HASH.into(),
+            }
+            .into(),
+        ]
+    }
+
+    fn attempt(at: i64, password_ok: bool) -> UserCommand {
+        UserCommand {
+            tenant_id: T,
+            tenant_status: Some(TenantStatus::Active),
+            action: UserAction::Login(LoginAttempt {
+                now: t(at),
+                session_id: S,
+                password_matched: password_ok.then(|| HASH.to_owned()),
+                second_factor: SecondFactorProof::None,
+                policy: LockoutPolicy {
+                    threshold: 3,
+                    duration: Duration::seconds(60),
+                },
+            }),
+        }
+    }
+
+    /// Folds `history` and then runs `commands`, each decided against the state so far.
+    fn run(commands: &[UserCommand]) -> (User, Vec<UserEvent>) {
+        use crate::domain::Aggregate;
+        let mut state = User::fold(&history());
+        let mut all = Vec::new();
+        for c in commands {
+            let events = state.decide(c).unwrap();
+            for e in &events {
+                state = state.apply(e);
+            }
+            all.extend(events);
+        }
+        (state, all)
+    }
+
+    fn types(events: &[UserEvent]) -> Vec<&'static str> {
+        events.iter().map(|e| e.event_type()).collect()
+    }
+
+    #[test]
+    fn locks_after_the_threshold_and_ignores_attempts_while_locked() {
+        let (state, events) = run(&[attempt(0, false), attempt(1, false), attempt(2, false)]);
+        assert_eq!(
+            types(&events),
+            [
+                "user.login_failed",
+                "user.login_failed",
+                "user.login_failed",
+                "user.account_locked"
+            ]
+        );
+        let u = state.0.clone().unwrap();
+        assert!(u.locked_at(t(61)) && !u.locked_at(t(62)));
+        // Even the right password fails while locked, and appends nothing.
+        given::<User>(history().into_iter().chain(events.clone()))
+            .when(attempt(30, true))
+            .then([]);
+    }
+
+    #[test]
+    fn an_expired_lock_counts_again_from_zero_and_locks_again() {
+        let mut commands: Vec<UserCommand> = (0..3).map(|i| attempt(i, false)).collect();
+        // The lock (until t(62)) expires; three more failures lock the account again.
+        commands.extend((100..103).map(|i| attempt(i, false)));
+        let (state, events) = run(&commands);
+        let locks = types(&events)
+            .iter()
+            .filter(|t| **t == "user.account_locked")
+            .count();
+        assert_eq!(locks, 2, "{:?}", types(&events));
+        assert!(state.0.unwrap().locked_at(t(150)));
+    }
+
+    #[test]
+    fn a_success_resets_the_count_and_a_stale_password_proof_fails() {
+        let (state, events) = run(&[attempt(0, false), attempt(1, true)]);
+        assert_eq!(
+            types(&events),
+            ["user.login_failed", "user.login_succeeded"]
+        );
+        let u = state.0.unwrap();
+        assert_eq!((u.failed_logins, u.last_session_id), (0, Some(S)));
+        // A password verified against a hash that is no longer current is a failure.
+        let mut stale = attempt(5, true);
+        if let UserAction::Login(a) = &mut stale.action {
+            a.password_matched = Some("$pbkdf2-sha256$i=1$BB$BB".into());
+        }
+        let (_, events) = run(&[stale]);
+        assert_eq!(types(&events), ["user.login_failed"]);
     }
 }
