@@ -124,6 +124,22 @@ impl Authenticator {
         .unwrap_or(None)
     }
 
+    /// A re-authentication proof for a signed-in user, under the lockout policy.
+    pub fn reauth(&self, matched: Option<String>) -> crate::domain::user::Reauth {
+        crate::domain::user::Reauth {
+            now: Utc::now(),
+            matched,
+            policy: self.lockout_policy(),
+        }
+    }
+
+    fn lockout_policy(&self) -> LockoutPolicy {
+        LockoutPolicy {
+            threshold: self.config.lockout_threshold.max(1),
+            duration: chrono::Duration::seconds(self.config.lockout_duration_s as i64),
+        }
+    }
+
     /// Checks `password` against the user's current hash: the hash it matched, if any.
     pub async fn password_matches(&self, user: &UserState, password: &str) -> Option<String> {
         self.check_password(password, user.password_hash.clone())
@@ -230,10 +246,7 @@ impl Authenticator {
                 session_id,
                 password_matched,
                 second_factor: self.second_factor(&user, request.totp_code.as_deref(), now),
-                policy: LockoutPolicy {
-                    threshold: self.config.lockout_threshold.max(1),
-                    duration: chrono::Duration::seconds(self.config.lockout_duration_s as i64),
-                },
+                policy: self.lockout_policy(),
             },
             workspace_id: request.workspace_id,
             refresh_token_hash: secrets::digest(&refresh_token),

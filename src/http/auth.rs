@@ -136,6 +136,14 @@ fn envelope(req: &HttpRequest) -> CommandRequest {
     }
 }
 
+fn wrong_password() -> ApiError {
+    ApiError::Invalid {
+        slug: "wrong-password",
+        detail: "the current password is wrong".into(),
+        errors: vec![],
+    }
+}
+
 /// The calling user (service accounts have no password, sessions or MFA).
 fn user_of(principal: &Principal) -> Result<(Uuid, Uuid), ApiError> {
     let c = principal.claims();
@@ -265,10 +273,14 @@ pub async fn change_password(
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let action = UserAction::ChangePassword {
-        old_matched,
-        new_hash,
+        proof: state.auth.reauth(old_matched),
+        new_hash: new_hash.clone(),
     };
-    run(&state, &req, user_handler(&principal, action)?).await?;
+    let outcome = run(&state, &req, user_handler(&principal, action)?).await?;
+    // A wrong old password was recorded as a failed attempt (it counts toward the lockout).
+    if outcome.state.0.and_then(|u| u.password_hash) != Some(new_hash) {
+        return Err(wrong_password());
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -410,16 +422,18 @@ pub async fn mfa_disable(
     body: JsonBody<DisableMfaBody>,
 ) -> Result<HttpResponse, ApiError> {
     let user = current_user(&state, &principal).await?;
-    let password_matched = state
+    let matched = state
         .auth
         .password_matches(&user, &body.value.password)
         .await;
-    run(
-        &state,
-        &req,
-        user_handler(&principal, UserAction::DisableMfa { password_matched })?,
-    )
-    .await?;
+    let action = UserAction::DisableMfa {
+        proof: state.auth.reauth(matched.clone()),
+    };
+    let outcome = run(&state, &req, user_handler(&principal, action)?).await?;
+    // Accepted only if the hash the password matched is still the current one.
+    if matched.is_none() || outcome.state.0.and_then(|u| u.password_hash) != matched {
+        return Err(wrong_password());
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

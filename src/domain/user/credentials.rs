@@ -51,6 +51,16 @@ pub enum SecondFactorProof {
     },
 }
 
+/// A signed-in user proving the password again (password change, turning MFA off). A wrong
+/// password counts toward the lockout exactly like a failed login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reauth {
+    pub now: DateTime<Utc>,
+    /// The current hash the presented password matched, if any.
+    pub matched: Option<String>,
+    pub policy: LockoutPolicy,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginAttempt {
     pub now: DateTime<Utc>,
@@ -72,9 +82,19 @@ impl UserState {
     }
 
     fn failed(&self, reason: LoginFailure, attempt: &LoginAttempt) -> Vec<UserEvent> {
+        self.failure(reason, attempt.now, attempt.policy)
+    }
+
+    /// A failed proof of the password (or second factor), counted toward the lockout.
+    fn failure(
+        &self,
+        reason: LoginFailure,
+        now: DateTime<Utc>,
+        policy: LockoutPolicy,
+    ) -> Vec<UserEvent> {
         let (user_id, tenant_id) = (self.id, self.tenant_id);
         // An expired lock starts the count again.
-        let previous = if self.locked_until.is_some() && !self.locked_at(attempt.now) {
+        let previous = if self.locked_until.is_some() && !self.locked_at(now) {
             0
         } else {
             self.failed_logins
@@ -88,12 +108,12 @@ impl UserState {
             consecutive_failures,
         }
         .into()];
-        if counts && consecutive_failures >= attempt.policy.threshold {
+        if counts && consecutive_failures >= policy.threshold {
             events.push(
                 UserAccountLocked {
                     user_id,
                     tenant_id,
-                    locked_until: attempt.now + attempt.policy.duration,
+                    locked_until: now + policy.duration,
                 }
                 .into(),
             );
@@ -180,14 +200,30 @@ impl UserState {
         .into()
     }
 
+    /// Checks a re-authentication: `Ok(None)` when it holds, `Ok(Some(failure events))` when
+    /// the password is wrong (the caller answers "wrong password" once they are recorded).
+    fn reauthenticate(&self, proof: &Reauth) -> Result<Option<Vec<UserEvent>>, UserError> {
+        if self.locked_at(proof.now) {
+            return Err(UserError::AccountLocked);
+        }
+        match (&proof.matched, &self.password_hash) {
+            (Some(matched), Some(current)) if matched == current => Ok(None),
+            _ => Ok(Some(self.failure(
+                LoginFailure::BadPassword,
+                proof.now,
+                proof.policy,
+            ))),
+        }
+    }
+
     /// A password change, proven with the current password; it ends every session.
     pub fn decide_password_change(
         &self,
-        old_matched: Option<&str>,
+        proof: &Reauth,
         new_hash: &str,
     ) -> Result<Vec<UserEvent>, UserError> {
-        if old_matched.is_none() || old_matched != self.password_hash.as_deref() {
-            return Err(UserError::WrongPassword);
+        if let Some(failure) = self.reauthenticate(proof)? {
+            return Ok(failure);
         }
         Ok(vec![
             UserPasswordSet {
@@ -240,12 +276,9 @@ impl UserState {
     }
 
     /// Turning MFA off needs the current password.
-    pub fn decide_mfa_disable(
-        &self,
-        password_matched: Option<&str>,
-    ) -> Result<Vec<UserEvent>, UserError> {
-        if password_matched.is_none() || password_matched != self.password_hash.as_deref() {
-            return Err(UserError::WrongPassword);
+    pub fn decide_mfa_disable(&self, proof: &Reauth) -> Result<Vec<UserEvent>, UserError> {
+        if let Some(failure) = self.reauthenticate(proof)? {
+            return Ok(failure);
         }
         if !self.mfa_active() && self.mfa.pending_secret.is_none() {
             return Ok(vec![]);
@@ -332,7 +365,7 @@ mod tests {
     use super::*;
     use crate::domain::tenant::TenantStatus;
     use crate::domain::testing::given;
-    use crate::domain::user::{User, UserAction, UserCommand};
+    use crate::domain::user::{User, UserAction, UserCommand, UserError};
     use charter_events::user::UserCreated;
     use charter_events::DomainEvent;
 
@@ -451,5 +484,46 @@ mod tests {
         }
         let (_, events) = run(&[stale]);
         assert_eq!(types(&events), ["user.login_failed"]);
+    }
+
+    #[test]
+    fn wrong_passwords_in_a_password_change_count_toward_the_lockout() {
+        let change = |at: i64, ok: bool| UserCommand {
+            tenant_id: T,
+            tenant_status: Some(TenantStatus::Active),
+            action: UserAction::ChangePassword {
+                proof: Reauth {
+                    now: t(at),
+                    matched: ok.then(|| HASH.to_owned()),
+                    policy: LockoutPolicy {
+                        threshold: 3,
+                        duration: Duration::seconds(60),
+                    },
+                },
+                new_hash: "$pbkdf2-sha256$i=1$CC$CC".into(),
+            },
+        };
+        let (state, events) = run(&[change(0, false), change(1, false), change(2, false)]);
+        assert_eq!(
+            types(&events),
+            [
+                "user.login_failed",
+                "user.login_failed",
+                "user.login_failed",
+                "user.account_locked"
+            ]
+        );
+        // Locked: even the right password cannot change it now.
+        use crate::domain::Aggregate;
+        assert_eq!(
+            state.decide(&change(3, true)),
+            Err(UserError::AccountLocked)
+        );
+        let (state, events) = run(&[change(0, true)]);
+        assert_eq!(
+            types(&events),
+            ["user.password_set", "user.sessions_revoked"]
+        );
+        assert_eq!(state.0.unwrap().account_version, 2);
     }
 }

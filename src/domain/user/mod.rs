@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-pub use credentials::{LockoutPolicy, LoginAttempt, Mfa, SecondFactorProof};
+pub use credentials::{LockoutPolicy, LoginAttempt, Mfa, Reauth, SecondFactorProof};
 
 use super::tenant::{require_active, TenantGate, TenantStatus};
 use super::{Aggregate, Rejection, RejectionKind};
@@ -83,8 +83,7 @@ pub enum UserAction {
     /// Logout-all.
     RevokeSessions,
     ChangePassword {
-        /// The current hash the presented old password matched, if any.
-        old_matched: Option<String>,
+        proof: Reauth,
         new_hash: String,
     },
     EnrollMfa {
@@ -95,7 +94,7 @@ pub enum UserAction {
         recovery_code_hashes: Vec<String>,
     },
     DisableMfa {
-        password_matched: Option<String>,
+        proof: Reauth,
     },
     GrantPlatformAccess {
         permissions: Vec<String>,
@@ -112,8 +111,8 @@ pub enum UserError {
     TenantNotFound,
     #[error("tenant is blocked")]
     TenantBlocked,
-    #[error("the current password is wrong")]
-    WrongPassword,
+    #[error("the account is locked after too many failed attempts")]
+    AccountLocked,
     #[error("multi-factor authentication is already active")]
     MfaAlreadyActive,
     #[error("no multi-factor enrollment is pending; enroll first")]
@@ -129,7 +128,7 @@ impl From<UserError> for Rejection {
             UserError::NotFound | UserError::TenantNotFound => (NotFound, "not-found"),
             UserError::AlreadyExists => (Conflict, "already-exists"),
             UserError::TenantBlocked => (Conflict, "tenant-blocked"),
-            UserError::WrongPassword => (Invalid, "wrong-password"),
+            UserError::AccountLocked => (Conflict, "account-locked"),
             UserError::MfaAlreadyActive => (Conflict, "mfa-already-active"),
             UserError::MfaNotEnrolled => (Conflict, "mfa-not-enrolled"),
             UserError::InvalidCode => (Invalid, "invalid-code"),
@@ -259,18 +258,15 @@ impl Aggregate for User {
             UserAction::Login(attempt) => u.decide_login(attempt),
             UserAction::Unlock { now } => u.decide_unlock(*now),
             UserAction::RevokeSessions => vec![u.revoke_sessions()],
-            UserAction::ChangePassword {
-                old_matched,
-                new_hash,
-            } => u.decide_password_change(old_matched.as_deref(), new_hash)?,
+            UserAction::ChangePassword { proof, new_hash } => {
+                u.decide_password_change(proof, new_hash)?
+            }
             UserAction::EnrollMfa { sealed_secret } => u.decide_mfa_enroll(sealed_secret)?,
             UserAction::ActivateMfa {
                 proof,
                 recovery_code_hashes,
             } => u.decide_mfa_activate(proof, recovery_code_hashes)?,
-            UserAction::DisableMfa { password_matched } => {
-                u.decide_mfa_disable(password_matched.as_deref())?
-            }
+            UserAction::DisableMfa { proof } => u.decide_mfa_disable(proof)?,
             UserAction::GrantPlatformAccess { permissions } => {
                 u.decide_platform_access(permissions)
             }
