@@ -80,13 +80,36 @@ pub async fn token(
     }))
 }
 
-/// A body of `{token}` (JSON) for introspection and revocation.
+/// The `token` parameter of introspection and revocation: form-encoded as RFC 7662 and
+/// RFC 7009 specify, or a JSON object with the same members.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     pub token: String,
     #[serde(default)]
     pub token_type_hint: Option<String>,
+}
+
+pub struct TokenParam(pub TokenBody);
+
+impl actix_web::FromRequest for TokenParam {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_web::HttpMessage;
+        if req.content_type() == "application/x-www-form-urlencoded" {
+            let form = web::Form::<TokenBody>::from_request(req, payload);
+            Box::pin(async move {
+                form.await
+                    .map(|f| TokenParam(f.into_inner()))
+                    .map_err(|e| invalid_request(&format!("the form must carry `token`: {e}")))
+            })
+        } else {
+            let json = JsonBody::<TokenBody>::from_request(req, payload);
+            Box::pin(async move { json.await.map(|b| TokenParam(b.value)) })
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -120,14 +143,14 @@ async fn within_reach(state: &AppState, caller: &Principal, token: &Claims) -> b
 pub async fn introspect(
     state: web::Data<AppState>,
     principal: Principal,
-    body: JsonBody<TokenBody>,
+    body: TokenParam,
 ) -> Result<HttpResponse, ApiError> {
     let inactive = Introspection {
         active: false,
         claims: None,
         token_type: None,
     };
-    let claims = match state.verifier.verify(&body.value.token).await {
+    let claims = match state.verifier.verify(&body.0.token).await {
         Ok(claims) => claims,
         Err(crate::token::TokenError::Unavailable(e)) => {
             return Err(super::principal::token_refused(
@@ -153,10 +176,10 @@ pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
     principal: Principal,
-    body: JsonBody<TokenBody>,
+    body: TokenParam,
 ) -> Result<HttpResponse, ApiError> {
     // Signature and expiry only: a stale token can still be revoked.
-    let claims = match state.verifier.verify_static(&body.value.token).await {
+    let claims = match state.verifier.verify_static(&body.0.token).await {
         Ok(claims) => claims,
         // Not knowing whether the token is valid is not the same as knowing it is not.
         Err(e @ crate::token::TokenError::Unavailable(_)) => {
@@ -175,7 +198,7 @@ pub async fn revoke(
         subject: claims.sub,
         expires_at: chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
     };
-    let mut request = command_request(&req, &body.raw)?;
+    let mut request = command_request(&req, &[])?;
     request.idempotency = None;
     command::run(&state.writer, &RevokeTokenHandler(revoked), &request).await?;
     Ok(HttpResponse::Ok().finish())

@@ -40,12 +40,27 @@ fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
 }
 
+/// Introspects `token` both ways accepted (a form, as RFC 7662 says, and JSON); they agree.
 async fn introspect(app: &TestApp, token: &str) -> Value {
     let r = app
         .post("/v1/tokens/introspect", json!({"token": token}))
         .await;
     assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    let json: Value = r.json().await.unwrap();
+    let r = app
+        .http
+        .post(app.url("/v1/tokens/introspect"))
+        .form(&[("token", token), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json,
+        "form and JSON agree"
+    );
+    json
 }
 
 #[tokio::test]
