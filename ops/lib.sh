@@ -498,35 +498,40 @@ stop_broker() {
     stop_pidfile "$BROKER_DIR/pid" broker 10 tansu
 }
 
-# start_test_broker: a throw-away tansu for one test run (its own port and sqlite store,
-# wiped first), so the topics every test creates never pile up in the development broker's
-# store. Sets KAFKA_BROKERS. Stop it with stop_test_broker.
-TEST_BROKER_DIR="$STATE_DIR/test-broker"
+# start_test_broker: a throw-away tansu for one test run: its own port, and a fresh
+# sqlite store in a directory of its own (concurrent runs never share one), so the topics
+# every test creates never pile up in the development broker's store. It stays in the
+# caller's process group (no setsid), so killing the run kills it too. Sets
+# KAFKA_BROKERS and TEST_BROKER_DIR. Stop it with stop_test_broker.
 start_test_broker() {
     [[ -x "$TANSU_BIN" ]] || die "tansu not found at $TANSU_BIN"
-    stop_test_broker || true
-    rm -rf "$TEST_BROKER_DIR"
-    mkdir -p "$TEST_BROKER_DIR" "$LOG_DIR"
+    mkdir -p "$STATE_DIR" "$LOG_DIR"
+    TEST_BROKER_DIR="$(mktemp -d "$STATE_DIR/test-broker.XXXXXX")"
     local port
     port="$(free_port)"
     log "starting a throw-away test broker (tansu) on port $port"
-    printf '\n==== %s starting test tansu on 127.0.0.1:%s\n' "$(date -Is)" "$port" >>"$LOG_DIR/test-broker.log"
-    spawn_detached "$TEST_BROKER_DIR/pid" "$LOG_DIR/test-broker.log" "$TEST_BROKER_DIR" \
-        env RUST_LOG="${TANSU_LOG:-warn}" "$TANSU_BIN" broker \
-        --cluster-id charter-test \
-        --listener-url "$(broker_url "$port")" \
-        --advertised-listener-url "$(broker_url "$port")" \
-        --storage-engine "sqlite://tansu.db"
+    (
+        cd "$TEST_BROKER_DIR" || exit 1
+        exec env RUST_LOG="${TANSU_LOG:-warn}" "$TANSU_BIN" broker \
+            --cluster-id charter-test \
+            --listener-url "$(broker_url "$port")" \
+            --advertised-listener-url "$(broker_url "$port")" \
+            --storage-engine "sqlite://tansu.db"
+    ) </dev/null >>"$TEST_BROKER_DIR/broker.log" 2>&1 &
+    echo $! >"$TEST_BROKER_DIR/pid"
     if ! wait_port "$port" 30 "$TEST_BROKER_DIR/pid"; then
-        tail_log "$LOG_DIR/test-broker.log"
+        tail_log "$TEST_BROKER_DIR/broker.log"
         die "test broker did not come up on port $port"
     fi
     KAFKA_BROKERS="127.0.0.1:$port"
-    export KAFKA_BROKERS TANSU_BIN
+    export KAFKA_BROKERS TANSU_BIN TEST_BROKER_DIR
 }
 
+# stop_test_broker: stops the test broker of this run and deletes its store.
 stop_test_broker() {
-    stop_pidfile "$TEST_BROKER_DIR/pid" test-broker 10 tansu
+    [[ -n "${TEST_BROKER_DIR:-}" && -d "$TEST_BROKER_DIR" ]] || return 0
+    stop_pidfile "$TEST_BROKER_DIR/pid" test-broker 10 tansu || true
+    rm -rf "$TEST_BROKER_DIR"
 }
 
 # ----------------------------------------------------------------- kcat -----

@@ -103,6 +103,18 @@ pub async fn bootstrap(
         .await?
         .ok_or_else(|| CommandError::Internal("bootstrap tenant vanished".into()))?;
 
+    // The platform administrator lives in a root tenant; refuse before creating anything.
+    let tenant = crate::store::events::load::<Tenant>(&client, &tenant_stream(tenant_id)).await?;
+    if tenant
+        .state
+        .0
+        .as_ref()
+        .is_some_and(|t| t.parent_id.is_some())
+    {
+        return Err(BootstrapError::Refused(format!(
+            "tenant {slug} is not a root tenant"
+        )));
+    }
     let user_scope = format!("user.username:{tenant_id}");
     if claims::holder(&client, &user_scope, &username)
         .await?
@@ -131,19 +143,8 @@ pub async fn bootstrap(
         .await?
         .ok_or_else(|| CommandError::Internal("bootstrap user vanished".into()))?;
 
-    // Only a root tenant's user who proves the configured password gets the platform grant:
-    // a user recreated under the same name by someone else must not inherit it.
-    let tenant = crate::store::events::load::<Tenant>(&client, &tenant_stream(tenant_id)).await?;
-    if tenant
-        .state
-        .0
-        .as_ref()
-        .is_some_and(|t| t.parent_id.is_some())
-    {
-        return Err(BootstrapError::Refused(format!(
-            "tenant {slug} is not a root tenant"
-        )));
-    }
+    // Only a user who proves the configured password gets the platform grant: a user
+    // recreated under the same name by someone else must not inherit it.
     let user = crate::store::events::load::<User>(&client, &user_stream(user_id)).await?;
     let user = user
         .state

@@ -266,12 +266,18 @@ pub async fn change_password(
         )
     })?;
     let old_matched = state.auth.password_matches(&user, &b.old_password).await;
-    let iterations = state.config.auth.pbkdf2_iterations;
-    let new = b.new_password.clone();
-    let new_hash = tokio::task::spawn_blocking(move || password::hash(&new, iterations))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    // Hash the new password only for a change that can succeed; a wrong old password (or a
+    // locked account) is decided, and recorded, without it.
+    let new_hash = if old_matched.is_some() && !user.locked_at(chrono::Utc::now()) {
+        let iterations = state.config.auth.pbkdf2_iterations;
+        let new = b.new_password.clone();
+        tokio::task::spawn_blocking(move || password::hash(&new, iterations))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+    } else {
+        String::new()
+    };
     let action = UserAction::ChangePassword {
         proof: state.auth.reauth(old_matched),
         new_hash: new_hash.clone(),

@@ -30,9 +30,11 @@ pub struct TokenForm {
 }
 
 fn invalid_request(detail: &str) -> ApiError {
-    ApiError::Malformed {
+    ApiError::OAuth {
+        status: actix_web::http::StatusCode::BAD_REQUEST,
         slug: "invalid-request",
         detail: detail.to_owned(),
+        oauth: "invalid_request",
     }
 }
 
@@ -59,9 +61,11 @@ pub async fn token(
         .map_err(|e| invalid_request(&format!("the body must be a form (grant_type=...): {e}")))?
         .into_inner();
     if form.grant_type != "client_credentials" {
-        return Err(ApiError::Malformed {
+        return Err(ApiError::OAuth {
+            status: actix_web::http::StatusCode::BAD_REQUEST,
             slug: "unsupported-grant-type",
             detail: "only grant_type=client_credentials is supported here; users log in at /v1/auth/login".into(),
+            oauth: "unsupported_grant_type",
         });
     }
     let (id, secret) = match (basic_credentials(&req), form.client_id, form.client_secret) {

@@ -34,6 +34,14 @@ pub enum ApiError {
         detail: String,
         oauth: Option<&'static str>,
     },
+    /// An OAuth endpoint's error (RFC 6749 §5.2): `oauth` is sent as the `error` member.
+    #[error("{detail}")]
+    OAuth {
+        status: StatusCode,
+        slug: &'static str,
+        detail: String,
+        oauth: &'static str,
+    },
     /// 403: authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
@@ -77,7 +85,8 @@ impl ApiError {
             | ApiError::Invalid { slug, .. }
             | ApiError::Conflict { slug, .. }
             | ApiError::Unavailable { slug, .. }
-            | ApiError::Unauthorized { slug, .. } => slug,
+            | ApiError::Unauthorized { slug, .. }
+            | ApiError::OAuth { slug, .. } => slug,
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::PreconditionFailed(_) => "precondition-failed",
@@ -117,6 +126,7 @@ impl ResponseError for ApiError {
             ApiError::Malformed { .. } => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::OAuth { status, .. } => *status,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -150,6 +160,7 @@ impl ResponseError for ApiError {
             errors,
             error: match self {
                 ApiError::Unauthorized { oauth, .. } => *oauth,
+                ApiError::OAuth { oauth, .. } => Some(*oauth),
                 _ => None,
             },
         };

@@ -22,7 +22,8 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
         "introspection_endpoint": format!("{issuer}/v1/tokens/introspect"),
         "revocation_endpoint": format!("{issuer}/v1/tokens/revoke"),
         "userinfo_endpoint": format!("{issuer}/v1/auth/me"),
-        "grant_types_supported": ["client_credentials", "password", "refresh_token"],
+        // Users log in and refresh at /v1/auth/*, not at the token endpoint.
+        "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "subject_types_supported": ["public"],

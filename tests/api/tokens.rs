@@ -528,7 +528,8 @@ async fn service_accounts_use_client_credentials() {
         .send()
         .await
         .unwrap();
-    assert_problem(r, 400, "unsupported-grant-type").await;
+    let body = assert_problem(r, 400, "unsupported-grant-type").await;
+    assert_eq!(body["error"], "unsupported_grant_type");
 
     // Rotation: the old secret stops working at once.
     let r = app
