@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, shared state, and the middleware every request passes through.
 
 pub mod assignments;
+pub mod audit;
 pub mod auth;
 pub mod entitlements;
 pub mod extract;
@@ -60,6 +61,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/tokens/introspect", web::post().to(oauth::introspect))
         .route("/v1/tokens/revoke", web::post().to(oauth::revoke))
         .route("/v1/keys/rotate", web::post().to(keys::rotate))
+        .route("/v1/audit/events", web::get().to(audit::events))
         .route("/v1/permissions", web::get().to(permissions::list))
         .route(
             "/v1/permissions/register",

@@ -1,6 +1,7 @@
 //! The write side's persistence: load a stream, append to it in the caller's transaction
 //! (with its outbox rows), uniqueness claims and idempotency records. No business rules here.
 
+pub mod audit;
 pub mod claims;
 pub mod events;
 pub mod hierarchy;

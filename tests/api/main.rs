@@ -2,6 +2,7 @@
 //! Requires DATABASE_URL (a role with CREATEDB), KAFKA_BROKERS and, for the outage test,
 //! TANSU_BIN; `ops/test` provides all three.
 
+mod audit;
 mod auth;
 mod bad_input;
 mod contracts;
