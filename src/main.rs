@@ -42,6 +42,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The auditors' tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the tamper-evident hash chain over every sealed event. Exits 1 and names the
+    /// first broken position and the kind of break (changed, missing or inserted row).
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +113,13 @@ async fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => keys_rotate(config).await,
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => match audit_verify(config).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -173,4 +192,29 @@ async fn keys_rotate(config: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("active signing key: {}", keys.current().signing_kid);
     Ok(())
+}
+
+/// Prints the verification as JSON; `Ok(false)` when the chain is broken.
+async fn audit_verify(config: Config) -> Result<bool, String> {
+    let pool = db::pool(&config.database).map_err(|e| e.to_string())?;
+    let client = pool.get().await.map_err(|e| e.to_string())?;
+    let report = charter_projections::audit_chain::verify(&client, 10_000, |n| {
+        tracing::info!(verified = n, "verifying the audit chain")
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+    );
+    match &report.first_break {
+        None => Ok(true),
+        Some(b) => {
+            eprintln!(
+                "charter: the audit chain is broken at position {}: {:?} row",
+                b.position, b.kind
+            );
+            Ok(false)
+        }
+    }
 }

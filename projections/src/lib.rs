@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assignments;
+pub mod audit_chain;
 pub mod checkpoint;
 pub mod entitlements;
 pub mod failures;
@@ -37,5 +38,6 @@ pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
         std::sync::Arc::new(assignments::Assignments),
         std::sync::Arc::new(entitlements::Entitlements),
         std::sync::Arc::new(policy_versions::PolicyVersions),
+        std::sync::Arc::new(audit_chain::AuditChain),
     ]
 }

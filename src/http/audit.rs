@@ -171,6 +171,22 @@ pub async fn events(
     Ok(HttpResponse::Ok().json(AuditPage { items, next_cursor }))
 }
 
+/// `GET /v1/audit/head`: the newest seal of the hash chain, `{position, hash, sealed_events}`
+/// (404 before the first event is sealed). Write it down; `charter audit verify` later proves
+/// the log was only appended to.
+#[tracing::instrument(skip_all)]
+pub async fn head(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    visible_tenants(&state, &principal, None).await?;
+    let client = state.pool.get().await?;
+    match charter_projections::audit_chain::head(&client).await? {
+        Some(head) => Ok(HttpResponse::Ok().json(head)),
+        None => Err(ApiError::NotFound("nothing is sealed yet".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

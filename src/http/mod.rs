@@ -62,6 +62,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/tokens/revoke", web::post().to(oauth::revoke))
         .route("/v1/keys/rotate", web::post().to(keys::rotate))
         .route("/v1/audit/events", web::get().to(audit::events))
+        .route("/v1/audit/head", web::get().to(audit::head))
         .route("/v1/permissions", web::get().to(permissions::list))
         .route(
             "/v1/permissions/register",

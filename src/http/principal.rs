@@ -155,7 +155,7 @@ pub fn rule(method: &Method, pattern: &str) -> Option<Rule> {
         (_, r) if r.starts_with("auth/") => Authenticated,
         (Method::POST, "tokens/introspect" | "tokens/revoke") => Authenticated,
         // iam.audit.read, platform-wide or in the caller's tenant (the handler scopes it).
-        (Method::GET, "audit/events") => Authenticated,
+        (Method::GET, "audit/events" | "audit/head") => Authenticated,
         // Tenants: creation and listing depend on the body and the caller (handlers).
         (Method::POST | Method::GET, "tenants") => Authenticated,
         (Method::GET, "permissions") => Authenticated,

@@ -244,3 +244,108 @@ async fn auditors_read_the_log_of_their_subtree_in_stable_pages() {
         assert_eq!(r.status(), 400, "{bad}");
     }
 }
+
+/// A superuser connection to the app's own database (what a tamperer would use).
+async fn superuser(app: &TestApp) -> tokio_postgres::Client {
+    use secrecy::ExposeSecret;
+    let url = url::Url::parse(app.config.database.url.expose_secret()).unwrap();
+    let name = url.path().trim_start_matches('/').to_owned();
+    let admin = crate::helpers::url_for("DATABASE_ADMIN_URL", &name);
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Waits until every event is sealed and the chain verifies; returns the verification.
+async fn sealed(app: &TestApp) -> charter_projections::audit_chain::Verification {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let client = app.pool.get().await.unwrap();
+        let report = charter_projections::audit_chain::verify(&client, 7, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(report.first_break, None, "an untouched log verifies");
+        if report.unsealed == 0 && report.verified > 0 {
+            return report;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still unsealed: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_hash_chain_detects_a_changed_a_deleted_and_an_inserted_row() {
+    use charter_projections::audit_chain::{verify, BreakKind};
+    for kind in [BreakKind::Changed, BreakKind::Missing, BreakKind::Inserted] {
+        let app = spawn_app().await;
+        let t = app.create_tenant(&slug("chain")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for name in ["one", "two", "three"] {
+            app.create_workspace(&t, name).await;
+        }
+        let clean = sealed(&app).await;
+        // The head an auditor writes down.
+        let head: Value = app.get("/v1/audit/head").await.json().await.unwrap();
+        // (It may have moved on since: whatever was appended meanwhile is sealed after.)
+        let written = json!(clean.head.as_ref().unwrap().position);
+        assert!(
+            order(&head["position"]) >= order(&written),
+            "{head} vs {written}"
+        );
+        assert_eq!(head["hash"].as_str().unwrap().len(), 64);
+
+        let db = superuser(&app).await;
+        let victim = db
+            .query_one(
+                "SELECT tx_id::text::bigint, position FROM events WHERE event_type = 'workspace.created'
+                 ORDER BY tx_id, position LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (tx, position): (i64, i64) = (victim.get(0), victim.get(1));
+        // Only a superuser gets past the append-only guard, by switching triggers off.
+        db.batch_execute("SET session_replication_role = replica")
+            .await
+            .unwrap();
+        let expected = match kind {
+            BreakKind::Changed => {
+                db.execute("UPDATE events SET data = jsonb_set(data, '{name}', '\"evil\"') WHERE position = $1", &[&position])
+                    .await
+                    .unwrap();
+                format!("{tx}.{position}")
+            }
+            BreakKind::Missing => {
+                db.execute("DELETE FROM events WHERE position = $1", &[&position])
+                    .await
+                    .unwrap();
+                format!("{tx}.{position}")
+            }
+            BreakKind::Inserted => {
+                // A forged event slipped into the middle of the sealed range.
+                db.execute(
+                    "INSERT INTO events OVERRIDING SYSTEM VALUE
+                     SELECT 900000000, tx_id, gen_random_uuid(), stream_type, stream_id, 999999,
+                            tenant_id, workspace_id, event_type, schema_version, data, metadata,
+                            recorded_at
+                     FROM events WHERE position = $1",
+                    &[&position],
+                )
+                .await
+                .unwrap();
+                format!("{tx}.900000000")
+            }
+        };
+        let client = app.pool.get().await.unwrap();
+        let report = verify(&client, 7, |_| {}).await.unwrap();
+        let found = report.first_break.expect("the tampering is detected");
+        assert_eq!((found.kind, found.position), (kind, expected), "{kind:?}");
+    }
+}
