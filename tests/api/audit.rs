@@ -349,3 +349,95 @@ async fn the_hash_chain_detects_a_changed_a_deleted_and_an_inserted_row() {
         assert_eq!((found.kind, found.position), (kind, expected), "{kind:?}");
     }
 }
+
+/// Runs the `charter` binary against the app's database.
+fn charter(app: &TestApp, args: &[&str]) -> std::process::Output {
+    use secrecy::ExposeSecret;
+    std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
+        .args(args)
+        .env(
+            "CHARTER_DATABASE__URL",
+            app.config.database.url.expose_secret(),
+        )
+        .env("CHARTER_LOG__LEVEL", "warn")
+        .output()
+        .expect("run charter")
+}
+
+#[tokio::test]
+async fn the_cli_exports_ndjson_and_verifies_the_chain() {
+    let app = spawn_app().await;
+    let t = app.create_tenant(&slug("export")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for name in ["one", "two", "three", "four"] {
+        app.create_workspace(&t, name).await;
+    }
+    sealed(&app).await;
+    let dir = std::env::temp_dir().join(format!("charter-export-{}", Uuid::now_v7().simple()));
+    let out = dir.with_extension("ndjson");
+    let run = charter(
+        &app,
+        &[
+            "audit",
+            "export",
+            "--tenant-id",
+            &t,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    std::fs::remove_file(&out).ok();
+    let api: Value = app
+        .get(&format!("/v1/audit/events?tenant_id={t}&limit=1000"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        &lines,
+        api["items"].as_array().unwrap(),
+        "the export equals the API's view"
+    );
+    assert_eq!(
+        lines.len(),
+        8,
+        "tenant.created, 3 system roles, 4 workspaces"
+    );
+
+    let ok = charter(&app, &["audit", "verify"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let report: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert!(report["verified"].as_u64().unwrap() >= 8 && report["first_break"].is_null());
+
+    let db = superuser(&app).await;
+    db.batch_execute(
+        "SET session_replication_role = replica;
+         UPDATE events SET metadata = jsonb_set(metadata, '{actor}', '\"nobody\"')
+         WHERE position = (SELECT min(position) FROM events WHERE event_type = 'workspace.created')",
+    )
+    .await
+    .unwrap();
+    let broken = charter(&app, &["audit", "verify"]);
+    assert_eq!(broken.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(
+        stderr.contains("broken at position") && stderr.contains("Changed"),
+        "{stderr}"
+    );
+}
