@@ -251,6 +251,7 @@ impl Authenticator {
             workspace_id: request.workspace_id,
             refresh_token_hash: secrets::digest(&refresh_token),
             refresh_ttl: chrono::Duration::seconds(self.config.refresh_token_ttl_s as i64),
+            account_version: user.account_version,
         };
         let envelope = CommandRequest {
             idempotency: None,

@@ -23,6 +23,9 @@ pub struct LoginHandler {
     pub workspace_id: Option<Uuid>,
     pub refresh_token_hash: String,
     pub refresh_ttl: chrono::Duration,
+    /// The user's `account_version` as read before the attempt. A logout-all racing the
+    /// login only makes the session's value older, and an older session cannot refresh.
+    pub account_version: i64,
 }
 
 impl CommandHandler for LoginHandler {
@@ -49,14 +52,12 @@ impl CommandHandler for LoginHandler {
         let Some(UserEvent::LoginSucceeded(ok)) = decided.first() else {
             return Ok(vec![]);
         };
-        let user = events::load::<User>(tx, &user_stream(self.user_id)).await?;
-        let account_version = user.state.0.map_or(1, |u| u.account_version);
         let started = SessionStarted {
             session_id: ok.session_id,
             tenant_id: self.tenant_id,
             user_id: self.user_id,
             workspace_id: self.workspace_id,
-            account_version,
+            account_version: self.account_version,
             refresh_token_hash: self.refresh_token_hash.clone(),
             expires_at: self.attempt.now + self.refresh_ttl,
         };

@@ -10,6 +10,18 @@ use crate::domain::token::{Revoke, Token};
 
 pub struct RevokeTokenHandler(pub TokenRevoked);
 
+impl RevokeTokenHandler {
+    /// Revokes the token these claims came from.
+    pub fn of(claims: &crate::token::Claims) -> Self {
+        RevokeTokenHandler(TokenRevoked {
+            jti: claims.jti,
+            tenant_id: claims.tenant_id,
+            subject: claims.sub,
+            expires_at: chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
+        })
+    }
+}
+
 impl CommandHandler for RevokeTokenHandler {
     type Aggregate = Token;
 

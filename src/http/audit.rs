@@ -63,7 +63,7 @@ async fn visible_tenants(
     let own = principal.claims().tenant_id;
     principal.require(state, own, PERMISSION, false).await?;
     let client = state.pool.get().await?;
-    let reach = audit::subtree(&client, own)
+    let reach = crate::store::hierarchy::subtree(&client, own)
         .await
         .map_err(CommandError::from)?;
     match tenant_id {

@@ -180,14 +180,7 @@ async fn revoke_own(
     req: &HttpRequest,
     principal: &Principal,
 ) -> Result<(), ApiError> {
-    let c = principal.claims();
-    let revoked = charter_events::token::TokenRevoked {
-        jti: c.jti,
-        tenant_id: c.tenant_id,
-        subject: c.sub,
-        expires_at: chrono::DateTime::from_timestamp(c.exp, 0).unwrap_or_default(),
-    };
-    run(state, req, RevokeTokenHandler(revoked)).await?;
+    run(state, req, RevokeTokenHandler::of(principal.claims())).await?;
     Ok(())
 }
 

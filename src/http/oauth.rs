@@ -196,14 +196,8 @@ pub async fn revoke(
             "you may revoke your own tokens, or those of principals you administer".into(),
         ));
     }
-    let revoked = charter_events::token::TokenRevoked {
-        jti: claims.jti,
-        tenant_id: claims.tenant_id,
-        subject: claims.sub,
-        expires_at: chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
-    };
     let mut request = command_request(&req, &[])?;
     request.idempotency = None;
-    command::run(&state.writer, &RevokeTokenHandler(revoked), &request).await?;
+    command::run(&state.writer, &RevokeTokenHandler::of(&claims), &request).await?;
     Ok(HttpResponse::Ok().finish())
 }

@@ -73,27 +73,6 @@ pub async fn query(
         .collect::<Result<Vec<_>, _>>()?)
 }
 
-/// `tenant_id` and every tenant below it (the write-side hierarchy index).
-pub async fn subtree(
-    client: &impl GenericClient,
-    tenant_id: Uuid,
-) -> Result<Vec<Uuid>, StoreError> {
-    let rows = client
-        .query(
-            "WITH RECURSIVE down (id, depth) AS (
-                 SELECT $1::uuid, 1
-                 UNION ALL
-                 SELECT h.tenant_id, down.depth + 1
-                 FROM tenant_hierarchy h JOIN down ON h.parent_id = down.id
-                 WHERE down.depth < 64
-             )
-             SELECT id FROM down",
-            &[&tenant_id],
-        )
-        .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 /// Members of internal events that hold secrets (or their digests).
 const SECRET_MEMBERS: &[&str] = &[
     "password_hash",

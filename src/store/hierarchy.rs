@@ -52,6 +52,27 @@ pub async fn subtree_height(
     Ok(row.get::<_, i32>(0) as usize)
 }
 
+/// `tenant_id` and every tenant below it.
+pub async fn subtree(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+) -> Result<Vec<Uuid>, StoreError> {
+    let rows = client
+        .query(
+            "WITH RECURSIVE down (id, depth) AS (
+                 SELECT $1::uuid, 1
+                 UNION ALL
+                 SELECT h.tenant_id, down.depth + 1
+                 FROM tenant_hierarchy h JOIN down ON h.parent_id = down.id
+                 WHERE down.depth < $2
+             )
+             SELECT id FROM down",
+            &[&tenant_id, &WALK_LIMIT],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Records that `tenant_id` now sits below `parent_id` (or at the root).
 pub async fn set_parent(
     client: &impl GenericClient,
