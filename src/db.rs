@@ -24,7 +24,24 @@ pub enum DbError {
 }
 
 pub fn pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
-    let pg = config.pg_config()?;
+    build_pool(config.pg_config()?, config, config.pool_size)
+}
+
+/// `size` connections as the schema owner, for tools that create schemas (replay). Commits
+/// do not wait for the WAL flush: what they write is scratch until promoted, and promotion
+/// commits durably (it sets `synchronous_commit` back on).
+pub fn owner_pool(config: &DatabaseConfig, size: usize) -> Result<Pool, DbError> {
+    let mut pg = config.migration_pg_config()?;
+    pg.options("-c synchronous_commit=off");
+    pg.application_name("charter-replay");
+    build_pool(pg, config, size)
+}
+
+fn build_pool(
+    pg: tokio_postgres::Config,
+    config: &DatabaseConfig,
+    size: usize,
+) -> Result<Pool, DbError> {
     let timeout = Some(Duration::from_millis(config.connect_timeout_ms));
     let manager = Manager::from_config(
         pg,
@@ -34,7 +51,7 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
         },
     );
     Pool::builder(manager)
-        .max_size(config.pool_size)
+        .max_size(size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(timeout)
         .create_timeout(timeout)

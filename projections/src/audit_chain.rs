@@ -80,19 +80,48 @@ impl Projection for AuditChain {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.apply_batch(tx, std::slice::from_ref(e))
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    /// One read of the previous seal and one insert per batch: the chain is carried across
+    /// the batch in memory.
+    async fn apply_batch(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), (usize, ProjectionError)> {
+        let last = events.len().saturating_sub(1);
+        let failed = |e: tokio_postgres::Error| (last, ProjectionError::from(e));
         let statement = tx
             .prepare_cached(
                 "SELECT hash FROM audit_chain ORDER BY tx_id DESC, position DESC LIMIT 1",
             )
-            .await?;
-        let previous: Option<Vec<u8>> = tx.query_opt(&statement, &[]).await?.map(|r| r.get(0));
-        let hash = link(previous.as_deref().unwrap_or(&GENESIS), e);
+            .await
+            .map_err(failed)?;
+        let previous: Option<Vec<u8>> = tx
+            .query_opt(&statement, &[])
+            .await
+            .map_err(failed)?
+            .map(|r| r.get(0));
+        let mut previous = previous.unwrap_or_else(|| GENESIS.to_vec());
+        let mut hashes = Vec::with_capacity(events.len());
+        for e in events {
+            previous = link(&previous, e);
+            hashes.push(previous.clone());
+        }
+        let tx_ids: Vec<i64> = events.iter().map(|e| e.tx_id).collect();
+        let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
         execute(
             tx,
-            "INSERT INTO audit_chain (tx_id, position, event_id, hash) VALUES ($1, $2, $3, $4)",
-            &[&e.tx_id, &e.position, &e.event_id, &hash],
+            "INSERT INTO audit_chain (tx_id, position, event_id, hash) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::uuid[], $4::bytea[])",
+            &[&tx_ids, &positions, &ids, &hashes],
         )
-        .await?;
+        .await
+        .map_err(failed)?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ pub mod log;
 pub mod permissions;
 pub mod policy_versions;
 pub mod projection;
+pub mod replay;
 pub mod roles;
 pub mod runner;
 pub mod service_accounts;

@@ -25,6 +25,12 @@ impl LogPosition {
         tx_id: 0,
         position: 0,
     };
+
+    /// Past every event: an unbounded upper limit.
+    pub const END: LogPosition = LogPosition {
+        tx_id: i64::MAX,
+        position: i64::MAX,
+    };
 }
 
 impl fmt::Display for LogPosition {
@@ -98,20 +104,59 @@ pub async fn read_after(
     after: LogPosition,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, LogError> {
+    read_range(client, after, LogPosition::END, limit).await
+}
+
+/// Up to `limit` committed events after `after` and at most `until`, in global order.
+pub async fn read_range(
+    client: &impl GenericClient,
+    after: LogPosition,
+    until: LogPosition,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, LogError> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events \
          WHERE (tx_id, position) > ($1::text::xid8, $2) \
+           AND (tx_id, position) <= ($3::text::xid8, $4) \
            AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY tx_id, position LIMIT $3"
+         ORDER BY tx_id, position LIMIT $5"
     );
     let statement = client.prepare_cached(&sql).await?;
     let rows = client
         .query(
             &statement,
-            &[&after.tx_id.to_string(), &after.position, &limit],
+            &[
+                &after.tx_id.to_string(),
+                &after.position,
+                &until.tx_id.to_string(),
+                &until.position,
+                &limit,
+            ],
         )
         .await?;
     rows.iter().map(event_from_row).collect()
+}
+
+/// How many committed events lie after `after` and at most `until`.
+pub async fn count_range(
+    client: &impl GenericClient,
+    after: LogPosition,
+    until: LogPosition,
+) -> Result<u64, LogError> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM events \
+             WHERE (tx_id, position) > ($1::text::xid8, $2) \
+               AND (tx_id, position) <= ($3::text::xid8, $4)",
+            &[
+                &after.tx_id.to_string(),
+                &after.position,
+                &until.tx_id.to_string(),
+                &until.position,
+            ],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) as u64)
 }
 
 /// The position of the newest event visible under the horizon (the head a reader can reach).

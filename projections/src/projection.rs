@@ -33,6 +33,21 @@ pub trait Projection: Send + Sync {
         tx: &Transaction<'_>,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError>;
+
+    /// Applies a batch of events in order, in one transaction. The default applies them one
+    /// by one; a projection that can do better with set-based statements overrides it. On
+    /// failure it returns the index of the event that failed, or of the last event when it
+    /// cannot tell which one did (the runner then isolates the whole batch).
+    async fn apply_batch(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), (usize, ProjectionError)> {
+        for (i, event) in events.iter().enumerate() {
+            self.apply(tx, event).await.map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
 }
 
 /// Executes `sql` through the connection's statement cache: one round trip instead of a

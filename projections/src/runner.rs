@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use charter_events::RecordedEvent;
+
 use deadpool_postgres::{Pool, Transaction};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -17,6 +19,9 @@ use crate::projection::{execute, Projection, ProjectionError};
 /// How many consecutive times one event may fail on its own before it is recorded in
 /// `failed_events` and skipped.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// The advisory lock of projection `$2` in schema `$1`, taken by whoever applies a batch of it.
+pub const LOCK_KEY: &str = "hashtextextended('projection:' || $1 || ':' || $2, 0)";
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +75,7 @@ pub struct Runner {
     projection: Arc<dyn Projection>,
     schema: String,
     batch_size: i64,
+    until: LogPosition,
     linger: Duration,
     signal: Option<crate::listener::Signal>,
     quarantine: Mutex<Quarantine>,
@@ -83,6 +89,7 @@ impl Runner {
             projection,
             schema: schema.to_owned(),
             batch_size,
+            until: LogPosition::END,
             linger: Duration::ZERO,
             signal: None,
             quarantine: Mutex::new(Quarantine::new(DEFAULT_MAX_ATTEMPTS)),
@@ -95,6 +102,12 @@ impl Runner {
     /// projections write to their outboxes).
     pub fn with_signal(mut self, signal: crate::listener::Signal) -> Self {
         self.signal = Some(signal);
+        self
+    }
+
+    /// Never apply an event after `until` (replay stops at a fixed point of the log).
+    pub fn with_until(mut self, until: LogPosition) -> Self {
+        self.until = until;
         self
     }
 
@@ -138,8 +151,7 @@ impl Runner {
         if batch_size == 1 {
             return self.step_one(tx, from).await;
         }
-        let name = self.projection.name();
-        let events = match log::read_after(&tx, from, batch_size).await {
+        let events = match log::read_range(&tx, from, self.until, batch_size).await {
             Ok(events) => events,
             Err(e) => {
                 let e = ProjectionError::from(e);
@@ -147,6 +159,48 @@ impl Runner {
                 return Err(e.into());
             }
         };
+        self.apply_events(tx, &events).await
+    }
+
+    /// Like [`Runner::step`], with the batch read by the caller: `events` must be the whole
+    /// log after `after`, in order, up to its last element (one reader can then feed many
+    /// runners). Events the checkpoint has passed are skipped. When the checkpoint is behind
+    /// `after`, or a failure is being isolated, the step reads the log itself instead.
+    pub async fn step_with(
+        &self,
+        after: LogPosition,
+        events: &[RecordedEvent],
+    ) -> Result<Step, RunnerError> {
+        if self.quarantine().batch_size(self.batch_size) == 1 {
+            return self.step().await;
+        }
+        let mut client = self.pool.get().await?;
+        let Some((tx, from)) = self.begin(&mut client).await? else {
+            return Ok(Step::Busy);
+        };
+        if from < after {
+            drop(tx);
+            drop(client);
+            return self.step().await;
+        }
+        let at = |e: &RecordedEvent| LogPosition {
+            tx_id: e.tx_id,
+            position: e.position,
+        };
+        let fresh = events.partition_point(|e| at(e) <= from);
+        let until = events.partition_point(|e| at(e) <= self.until);
+        self.apply_events(tx, &events[fresh..until.max(fresh)])
+            .await
+    }
+
+    /// Applies `events` (all after the checkpoint, in order) and advances the checkpoint in
+    /// the step's transaction.
+    async fn apply_events(
+        &self,
+        tx: Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<Step, RunnerError> {
+        let name = self.projection.name();
         let Some(last) = events.last() else {
             return Ok(Step::Idle);
         };
@@ -154,18 +208,17 @@ impl Runner {
             tx_id: last.tx_id,
             position: last.position,
         };
-        for (i, event) in events.iter().enumerate() {
-            if let Err(e) = self.projection.apply(&tx, event).await {
-                if self.quarantine().batch_failed(&e, i + 1) {
-                    let at = LogPosition {
-                        tx_id: event.tx_id,
-                        position: event.position,
-                    };
-                    tracing::warn!(projection = name, event_id = %event.event_id, position = %at,
-                        error = %e, "projection batch failed; applying its events one at a time");
-                }
-                return Err(RunnerError::event(&EventRef::from(event), e));
+        if let Err((i, e)) = self.projection.apply_batch(&tx, events).await {
+            let event = &events[i.min(events.len() - 1)];
+            if self.quarantine().batch_failed(&e, i + 1) {
+                let at = LogPosition {
+                    tx_id: event.tx_id,
+                    position: event.position,
+                };
+                tracing::warn!(projection = name, event_id = %event.event_id, position = %at,
+                    error = %e, "projection batch failed; applying its events one at a time");
             }
+            return Err(RunnerError::event(&EventRef::from(event), e));
         }
         self.advance(&tx, to).await?;
         tx.commit().await?;
@@ -185,9 +238,7 @@ impl Runner {
         // Neither the lock nor the reads assign a transaction id, so this transaction does not
         // hold back the horizon it reads under.
         let lock = tx
-            .prepare_cached(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended('projection:' || $1 || ':' || $2, 0))",
-            )
+            .prepare_cached(&format!("SELECT pg_try_advisory_xact_lock({LOCK_KEY})"))
             .await?;
         let locked: bool = tx.query_one(&lock, &[&self.schema, &name]).await?.get(0);
         if !locked {
@@ -223,7 +274,7 @@ impl Runner {
     async fn step_one(&self, tx: Transaction<'_>, from: LogPosition) -> Result<Step, RunnerError> {
         let name = self.projection.name();
         tx.batch_execute("SAVEPOINT event").await?;
-        let (event, result) = match log::read_after(&tx, from, 1).await {
+        let (event, result) = match log::read_range(&tx, from, self.until, 1).await {
             Ok(events) => match events.first() {
                 Some(e) => (EventRef::from(e), self.projection.apply(&tx, e).await),
                 None => {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::auth::{get_as, login, tokens, user_with_role, PASSWORD};
-use crate::helpers::{assert_problem, slug, spawn_app, TestApp};
+use crate::helpers::{assert_problem, run_charter, slug, spawn_app, superuser, TestApp};
 
 fn order(position: &Value) -> (i64, i64) {
     let (tx, pos) = position.as_str().unwrap().split_once('.').unwrap();
@@ -245,19 +245,6 @@ async fn auditors_read_the_log_of_their_subtree_in_stable_pages() {
     }
 }
 
-/// A superuser connection to the app's own database (what a tamperer would use).
-async fn superuser(app: &TestApp) -> tokio_postgres::Client {
-    use secrecy::ExposeSecret;
-    let url = url::Url::parse(app.config.database.url.expose_secret()).unwrap();
-    let name = url.path().trim_start_matches('/').to_owned();
-    let admin = crate::helpers::url_for("DATABASE_ADMIN_URL", &name);
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
-
 /// Waits until every event is sealed and the chain verifies; returns the verification.
 async fn sealed(app: &TestApp) -> charter_projections::audit_chain::Verification {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -350,20 +337,6 @@ async fn the_hash_chain_detects_a_changed_a_deleted_and_an_inserted_row() {
     }
 }
 
-/// Runs the `charter` binary against the app's database.
-fn charter(app: &TestApp, args: &[&str]) -> std::process::Output {
-    use secrecy::ExposeSecret;
-    std::process::Command::new(env!("CARGO_BIN_EXE_charter"))
-        .args(args)
-        .env(
-            "CHARTER_DATABASE__URL",
-            app.config.database.url.expose_secret(),
-        )
-        .env("CHARTER_LOG__LEVEL", "warn")
-        .output()
-        .expect("run charter")
-}
-
 #[tokio::test]
 async fn the_cli_exports_ndjson_and_verifies_the_chain() {
     let app = spawn_app().await;
@@ -377,7 +350,7 @@ async fn the_cli_exports_ndjson_and_verifies_the_chain() {
     sealed(&app).await;
     let dir = std::env::temp_dir().join(format!("charter-export-{}", Uuid::now_v7().simple()));
     let out = dir.with_extension("ndjson");
-    let run = charter(
+    let run = run_charter(
         &app,
         &[
             "audit",
@@ -387,7 +360,8 @@ async fn the_cli_exports_ndjson_and_verifies_the_chain() {
             "--out",
             out.to_str().unwrap(),
         ],
-    );
+    )
+    .await;
     assert!(
         run.status.success(),
         "{}",
@@ -416,7 +390,7 @@ async fn the_cli_exports_ndjson_and_verifies_the_chain() {
         "tenant.created, 3 system roles, 4 workspaces"
     );
 
-    let ok = charter(&app, &["audit", "verify"]);
+    let ok = run_charter(&app, &["audit", "verify"]).await;
     assert!(
         ok.status.success(),
         "{}",
@@ -433,7 +407,7 @@ async fn the_cli_exports_ndjson_and_verifies_the_chain() {
     )
     .await
     .unwrap();
-    let broken = charter(&app, &["audit", "verify"]);
+    let broken = run_charter(&app, &["audit", "verify"]).await;
     assert_eq!(broken.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&broken.stderr);
     assert!(

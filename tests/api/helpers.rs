@@ -6,7 +6,7 @@ use charter::config::Config;
 use charter::startup::Application;
 use deadpool_postgres::Pool;
 use reqwest::{Method, Response};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
@@ -291,4 +291,56 @@ pub async fn assert_problem(response: Response, status: u16, slug: &str) -> Valu
     assert_eq!(body["status"], status);
     assert!(body["title"].is_string() && body["detail"].is_string());
     body
+}
+
+/// A superuser connection to the app's own database (what a tamperer would use).
+pub async fn superuser(app: &TestApp) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        &url_for("DATABASE_ADMIN_URL", &app.database_name()),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Runs the `charter` binary against the app's database, as the service role with the
+/// schema owner for the tools that need it. The app keeps running meanwhile (the binary may
+/// wait for its projection runners).
+pub async fn run_charter(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_charter"));
+    command
+        .args(args)
+        .env(
+            "CHARTER_DATABASE__URL",
+            app.config.database.url.expose_secret(),
+        )
+        .env(
+            "CHARTER_DATABASE__MIGRATION_URL",
+            url_for("DATABASE_OWNER_URL", &app.database_name()),
+        )
+        .env("CHARTER_LOG__LEVEL", "warn");
+    tokio::task::spawn_blocking(move || command.output().expect("run charter"))
+        .await
+        .unwrap()
+}
+
+impl TestApp {
+    /// The name of this app's own database.
+    pub fn database_name(&self) -> String {
+        let url = url::Url::parse(self.config.database.url.expose_secret()).unwrap();
+        url.path().trim_start_matches('/').to_owned()
+    }
+
+    /// Waits until every live projection has applied the whole log.
+    pub async fn projected(&self) {
+        let client = self.pool.get().await.unwrap();
+        let head = charter_projections::log::head(&client).await.unwrap();
+        let reached =
+            charter_projections::checkpoint::wait_for(&self.pool, head, Duration::from_secs(30))
+                .await
+                .unwrap();
+        assert!(reached, "the live projections did not reach {head}");
+    }
 }

@@ -18,6 +18,7 @@ mod outage;
 mod permissions;
 mod poison;
 mod policy_topic;
+mod replay;
 mod roles;
 mod tenants;
 mod tokens;
