@@ -42,6 +42,9 @@ pub struct EventSchema {
     pub schema_version: u32,
     /// Whether events of this type are published to Kafka (see [`DomainEvent::published`]).
     pub published: bool,
+    /// False for a superseded version: no longer emitted, but rows of it stay in the log (and
+    /// may still be in flight to consumers), and decoding upcasts them to the current one.
+    pub current: bool,
     pub schema: Schema,
 }
 
@@ -73,8 +76,8 @@ pub enum DecodeError {
     },
 }
 
-/// Every event type Charter can emit, with its current schema. The contract test keeps
-/// `schemas/events/` identical to this list.
+/// Every event type Charter can emit, with its current schema and every superseded one. The
+/// contract test keeps `schemas/events/` identical to this list.
 pub fn all_schemas() -> Vec<EventSchema> {
     let mut all = crate::tenant::TenantEvent::schemas();
     all.extend(crate::workspace::WorkspaceEvent::schemas());
@@ -93,6 +96,10 @@ pub fn all_schemas() -> Vec<EventSchema> {
 /// Declares an event family: an enum whose variants each wrap one payload struct, bound to a
 /// stable type name and schema version. Generates the [`DomainEvent`] impl and `schemas()`.
 /// A variant marked `internal` is never published (see [`DomainEvent::published`]).
+///
+/// An optional `upcast { "type" v N => Legacy, … }` section lists superseded versions: rows of
+/// those stay in the log untouched, and `decode` reads them as `Legacy` and converts them with
+/// `From<Legacy> for Family`, so every consumer of the family sees only current versions.
 #[macro_export]
 macro_rules! event_family {
     (@published) => { true };
@@ -102,6 +109,9 @@ macro_rules! event_family {
         pub enum $family:ident for $stream_type:literal {
             $( $variant:ident($payload:ty) = $type_name:literal v $version:literal $($internal:ident)? ),+ $(,)?
         }
+        $( upcast {
+            $( $legacy_name:literal v $legacy_version:literal => $legacy:ty ),+ $(,)?
+        } )?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +150,13 @@ macro_rules! event_family {
                             schema_version,
                             source,
                         }), )+
+                    $( $( ($legacy_name, $legacy_version) => serde_json::from_value::<$legacy>(data)
+                        .map(Self::from)
+                        .map_err(|source| $crate::catalog::DecodeError::InvalidData {
+                            event_type: event_type.to_owned(),
+                            schema_version,
+                            source,
+                        }), )+ )?
                     _ => Err($crate::catalog::DecodeError::UnknownType {
                         event_type: event_type.to_owned(),
                         schema_version,
@@ -151,12 +168,27 @@ macro_rules! event_family {
         impl $family {
             /// The JSON Schema of every event type in this family.
             pub fn schemas() -> Vec<$crate::catalog::EventSchema> {
-                vec![ $( $crate::catalog::EventSchema {
+                let current = [ $( $crate::catalog::EventSchema {
                     event_type: $type_name,
                     schema_version: $version,
                     published: $crate::event_family!(@published $($internal)?),
+                    current: true,
                     schema: schemars::schema_for!($payload),
-                } ),+ ]
+                } ),+ ];
+                let legacy: Vec<$crate::catalog::EventSchema> = vec![ $( $( {
+                    let published = current
+                        .iter()
+                        .find(|s| s.event_type == $legacy_name)
+                        .map_or(true, |s| s.published);
+                    $crate::catalog::EventSchema {
+                        event_type: $legacy_name,
+                        schema_version: $legacy_version,
+                        published,
+                        current: false,
+                        schema: schemars::schema_for!($legacy),
+                    }
+                } ),+ )? ];
+                current.into_iter().chain(legacy).collect()
             }
         }
 

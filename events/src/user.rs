@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A user was created. Usernames and emails are unique within the tenant, ignoring case.
+///
+/// Version 2 records the person's given and family names apart from the display name, as
+/// OpenID Connect's `given_name`/`family_name` and SCIM's `name.givenName`/`name.familyName`
+/// need them, and neither can be recovered reliably from a free-form display name. Version 1
+/// rows stay in the log; they upcast with both names unknown (see [`UserCreatedV1`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreated {
@@ -13,8 +18,56 @@ pub struct UserCreated {
     pub username: String,
     pub email: String,
     pub display_name: Option<String>,
+    /// Given (first) name; `null` when not given. Required (if null): a version 1 row
+    /// never parses as version 2.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schemars(schema_with = "required_nullable_string")]
+    pub given_name: Option<String>,
+    /// Family (last) name; `null` when not given.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schemars(schema_with = "required_nullable_string")]
+    pub family_name: Option<String>,
     /// Whether a password was set at creation (the hash itself is never published).
     pub has_password: bool,
+}
+
+/// A name that must be present, possibly `null`.
+fn required_nullable_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": ["string", "null"]})
+}
+
+// `user.created` version 1, as written before version 2: a display name only. Its schema
+// (title and description included) is the v1 contract and stays as it was published.
+/// A user was created. Usernames and emails are unique within the tenant, ignoring case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "UserCreated")]
+pub struct UserCreatedV1 {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    /// Whether a password was set at creation (the hash itself is never published).
+    pub has_password: bool,
+}
+
+/// The upcaster: a version 1 row reads as version 2 with the structured names unknown. It
+/// does not split the display name: "Mary Ann de la Cruz" has no reliable split, and an
+/// invented family name would be worse than none.
+impl From<UserCreatedV1> for UserEvent {
+    fn from(v1: UserCreatedV1) -> Self {
+        UserEvent::Created(UserCreated {
+            user_id: v1.user_id,
+            tenant_id: v1.tenant_id,
+            username: v1.username,
+            email: v1.email,
+            display_name: v1.display_name,
+            given_name: None,
+            family_name: None,
+            has_password: v1.has_password,
+        })
+    }
 }
 
 /// A user's email address changed.
@@ -188,7 +241,7 @@ pub struct UserPlatformAccessGranted {
 crate::event_family! {
     /// Every event of the `user` aggregate.
     pub enum UserEvent for "user" {
-        Created(UserCreated) = "user.created" v 1,
+        Created(UserCreated) = "user.created" v 2,
         EmailChanged(UserEmailChanged) = "user.email_changed" v 1,
         DisplayNameChanged(UserDisplayNameChanged) = "user.display_name_changed" v 1,
         PasswordSet(UserPasswordSet) = "user.password_set" v 1 internal,
@@ -204,6 +257,9 @@ crate::event_family! {
         MfaActivated(UserMfaActivated) = "user.mfa_activated" v 1 internal,
         MfaDisabled(UserMfaDisabled) = "user.mfa_disabled" v 1,
         PlatformAccessGranted(UserPlatformAccessGranted) = "user.platform_access_granted" v 1,
+    }
+    upcast {
+        "user.created" v 1 => UserCreatedV1,
     }
 }
 
@@ -241,5 +297,92 @@ impl UserEvent {
             MfaDisabled,
             PlatformAccessGranted
         )
+    }
+}
+
+#[cfg(test)]
+mod upcasting {
+    use super::*;
+    use crate::catalog::{DecodeError, DomainEvent};
+    use serde_json::json;
+
+    fn v1_row() -> serde_json::Value {
+        json!({
+            "user_id": "01890000-0000-7000-8000-000000000001",
+            "tenant_id": "01890000-0000-7000-8000-000000000002",
+            "username": "ada",
+            "email": "ada@example.com",
+            "display_name": "Ada Lovelace",
+            "has_password": true
+        })
+    }
+
+    #[test]
+    fn a_v1_row_decodes_as_v2_with_the_names_unknown() {
+        let event = UserEvent::decode("user.created", 1, v1_row()).unwrap();
+        let UserEvent::Created(created) = &event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(created.display_name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!((&created.given_name, &created.family_name), (&None, &None));
+        assert_eq!(
+            (event.event_type(), event.schema_version()),
+            ("user.created", 2)
+        );
+        // Written again, it is a v2 event: the upcast never reaches the log by itself.
+        let data = event.to_data();
+        assert!(data["given_name"].is_null() && data.get("given_name").is_some());
+        assert_eq!(UserEvent::decode("user.created", 2, data).unwrap(), event);
+    }
+
+    #[test]
+    fn each_version_reads_only_its_own_shape() {
+        let err = UserEvent::decode("user.created", 2, v1_row()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::InvalidData {
+                    schema_version: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let mut v2 = v1_row();
+        v2["given_name"] = json!("Ada");
+        v2["family_name"] = json!("Lovelace");
+        let err = UserEvent::decode("user.created", 1, v2.clone()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::InvalidData {
+                    schema_version: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(UserEvent::decode("user.created", 2, v2.clone()).is_ok());
+        let err = UserEvent::decode("user.created", 3, v2).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::UnknownType {
+                    schema_version: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn both_versions_have_a_schema_and_only_v2_is_current() {
+        let versions: Vec<(u32, bool)> = UserEvent::schemas()
+            .iter()
+            .filter(|s| s.event_type == "user.created")
+            .map(|s| (s.schema_version, s.current))
+            .collect();
+        assert_eq!(versions, [(2, true), (1, false)]);
     }
 }

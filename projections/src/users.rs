@@ -32,10 +32,10 @@ impl Projection for Users {
             UserEvent::Created(c) => {
                 execute(
                     tx,
-                    "INSERT INTO users (user_id, tenant_id, username, email, display_name, status, \
-                     has_password, account_version, version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'active', $6, 1, $7, $8, $8)",
-                    &[&c.user_id, &c.tenant_id, &c.username, &c.email, &c.display_name, &c.has_password, &v, &at],
+                    "INSERT INTO users (user_id, tenant_id, username, email, display_name, given_name, \
+                     family_name, status, has_password, account_version, version, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, 1, $9, $10, $10)",
+                    &[&c.user_id, &c.tenant_id, &c.username, &c.email, &c.display_name, &c.given_name, &c.family_name, &c.has_password, &v, &at],
                 )
                 .await?
             }
@@ -116,6 +116,8 @@ pub struct UserRow {
     pub username: String,
     pub email: String,
     pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
     pub status: String,
     pub has_password: bool,
     pub account_version: i64,
@@ -142,6 +144,8 @@ fn row(r: &Row) -> UserRow {
         updated_at: r.get(10),
         mfa_enabled: r.get(11),
         locked_until: r.get(12),
+        given_name: r.get(13),
+        family_name: r.get(14),
     }
 }
 
@@ -155,7 +159,8 @@ pub async fn list(
     let rows = client
         .query(
             "SELECT user_id, tenant_id, username, email, display_name, status, has_password, \
-             account_version, version, created_at, updated_at, mfa_enabled, locked_until \
+             account_version, version, created_at, updated_at, mfa_enabled, locked_until, \
+             given_name, family_name \
              FROM projections.users \
              WHERE tenant_id = $1 AND status <> 'deleted' AND ($2::uuid IS NULL OR user_id > $2) \
              ORDER BY user_id LIMIT $3",

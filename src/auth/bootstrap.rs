@@ -134,6 +134,8 @@ pub async fn bootstrap(
                 username: username.clone(),
                 email,
                 display_name: Some("Administrator".into()),
+                given_name: None,
+                family_name: None,
                 password_hash: Some(hash),
             },
         };

@@ -24,6 +24,12 @@ pub struct CreateUserBody {
     pub email: String,
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Given (first) name, as OpenID Connect's `given_name`.
+    #[serde(default)]
+    pub given_name: Option<String>,
+    /// Family (last) name, as OpenID Connect's `family_name`.
+    #[serde(default)]
+    pub family_name: Option<String>,
     /// Hashed before anything is stored; never echoed.
     #[serde(default, skip_serializing)]
     pub password: Option<String>,
@@ -61,6 +67,8 @@ fn view(outcome: &Outcome<User>) -> Option<UserRow> {
         username: u.username.clone(),
         email: u.email.clone(),
         display_name: u.display_name.clone(),
+        given_name: u.given_name.clone(),
+        family_name: u.family_name.clone(),
         status: status_name(u.status).into(),
         has_password: u.password_hash.is_some(),
         account_version: u.account_version,
@@ -93,17 +101,19 @@ pub async fn create(
     body: JsonBody<CreateUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = &body.value;
-    let (username, email, display_name) = validated(|e| {
+    let (username, email, display_name, given_name, family_name) = validated(|e| {
         let username = validate::username("username", &b.username, e);
         let email = validate::email("email", &b.email, e);
-        let display_name = b
-            .display_name
-            .as_deref()
-            .map(|n| validate::name("display_name", n, e));
+        let mut name = |field: &str, value: &Option<String>| {
+            value.as_deref().map(|n| validate::name(field, n, e))
+        };
+        let display_name = name("display_name", &b.display_name);
+        let given_name = name("given_name", &b.given_name);
+        let family_name = name("family_name", &b.family_name);
         if let Some(pw) = &b.password {
             password::check_policy("password", pw, &username, &email, e);
         }
-        (username, email, display_name)
+        (username, email, display_name, given_name, family_name)
     })?;
     let password_hash = match b.password.clone() {
         None => None,
@@ -125,6 +135,8 @@ pub async fn create(
             username,
             email,
             display_name,
+            given_name,
+            family_name,
             password_hash,
         },
     };

@@ -22,5 +22,6 @@ mod replay;
 mod roles;
 mod tenants;
 mod tokens;
+mod upcasting;
 mod users;
 mod workspaces;

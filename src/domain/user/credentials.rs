@@ -386,6 +386,8 @@ mod tests {
                 username: "alice".into(),
                 email: "alice@example.com".into(),
                 display_name: None,
+                given_name: None,
+                family_name: None,
                 has_password: true,
             }
             .into(),

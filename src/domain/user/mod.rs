@@ -31,6 +31,8 @@ pub struct UserState {
     pub username: String,
     pub email: String,
     pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
     pub password_hash: Option<String>,
     pub status: UserStatus,
     /// Bumped whenever every session of the user must end (logout-all, password change).
@@ -65,6 +67,8 @@ pub enum UserAction {
         username: String,
         email: String,
         display_name: Option<String>,
+        given_name: Option<String>,
+        family_name: Option<String>,
         /// Already hashed: plain passwords never reach the domain.
         password_hash: Option<String>,
     },
@@ -151,6 +155,8 @@ impl Aggregate for User {
                     username: e.username.clone(),
                     email: e.email.clone(),
                     display_name: e.display_name.clone(),
+                    given_name: e.given_name.clone(),
+                    family_name: e.family_name.clone(),
                     password_hash: None,
                     status: UserStatus::Active,
                     account_version: 1,
@@ -189,6 +195,8 @@ impl Aggregate for User {
             username,
             email,
             display_name,
+            given_name,
+            family_name,
             password_hash,
         } = &command.action
         {
@@ -201,6 +209,8 @@ impl Aggregate for User {
                 username: username.clone(),
                 email: email.clone(),
                 display_name: display_name.clone(),
+                given_name: given_name.clone(),
+                family_name: family_name.clone(),
                 has_password: password_hash.is_some(),
             })];
             if let Some(hash) = password_hash {
@@ -296,6 +306,8 @@ mod tests {
             username: "alice".into(),
             email: "alice@example.com".into(),
             display_name: None,
+            given_name: Some("Alice".into()),
+            family_name: None,
             password_hash: password_hash.map(str::to_owned),
         }
     }
@@ -307,6 +319,8 @@ mod tests {
             username: "alice".into(),
             email: "alice@example.com".into(),
             display_name: None,
+            given_name: Some("Alice".into()),
+            family_name: None,
             has_password,
         }
         .into()
