@@ -321,6 +321,16 @@ async fn replay(config: Config, args: ReplayArgs) -> Result<bool, String> {
             }
         }
     }
+    let mut finished = report.projection_seconds.clone();
+    finished.sort_by(|a, b| b.1.total_cmp(&a.1));
+    eprintln!(
+        "charter: rebuild finished per projection (s): {}",
+        finished
+            .iter()
+            .map(|(name, s)| format!("{name} {s:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let identical = report.identical();
     eprintln!(
         "charter: replayed {} events in {:.1} s ({:.0} events/s) up to {}; {}{}",

@@ -120,6 +120,9 @@ pub struct Report {
     pub events: u64,
     pub rebuild_seconds: f64,
     pub events_per_second: f64,
+    /// When each projection's rebuild finished, in seconds from the start: the last one bounds
+    /// the replay.
+    pub projection_seconds: Vec<(&'static str, f64)>,
     pub tables: Vec<TableReport>,
     /// The shadow replaced the live read models.
     pub promoted: bool,
@@ -230,12 +233,13 @@ impl Replay {
     /// Phase 1: applies the log up to `target` to every shadow projection. The log is read
     /// once and each batch handed to every projection's runner, which applies it in its own
     /// transaction and connection. `progress` is called about every 250 ms. Returns the number
-    /// of events read.
+    /// of events read and when each projection finished.
     pub async fn rebuild(
         &self,
         target: LogPosition,
         mut progress: impl FnMut(Progress),
-    ) -> Result<u64, ReplayError> {
+    ) -> Result<(u64, Vec<(&'static str, f64)>), ReplayError> {
+        let started = Instant::now();
         let total = log::count_range(&self.pool.get().await?, LogPosition::START, target).await?;
         let mut senders = Vec::new();
         let mut workers = Vec::new();
@@ -248,18 +252,23 @@ impl Replay {
             applied.push(count.clone());
             let runner = Runner::new(self.pool.clone(), p.clone(), &self.schema, self.batch_size)
                 .with_until(target);
-            workers.push(tokio::spawn(follow(runner, rx, count)));
+            workers.push(tokio::spawn(async move {
+                follow(runner, rx, count).await?;
+                Ok::<_, ReplayError>(started.elapsed().as_secs_f64())
+            }));
         }
         let reader = tokio::spawn(read(self.pool.clone(), target, self.batch_size, senders));
         let mut all = Box::pin(async move {
             let read = reader
                 .await
                 .map_err(|e| ReplayError::Task(e.to_string()))??;
+            let mut finished = Vec::new();
             for w in futures::future::join_all(workers).await {
-                w.map_err(|e| ReplayError::Task(e.to_string()))??;
+                finished.push(w.map_err(|e| ReplayError::Task(e.to_string()))??);
             }
-            Ok::<u64, ReplayError>(read)
+            Ok::<_, ReplayError>((read, finished))
         });
+        let names: Vec<&'static str> = self.projections.iter().map(|p| p.name()).collect();
         let slowest = || {
             applied
                 .iter()
@@ -270,9 +279,9 @@ impl Replay {
         loop {
             tokio::select! {
                 done = &mut all => {
-                    let read = done?;
+                    let (read, finished) = done?;
                     progress(Progress { applied: read, total: read.max(total) });
-                    return Ok(read);
+                    return Ok((read, names.into_iter().zip(finished).collect()));
                 }
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {
                     progress(Progress { applied: slowest(), total });
@@ -495,7 +504,7 @@ impl Replay {
         self.create_shadow().await?;
         let result = async {
             let started = Instant::now();
-            let events = self.rebuild(target, progress).await?;
+            let (events, projection_seconds) = self.rebuild(target, progress).await?;
             let rebuilt = started.elapsed().as_secs_f64();
             let (tables, promoted) = self.compare(target, promote, wait).await?;
             Ok(Report {
@@ -505,6 +514,7 @@ impl Replay {
                 events,
                 rebuild_seconds: rebuilt,
                 events_per_second: events as f64 / rebuilt.max(1e-9),
+                projection_seconds,
                 tables,
                 promoted,
             })
