@@ -13,6 +13,7 @@ mod instances;
 mod isolation;
 mod kafka;
 mod model;
+mod openapi;
 mod ordering;
 mod outage;
 mod permissions;
