@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod contracts;
 mod entitlements;
+mod event_schemas;
 mod groups;
 mod helpers;
 mod instances;
