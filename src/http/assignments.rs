@@ -78,11 +78,13 @@ fn render(status: StatusCode) -> impl Fn(&Outcome<Assignment>) -> StoredResponse
 /// To a user, a group or a service account, tenant-wide or in one workspace. A workspace role is
 /// assigned in its own workspace (the default) and nowhere else.
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/assignments", tag = "assignments", operation_id = "createAssignment",
+    post, path = "/v1/tenants/{tenant_id}/assignments", tag = "assignments",
+        operation_id = "createAssignment",
     params(CommandHeaders),
     request_body = AssignmentBody,
     responses(
-        (status = 201, description = "The assignment was created.", body = CommandBody<AssignmentView>,
+        (status = 201, description = "The assignment was created.",
+            body = CommandBody<AssignmentView>,
             headers(("ETag" = String, description = "The stream version"), ("Location" = String))),
         CommandRefusals,
     ),
@@ -133,7 +135,8 @@ pub async fn create(
 
 /// Remove an assignment
 #[utoipa::path(
-    delete, path = "/v1/tenants/{tenant_id}/assignments/{assignment_id}", tag = "assignments", operation_id = "deleteAssignment",
+    delete, path = "/v1/tenants/{tenant_id}/assignments/{assignment_id}", tag = "assignments",
+        operation_id = "deleteAssignment",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The removed assignment.", body = CommandBody<AssignmentView>,
@@ -182,10 +185,12 @@ pub struct AssignmentListParams {
 
 /// List assignments
 #[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/assignments", tag = "assignments", operation_id = "listAssignments",
+    get, path = "/v1/tenants/{tenant_id}/assignments", tag = "assignments",
+        operation_id = "listAssignments",
     params(AssignmentListParams),
     responses(
-        (status = 200, description = "A page of assignments.", body = Page<charter_projections::assignments::AssignmentRow>),
+        (status = 200, description = "A page of assignments.",
+            body = Page<charter_projections::assignments::AssignmentRow>),
         NotFound,
     ),
 )]

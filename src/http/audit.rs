@@ -141,7 +141,8 @@ pub async fn events(
 #[utoipa::path(
     get, path = "/v1/audit/head", tag = "audit", operation_id = "getAuditHead",
     responses(
-        (status = 200, description = "The newest seal.", body = charter_projections::audit_chain::Head),
+        (status = 200, description = "The newest seal.",
+            body = charter_projections::audit_chain::Head),
         Forbidden, NotFound,
     ),
 )]

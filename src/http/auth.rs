@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{command_request, metadata, validated, CorrelationHeader, JsonBody};
-use super::openapi::{CommandRefusals, Forbidden};
+use super::openapi::{CommandRefusals, Conflict, Forbidden};
 use super::principal::Principal;
 use super::problem::{ApiError, Problem};
 use super::AppState;
@@ -107,8 +107,13 @@ pub fn no_store(body: impl Serialize) -> HttpResponse {
     params(CorrelationHeader),
     request_body = LoginBody,
     responses(
-        (status = 200, description = "A token pair.", body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`: tokens are credentials"))),
-        (status = 401, description = "`invalid-credentials`: whatever the reason (`error: invalid_grant`).", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A token pair.", body = TokenResponse,
+            headers(("Cache-Control" = String,
+                description = "`no-store`: tokens are credentials"))),
+        (status = 401,
+            description = "`invalid-credentials`: whatever the reason (`error: invalid_grant`).",
+            body = Problem, content_type = "application/problem+json"),
+        Conflict,
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -144,8 +149,13 @@ pub struct RefreshBody {
     params(CorrelationHeader),
     request_body = RefreshBody,
     responses(
-        (status = 200, description = "A new token pair.", body = TokenResponse, headers(("Cache-Control" = String, description = "`no-store`: tokens are credentials"))),
-        (status = 401, description = "`invalid-grant`: the refresh token is unknown, spent, expired or its session ended.", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A new token pair.", body = TokenResponse,
+            headers(("Cache-Control" = String,
+                description = "`no-store`: tokens are credentials"))),
+        (status = 401,
+            description = "`invalid-grant`: the refresh token is unknown, spent, expired or its session ended.",
+            body = Problem, content_type = "application/problem+json"),
+        Conflict,
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -428,7 +438,9 @@ pub struct Enrollment {
     post, path = "/v1/auth/mfa/enroll", tag = "auth", operation_id = "enrollMfa",
     params(CorrelationHeader),
     responses(
-        (status = 200, description = "The secret.", body = Enrollment, headers(("Cache-Control" = String, description = "`no-store`: tokens are credentials"))),
+        (status = 200, description = "The secret.", body = Enrollment,
+            headers(("Cache-Control" = String,
+            description = "`no-store`: tokens are credentials"))),
         CommandRefusals,
         Forbidden,
     ),
@@ -481,7 +493,9 @@ pub struct Activated {
     params(CorrelationHeader),
     request_body = CodeBody,
     responses(
-        (status = 200, description = "MFA is on.", body = Activated, headers(("Cache-Control" = String, description = "`no-store`: tokens are credentials"))),
+        (status = 200, description = "MFA is on.", body = Activated,
+            headers(("Cache-Control" = String,
+            description = "`no-store`: tokens are credentials"))),
         CommandRefusals,
         Forbidden,
     ),

@@ -76,12 +76,14 @@ pub struct CheckResult {
 ///
 /// Whether the user holds the permission tenant-wide, or in one workspace.
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/check", tag = "entitlements", operation_id = "checkPermission",
+    post, path = "/v1/tenants/{tenant_id}/check", tag = "entitlements",
+        operation_id = "checkPermission",
     request_body = CheckBody,
     responses(
         (status = 200, description = "The answer.", body = CheckResult),
         NotFound,
-        (status = 422, description = "`validation-failed`, or `invalid-body`.", body = crate::http::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation-failed`, or `invalid-body`.",
+            body = crate::http::problem::Problem, content_type = "application/problem+json"),
     ),
 )]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]

@@ -90,7 +90,8 @@ pub async fn create(
 
 /// Delete a group
 #[utoipa::path(
-    delete, path = "/v1/tenants/{tenant_id}/groups/{group_id}", tag = "groups", operation_id = "deleteGroup",
+    delete, path = "/v1/tenants/{tenant_id}/groups/{group_id}", tag = "groups",
+        operation_id = "deleteGroup",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The deleted group.", body = CommandBody<GroupView>,
@@ -117,10 +118,12 @@ pub async fn delete(
 ///
 /// A live user of the same tenant.
 #[utoipa::path(
-    put, path = "/v1/tenants/{tenant_id}/groups/{group_id}/members/{user_id}", tag = "groups", operation_id = "addGroupMember",
+    put, path = "/v1/tenants/{tenant_id}/groups/{group_id}/members/{user_id}", tag = "groups",
+        operation_id = "addGroupMember",
     params(CommandHeaders),
     responses(
-        (status = 200, description = "The group after the change (idempotent).", body = CommandBody<GroupView>,
+        (status = 200, description = "The group after the change (idempotent).",
+            body = CommandBody<GroupView>,
             headers(("ETag" = String, description = "The stream version"))),
         CommandRefusals,
     ),
@@ -142,7 +145,8 @@ pub async fn add_member(
 
 /// Remove a member
 #[utoipa::path(
-    delete, path = "/v1/tenants/{tenant_id}/groups/{group_id}/members/{user_id}", tag = "groups", operation_id = "removeGroupMember",
+    delete, path = "/v1/tenants/{tenant_id}/groups/{group_id}/members/{user_id}", tag = "groups",
+        operation_id = "removeGroupMember",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The group after the change.", body = CommandBody<GroupView>,
@@ -167,9 +171,11 @@ pub async fn remove_member(
 
 /// Read a group
 #[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/groups/{group_id}", tag = "groups", operation_id = "getGroup",
+    get, path = "/v1/tenants/{tenant_id}/groups/{group_id}", tag = "groups",
+        operation_id = "getGroup",
     responses(
-        (status = 200, description = "The group with its members, from the write side.", body = GroupView,
+        (status = 200, description = "The group with its members, from the write side.",
+            body = GroupView,
             headers(("ETag" = String, description = "The stream version"))),
         NotFound,
     ),
@@ -199,7 +205,8 @@ pub async fn get(
     get, path = "/v1/tenants/{tenant_id}/groups", tag = "groups", operation_id = "listGroups",
     params(ListParams),
     responses(
-        (status = 200, description = "A page of live groups with their member counts.", body = Page<charter_projections::groups::GroupRow>),
+        (status = 200, description = "A page of live groups with their member counts.",
+            body = Page<charter_projections::groups::GroupRow>),
         NotFound,
     ),
 )]

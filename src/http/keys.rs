@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use super::openapi::Conflict;
 use super::problem::ApiError;
 use super::AppState;
 use crate::command::keyring::{rotate_key, KeyringCommandError};
@@ -22,7 +23,10 @@ pub struct KeyRotation {
 /// Activates a new signing key; the retired one stays in the JWKS until its last token expired.
 #[utoipa::path(
     post, path = "/v1/keys/rotate", tag = "keys", operation_id = "rotateKey",
-    responses((status = 200, description = "The new key is active.", body = KeyRotation)),
+    responses(
+        (status = 200, description = "The new key is active.", body = KeyRotation),
+        Conflict,
+    ),
 )]
 #[tracing::instrument(skip_all)]
 pub async fn rotate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

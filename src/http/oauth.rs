@@ -63,10 +63,13 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     security((), ("client_basic" = [])),
     responses(
         (status = 200, description = "An access token (no refresh token).", body = TokenResponse,
-            headers(("Cache-Control" = String, description = "`no-store`: tokens are credentials"))),
-        (status = 400, description = "`invalid-request` (a malformed form, or the credentials given twice or not at all) or `unsupported-grant-type`, with the RFC 6749 `error`.",
+            headers(("Cache-Control" = String,
+                description = "`no-store`: tokens are credentials"))),
+        (status = 400,
+            description = "`invalid-request` (a malformed form, or the credentials given twice or not at all) or `unsupported-grant-type`, with the RFC 6749 `error`.",
             body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid-client`: wrong client credentials (`error: invalid_client`).",
+        (status = 401,
+            description = "`invalid-client`: wrong client credentials (`error: invalid_client`).",
             body = Problem, content_type = "application/problem+json"),
     ),
 )]

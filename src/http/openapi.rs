@@ -55,7 +55,8 @@ pub fn document() -> &'static str {
     path = "/openapi.json",
     tag = "operations",
     operation_id = "getOpenApi",
-    responses((status = 200, description = "This OpenAPI document.", content_type = "application/json", body = Object)),
+    responses((status = 200, description = "This OpenAPI document.",
+        content_type = "application/json", body = Object)),
 )]
 pub async fn serve() -> HttpResponse {
     HttpResponse::Ok()
@@ -312,6 +313,16 @@ pub struct NotFound;
 impl IntoResponses for NotFound {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         BTreeMap::from([("404".into(), shared("NotFound"))])
+    }
+}
+
+/// A command that can lose a race too often (`concurrent-modification`), for operations
+/// without [`CommandRefusals`].
+pub struct Conflict;
+
+impl IntoResponses for Conflict {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([("409".into(), shared("Conflict"))])
     }
 }
 

@@ -100,7 +100,8 @@ const FAILED_EVENTS_LISTED: i64 = 20;
     get, path = "/ready", tag = "operations", operation_id = "ready",
     responses(
         (status = 200, description = "Ready (`status` is `ok` or `degraded`).", body = Readiness),
-        (status = 503, description = "Not ready: the database is unreachable or lacks this binary's migrations (or the request timed out: a problem).",
+        (status = 503,
+            description = "Not ready: the database is unreachable or lacks this binary's migrations (or the request timed out: a problem).",
             content((Readiness = "application/json"), (Problem = "application/problem+json"))),
     ),
 )]

@@ -84,11 +84,13 @@ pub fn parse(body: &RegisterBody) -> Result<Register, ApiError> {
 ///
 /// Idempotent: a changed label appends a label change. A name another service owns is a 409.
 #[utoipa::path(
-    post, path = "/v1/permissions/register", tag = "permissions", operation_id = "registerPermissions",
+    post, path = "/v1/permissions/register", tag = "permissions",
+        operation_id = "registerPermissions",
     params(CommandHeaders),
     request_body = RegisterBody,
     responses(
-        (status = 200, description = "The registry after the registration.", body = CommandBody<RegistryView>,
+        (status = 200, description = "The registry after the registration.",
+            body = CommandBody<RegistryView>,
             headers(("ETag" = String, description = "The stream version"))),
         CommandRefusals,
     ),

@@ -133,7 +133,8 @@ pub async fn create(
 
 /// Rename a role
 #[utoipa::path(
-    patch, path = "/v1/tenants/{tenant_id}/roles/{role_id}", tag = "roles", operation_id = "renameRole",
+    patch, path = "/v1/tenants/{tenant_id}/roles/{role_id}", tag = "roles",
+        operation_id = "renameRole",
     params(CommandHeaders),
     request_body = RenameRoleBody,
     responses(
@@ -161,11 +162,14 @@ pub async fn rename(
 
 /// Grant permissions to a role
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/roles/{role_id}/permissions", tag = "roles", operation_id = "grantRolePermissions",
+    post, path = "/v1/tenants/{tenant_id}/roles/{role_id}/permissions", tag = "roles",
+        operation_id = "grantRolePermissions",
     params(CommandHeaders),
     request_body = PermissionsBody,
     responses(
-        (status = 200, description = "The role after the change (only new permissions append an event).", body = CommandBody<RoleRow>,
+        (status = 200,
+            description = "The role after the change (only new permissions append an event).",
+            body = CommandBody<RoleRow>,
             headers(("ETag" = String, description = "The stream version"))),
         CommandRefusals,
     ),
@@ -194,7 +198,8 @@ pub async fn grant(
 
 /// Revoke a permission from a role
 #[utoipa::path(
-    delete, path = "/v1/tenants/{tenant_id}/roles/{role_id}/permissions/{name}", tag = "roles", operation_id = "revokeRolePermission",
+    delete, path = "/v1/tenants/{tenant_id}/roles/{role_id}/permissions/{name}", tag = "roles",
+        operation_id = "revokeRolePermission",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The role after the change.", body = CommandBody<RoleRow>,
@@ -222,7 +227,8 @@ pub async fn revoke(
 
 /// Delete a role
 #[utoipa::path(
-    delete, path = "/v1/tenants/{tenant_id}/roles/{role_id}", tag = "roles", operation_id = "deleteRole",
+    delete, path = "/v1/tenants/{tenant_id}/roles/{role_id}", tag = "roles",
+        operation_id = "deleteRole",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The deleted role.", body = CommandBody<RoleRow>,
@@ -294,7 +300,8 @@ pub struct RoleListParams {
     get, path = "/v1/tenants/{tenant_id}/roles", tag = "roles", operation_id = "listRoles",
     params(RoleListParams),
     responses(
-        (status = 200, description = "A page of live roles with their permissions.", body = Page<RoleRow>),
+        (status = 200, description = "A page of live roles with their permissions.",
+            body = Page<RoleRow>),
         NotFound,
     ),
 )]

@@ -106,11 +106,13 @@ async fn run(
 
 /// Create a service account
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/service-accounts", tag = "service-accounts", operation_id = "createServiceAccount",
+    post, path = "/v1/tenants/{tenant_id}/service-accounts", tag = "service-accounts",
+        operation_id = "createServiceAccount",
     params(CommandHeaders),
     request_body = CreateBody,
     responses(
-        (status = 201, description = "The service account, with its `client_secret` (shown once; an idempotent replay omits it).", body = CommandBody<ServiceAccountView>,
+        (status = 201,
+            description = "The service account, with its `client_secret` (shown once; an idempotent replay omits it).", body = CommandBody<ServiceAccountView>,
             headers(("ETag" = String, description = "The stream version"), ("Location" = String))),
         CommandRefusals,
     ),
@@ -165,10 +167,13 @@ async fn simple(
 ///
 /// The old secret stops working at once.
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/rotate-secret", tag = "service-accounts", operation_id = "rotateServiceAccountSecret",
+    post, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/rotate-secret",
+        tag = "service-accounts", operation_id = "rotateServiceAccountSecret",
     params(CommandHeaders),
     responses(
-        (status = 200, description = "The service account with its new `client_secret` (shown once).", body = CommandBody<ServiceAccountView>,
+        (status = 200,
+            description = "The service account with its new `client_secret` (shown once).",
+            body = CommandBody<ServiceAccountView>,
             headers(("ETag" = String, description = "The stream version"))),
         CommandRefusals,
     ),
@@ -188,10 +193,12 @@ pub async fn rotate_secret(
 
 /// Disable a service account
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/disable", tag = "service-accounts", operation_id = "disableServiceAccount",
+    post, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/disable",
+        tag = "service-accounts", operation_id = "disableServiceAccount",
     params(CommandHeaders),
     responses(
-        (status = 200, description = "The service account after the change.", body = CommandBody<ServiceAccountView>,
+        (status = 200, description = "The service account after the change.",
+            body = CommandBody<ServiceAccountView>,
             headers(("ETag" = String, description = "The stream version"))),
         CommandRefusals,
     ),
@@ -207,10 +214,12 @@ pub async fn disable(
 
 /// Enable a service account
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/enable", tag = "service-accounts", operation_id = "enableServiceAccount",
+    post, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/enable",
+        tag = "service-accounts", operation_id = "enableServiceAccount",
     params(CommandHeaders),
     responses(
-        (status = 200, description = "The service account after the change.", body = CommandBody<ServiceAccountView>,
+        (status = 200, description = "The service account after the change.",
+            body = CommandBody<ServiceAccountView>,
             headers(("ETag" = String, description = "The stream version"))),
         CommandRefusals,
     ),
@@ -226,10 +235,12 @@ pub async fn enable(
 
 /// Delete a service account
 #[utoipa::path(
-    delete, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}", tag = "service-accounts", operation_id = "deleteServiceAccount",
+    delete, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}",
+        tag = "service-accounts", operation_id = "deleteServiceAccount",
     params(CommandHeaders),
     responses(
-        (status = 200, description = "The deleted service account.", body = CommandBody<ServiceAccountView>,
+        (status = 200, description = "The deleted service account.",
+            body = CommandBody<ServiceAccountView>,
             headers(("ETag" = String, description = "The stream version"))),
         CommandRefusals,
     ),
@@ -245,9 +256,12 @@ pub async fn delete(
 
 /// Read a service account
 #[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}", tag = "service-accounts", operation_id = "getServiceAccount",
+    get, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}",
+        tag = "service-accounts", operation_id = "getServiceAccount",
     responses(
-        (status = 200, description = "The service account (never with its secret), from the write side.", body = ServiceAccountView,
+        (status = 200,
+            description = "The service account (never with its secret), from the write side.",
+            body = ServiceAccountView,
             headers(("ETag" = String, description = "The stream version"))),
         NotFound,
     ),
@@ -274,10 +288,12 @@ pub async fn get(
 
 /// List service accounts
 #[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/service-accounts", tag = "service-accounts", operation_id = "listServiceAccounts",
+    get, path = "/v1/tenants/{tenant_id}/service-accounts", tag = "service-accounts",
+        operation_id = "listServiceAccounts",
     params(ListParams),
     responses(
-        (status = 200, description = "A page of live service accounts (never with secrets).", body = Page<charter_projections::service_accounts::ServiceAccountRow>),
+        (status = 200, description = "A page of live service accounts (never with secrets).",
+            body = Page<charter_projections::service_accounts::ServiceAccountRow>),
         NotFound,
     ),
 )]

@@ -154,7 +154,8 @@ pub async fn create(
 
 /// Change a user's email or display name
 #[utoipa::path(
-    patch, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", operation_id = "updateUser",
+    patch, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
+        operation_id = "updateUser",
     params(CommandHeaders),
     request_body = UpdateUserBody,
     responses(
@@ -216,7 +217,8 @@ async fn simple(
 ///
 /// A disabled user cannot log in, and its tokens stop working.
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/disable", tag = "users", operation_id = "disableUser",
+    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/disable", tag = "users",
+        operation_id = "disableUser",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The user after the change.", body = CommandBody<UserRow>,
@@ -235,7 +237,8 @@ pub async fn disable(
 
 /// Enable a user
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/enable", tag = "users", operation_id = "enableUser",
+    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/enable", tag = "users",
+        operation_id = "enableUser",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The user after the change.", body = CommandBody<UserRow>,
@@ -254,7 +257,8 @@ pub async fn enable(
 
 /// End a lockout early
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/unlock", tag = "users", operation_id = "unlockUser",
+    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/unlock", tag = "users",
+        operation_id = "unlockUser",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The user after the change.", body = CommandBody<UserRow>,
@@ -276,7 +280,8 @@ pub async fn unlock(
 ///
 /// Frees the username and the email.
 #[utoipa::path(
-    delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", operation_id = "deleteUser",
+    delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
+        operation_id = "deleteUser",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The deleted user.", body = CommandBody<UserRow>,
@@ -297,7 +302,8 @@ pub async fn delete(
 #[utoipa::path(
     get, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", operation_id = "getUser",
     responses(
-        (status = 200, description = "The user (never with credentials), from the write side.", body = UserRow,
+        (status = 200, description = "The user (never with credentials), from the write side.",
+            body = UserRow,
             headers(("ETag" = String, description = "The stream version"))),
         NotFound,
     ),
@@ -327,7 +333,8 @@ pub async fn get(
     get, path = "/v1/tenants/{tenant_id}/users", tag = "users", operation_id = "listUsers",
     params(ListParams),
     responses(
-        (status = 200, description = "A page of live users (never with credentials).", body = Page<UserRow>),
+        (status = 200, description = "A page of live users (never with credentials).",
+            body = Page<UserRow>),
         NotFound,
     ),
 )]

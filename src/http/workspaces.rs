@@ -54,7 +54,8 @@ fn valid_name(raw: &str) -> Result<String, ApiError> {
 
 /// Create a workspace
 #[utoipa::path(
-    post, path = "/v1/tenants/{tenant_id}/workspaces", tag = "workspaces", operation_id = "createWorkspace",
+    post, path = "/v1/tenants/{tenant_id}/workspaces", tag = "workspaces",
+        operation_id = "createWorkspace",
     params(CommandHeaders),
     request_body = WorkspaceBody,
     responses(
@@ -84,11 +85,13 @@ pub async fn create(
 
 /// Rename a workspace
 #[utoipa::path(
-    patch, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces", operation_id = "renameWorkspace",
+    patch, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces",
+        operation_id = "renameWorkspace",
     params(CommandHeaders),
     request_body = WorkspaceBody,
     responses(
-        (status = 200, description = "The workspace after the change.", body = CommandBody<WorkspaceRow>,
+        (status = 200, description = "The workspace after the change.",
+            body = CommandBody<WorkspaceRow>,
             headers(("ETag" = String, description = "The stream version"))),
         CommandRefusals,
     ),
@@ -113,7 +116,8 @@ pub async fn update(
 
 /// Delete a workspace
 #[utoipa::path(
-    delete, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces", operation_id = "deleteWorkspace",
+    delete, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces",
+        operation_id = "deleteWorkspace",
     params(CommandHeaders),
     responses(
         (status = 200, description = "The deleted workspace.", body = CommandBody<WorkspaceRow>,
@@ -138,9 +142,11 @@ pub async fn delete(
 
 /// Read a workspace
 #[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces", operation_id = "getWorkspace",
+    get, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces",
+        operation_id = "getWorkspace",
     responses(
-        (status = 200, description = "The workspace, from the write side (always current).", body = WorkspaceRow,
+        (status = 200, description = "The workspace, from the write side (always current).",
+            body = WorkspaceRow,
             headers(("ETag" = String, description = "The stream version"))),
         NotFound,
     ),
@@ -167,7 +173,8 @@ pub async fn get(
 
 /// List workspaces
 #[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/workspaces", tag = "workspaces", operation_id = "listWorkspaces",
+    get, path = "/v1/tenants/{tenant_id}/workspaces", tag = "workspaces",
+        operation_id = "listWorkspaces",
     params(ListParams),
     responses(
         (status = 200, description = "A page of live workspaces.", body = Page<WorkspaceRow>),

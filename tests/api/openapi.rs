@@ -573,6 +573,19 @@ async fn real_answers_validate_against_the_document() {
     )
     .await;
     assert_eq!(s, 201);
+    // Every read model first, so that the token minted below is not stale at birth.
+    let (s, _) = call(
+        &app,
+        get.clone(),
+        "/v1/tenants/{tenant_id}/service-accounts",
+        &format!(
+            "{tenant_path}/service-accounts?consistency={}",
+            sa["consistency_token"].as_str().unwrap()
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
     let client_id = sa["data"]["client_id"].as_str().unwrap().to_owned();
     let secret = sa["data"]["client_secret"].as_str().unwrap().to_owned();
     let sa_path = format!(
