@@ -69,11 +69,14 @@ impl Projection for Assignments {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssignmentRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub workspace_id: Option<Uuid>,
     pub role_id: Uuid,
+    /// `user`, `group` or `service_account`.
     pub subject_type: String,
     pub subject_id: Uuid,
     pub created_at: DateTime<Utc>,

@@ -128,6 +128,7 @@ impl Projection for AuditChain {
 
 /// The newest seal: what an auditor writes down to prove later that the log only grew.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Head {
     pub position: String,
     /// Hex.

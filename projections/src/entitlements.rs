@@ -426,6 +426,7 @@ async fn recompute(
 
 /// One scope of a user's entitlements.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScopeEntitlements {
     pub workspace_id: Uuid,
     pub policy_version: i64,
@@ -435,11 +436,13 @@ pub struct ScopeEntitlements {
 
 /// A user's entitlements in every workspace (or one), with the tenant's scope and counter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserEntitlements {
     pub tenant_id: Uuid,
     pub user_id: Uuid,
     pub policy_version: i64,
     /// Tenant-wide grants (what a token not scoped to a workspace carries).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub tenant: Option<ScopeEntitlements>,
     pub workspaces: Vec<ScopeEntitlements>,
 }

@@ -96,6 +96,7 @@ async fn touch(
 
 /// One group as listed, with its member count.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupRow {
     pub id: Uuid,
     pub tenant_id: Uuid,

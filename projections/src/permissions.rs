@@ -56,6 +56,7 @@ impl Projection for Permissions {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionRow {
     pub name: String,
     pub service: String,

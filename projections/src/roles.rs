@@ -88,13 +88,16 @@ impl Projection for Roles {
 
 /// One role as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub workspace_id: Option<Uuid>,
     pub name: String,
     pub permissions: Vec<String>,
     /// The system template, for seeded (read-only) roles.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub template: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,

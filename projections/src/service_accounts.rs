@@ -64,12 +64,14 @@ impl Projection for ServiceAccounts {
 
 /// One service account as listed (never with its secret).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceAccountRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
     /// The `client_id` of the client credentials grant (the id itself).
     pub client_id: String,
     pub name: String,
+    /// `active` or `disabled` (`deleted` only in the answer to the deletion).
     pub status: String,
     pub version: i64,
     pub created_at: DateTime<Utc>,

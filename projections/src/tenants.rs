@@ -96,12 +96,16 @@ async fn set_status(
 
 /// One tenant as the directory shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TenantRow {
     pub id: Uuid,
     pub name: String,
     pub slug: String,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub parent_id: Option<Uuid>,
+    /// `active` or `blocked` (`deleted` only in the answer to the deletion).
     pub status: String,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub blocked_reason: Option<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,

@@ -110,19 +110,25 @@ async fn mfa(
 
 /// One user as listed (never with credentials).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserRow {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub username: String,
     pub email: String,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub display_name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub given_name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub family_name: Option<String>,
+    /// `active` or `disabled` (`deleted` only in the answer to the deletion).
     pub status: String,
     pub has_password: bool,
     pub account_version: i64,
     pub mfa_enabled: bool,
     /// Set while the account is locked after repeated login failures.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub locked_until: Option<DateTime<Utc>>,
     pub version: i64,
     pub created_at: DateTime<Utc>,

@@ -69,6 +69,7 @@ impl Projection for Workspaces {
 
 /// One workspace as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkspaceRow {
     pub id: Uuid,
     pub tenant_id: Uuid,

@@ -2,8 +2,9 @@
 //! at once as a 422 with one entry per field.
 
 /// One field that broke a rule.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The field's path in the body (`permissions[2].name`); empty for the body as a whole.
     pub field: String,
     pub message: String,
 }
@@ -106,6 +107,9 @@ pub fn email(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
     value.to_owned()
 }
 
+/// What [`permission_name`] accepts, as a regular expression (for the API's documentation).
+pub const PERMISSION_NAME_PATTERN: &str = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$";
+
 /// A permission name: dotted lower-case segments, e.g. `connections.create`.
 pub fn permission_name(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
     let segment = |s: &str| {
@@ -117,7 +121,7 @@ pub fn permission_name(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> 
     if !ok {
         errors.push(FieldError::new(
             field,
-            "must match ^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$",
+            format!("must match {PERMISSION_NAME_PATTERN}"),
         ));
     }
     raw.to_owned()

@@ -7,9 +7,10 @@ use charter_projections::assignments::{self as read, ListAssignments};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, JsonBody};
+use super::extract::{command_request, validated, CommandHeaders, JsonBody};
+use super::openapi::{CommandRefusals, NotFound};
 use super::problem::ApiError;
-use super::respond::{self};
+use super::respond::{self, CommandBody, Page};
 use super::AppState;
 use crate::command::assignment::{AssignmentHandler, AssignmentRequest};
 use crate::command::{self, Outcome};
@@ -17,7 +18,8 @@ use crate::domain::assignment::Assignment;
 use crate::domain::validate::FieldError;
 use crate::store::idempotency::StoredResponse;
 
-#[derive(Deserialize, Serialize)]
+/// Give exactly one of `user_id`, `group_id` and `service_account_id`.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignmentBody {
     pub role_id: Uuid,
@@ -27,22 +29,35 @@ pub struct AssignmentBody {
     pub group_id: Option<Uuid>,
     #[serde(default)]
     pub service_account_id: Option<Uuid>,
+    /// Assign in this workspace only (absent: tenant-wide, or the role's own workspace).
     #[serde(default)]
     pub workspace_id: Option<Uuid>,
+}
+
+/// An assignment as a command answers it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AssignmentView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    #[schema(required = true)]
+    pub workspace_id: Option<Uuid>,
+    pub role_id: Uuid,
+    pub subject_type: SubjectType,
+    pub subject_id: Uuid,
 }
 
 fn render(status: StatusCode) -> impl Fn(&Outcome<Assignment>) -> StoredResponse {
     move |outcome| {
         let view = outcome.state.0.as_ref().map(|a| {
             let c = &a.created;
-            serde_json::json!({
-                "id": c.assignment_id,
-                "tenant_id": c.tenant_id,
-                "workspace_id": c.workspace_id,
-                "role_id": c.role_id,
-                "subject_type": c.subject_type,
-                "subject_id": c.subject_id,
-            })
+            AssignmentView {
+                id: c.assignment_id,
+                tenant_id: c.tenant_id,
+                workspace_id: c.workspace_id,
+                role_id: c.role_id,
+                subject_type: c.subject_type,
+                subject_id: c.subject_id,
+            }
         });
         let location = (status == StatusCode::CREATED)
             .then(|| {
@@ -58,6 +73,22 @@ fn render(status: StatusCode) -> impl Fn(&Outcome<Assignment>) -> StoredResponse
     }
 }
 
+/// Assign a role
+///
+/// To a user, a group or a service account, tenant-wide or in one workspace. A workspace role is
+/// assigned in its own workspace (the default) and nowhere else.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/assignments", tag = "assignments",
+        operation_id = "createAssignment",
+    params(CommandHeaders),
+    request_body = AssignmentBody,
+    responses(
+        (status = 201, description = "The assignment was created.",
+            body = CommandBody<AssignmentView>,
+            headers(("ETag" = String, description = "The stream version"), ("Location" = String))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -102,6 +133,17 @@ pub async fn create(
     .into())
 }
 
+/// Remove an assignment
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant_id}/assignments/{assignment_id}", tag = "assignments",
+        operation_id = "deleteAssignment",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The removed assignment.", body = CommandBody<AssignmentView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, assignment_id = %path.1))]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -122,17 +164,36 @@ pub async fn delete(
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AssignmentListParams {
+    /// Only this user's (direct) assignments.
     pub user_id: Option<Uuid>,
+    /// Only this group's assignments.
     pub group_id: Option<Uuid>,
+    /// Only the assignments in this workspace.
     pub workspace_id: Option<Uuid>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub after: Option<Uuid>,
+    /// A `consistency_token` from a command response: wait until the list includes it.
     pub consistency: Option<String>,
 }
 
+/// List assignments
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/assignments", tag = "assignments",
+        operation_id = "listAssignments",
+    params(AssignmentListParams),
+    responses(
+        (status = 200, description = "A page of assignments.",
+            body = Page<charter_projections::assignments::AssignmentRow>),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -157,11 +218,4 @@ pub async fn list(
         |a| a.id,
     )
     .await
-}
-
-pub fn routes() -> actix_web::Scope {
-    web::scope("/{tenant_id}/assignments")
-        .route("", web::post().to(create))
-        .route("", web::get().to(list))
-        .route("/{assignment_id}", web::delete().to(delete))
 }

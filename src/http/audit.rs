@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::openapi::{Forbidden, NotFound};
 use super::principal::Principal;
 use super::problem::ApiError;
 use super::AppState;
@@ -18,13 +19,19 @@ use crate::store::audit::{self, AuditFilter, AuditItem};
 const PERMISSION: &str = "iam.audit.read";
 const MAX_LIMIT: i64 = 1_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// Only this tenant's events (one within the caller's reach).
     pub tenant_id: Option<Uuid>,
+    /// Only this stream's, e.g. `user-0193…`.
     pub stream_id: Option<String>,
+    /// Only this stream type's, e.g. `user`.
     pub stream_type: Option<String>,
+    /// Only this event type, e.g. `user.created`.
     pub event_type: Option<String>,
+    /// Only this actor's, e.g. `user:0193…`.
     pub actor: Option<String>,
     pub correlation_id: Option<Uuid>,
     /// Inclusive lower bound of `recorded_at` (RFC 3339).
@@ -33,15 +40,18 @@ pub struct AuditParams {
     pub to: Option<DateTime<Utc>>,
     /// The `next_cursor` of the previous page.
     pub after: Option<String>,
-    /// 1-1000 (default 100).
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
-struct AuditPage {
-    items: Vec<AuditItem>,
+/// One page of the log, in the global order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditItem>,
+    /// Pass as `after=` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 fn bad_query(detail: &str) -> ApiError {
@@ -73,6 +83,18 @@ async fn visible_tenants(
     }
 }
 
+/// Read the event log
+///
+/// Filtered, in the stable global order, with secrets `"[REDACTED]"`. Needs `iam.audit.read`:
+/// platform-wide for every tenant, or in the caller's tenant for it and its descendants.
+#[utoipa::path(
+    get, path = "/v1/audit/events", tag = "audit", operation_id = "listAuditEvents",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "A page of events.", body = AuditPage),
+        Forbidden, NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn events(
     state: web::Data<AppState>,
@@ -112,9 +134,18 @@ pub async fn events(
     Ok(HttpResponse::Ok().json(AuditPage { items, next_cursor }))
 }
 
-/// `GET /v1/audit/head`: the newest seal of the hash chain, `{position, hash, sealed_events}`
-/// (404 before the first event is sealed). Write it down; `charter audit verify` later proves
-/// the log was only appended to.
+/// The head of the hash chain
+///
+/// The newest seal of the hash chain (404 before the first event is sealed). Write it down;
+/// `charter audit verify` later proves the log was only appended to.
+#[utoipa::path(
+    get, path = "/v1/audit/head", tag = "audit", operation_id = "getAuditHead",
+    responses(
+        (status = 200, description = "The newest seal.",
+            body = charter_projections::audit_chain::Head),
+        Forbidden, NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn head(
     state: web::Data<AppState>,

@@ -5,9 +5,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, metadata, validated, JsonBody};
+use super::extract::{command_request, metadata, validated, CorrelationHeader, JsonBody};
+use super::openapi::{CommandRefusals, Conflict, Forbidden};
 use super::principal::Principal;
-use super::problem::ApiError;
+use super::problem::{ApiError, Problem};
 use super::AppState;
 use crate::auth::flows::{AuthError, LoginRequest, TokenPair, TOTP_SEAL_CONTEXT};
 use crate::auth::{password, totp};
@@ -18,13 +19,15 @@ use crate::command::{self, CommandHandler, CommandRequest};
 use crate::domain::user::{SecondFactorProof, UserAction, UserState};
 use crate::token::PrincipalKind;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     /// The tenant's id or slug.
     pub tenant: String,
     pub username: String,
+    #[schema(format = Password)]
     pub password: String,
+    /// The current TOTP code, or one of the recovery codes (when MFA is on).
     #[serde(default)]
     pub totp_code: Option<String>,
     /// Scopes the access token to one workspace.
@@ -32,12 +35,18 @@ pub struct LoginBody {
     pub workspace_id: Option<Uuid>,
 }
 
-#[derive(Serialize)]
+/// An OAuth 2.0 token response (RFC 6749 §5.1).
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
+    /// An ES256 JWT; its claims follow `schemas/jwt-claims.json`.
     pub access_token: String,
+    /// Opaque, single use: `/v1/auth/refresh` spends it. Absent for client credentials.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Always `Bearer`.
+    #[schema(pattern = "^Bearer$")]
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
     pub expires_in: u64,
 }
 
@@ -89,6 +98,24 @@ pub fn no_store(body: impl Serialize) -> HttpResponse {
         .json(body)
 }
 
+/// Log in
+///
+/// `tenant` is an id or a slug; `workspace_id` scopes the token to one workspace. Every
+/// failure is the same `401 invalid-credentials`; repeated failures lock the account.
+#[utoipa::path(
+    post, path = "/v1/auth/login", tag = "auth", operation_id = "login",
+    params(CorrelationHeader),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "A token pair.", body = TokenResponse,
+            headers(("Cache-Control" = String,
+                description = "`no-store`: tokens are credentials"))),
+        (status = 401,
+            description = "`invalid-credentials`: whatever the reason (`error: invalid_grant`).",
+            body = Problem, content_type = "application/problem+json"),
+        Conflict,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn login(
     state: web::Data<AppState>,
@@ -108,12 +135,29 @@ pub async fn login(
     Ok(no_store(TokenResponse::from(pair)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     pub refresh_token: String,
 }
 
+/// Refresh a token pair
+///
+/// The presented refresh token is spent. Presenting a spent one ends the whole session.
+#[utoipa::path(
+    post, path = "/v1/auth/refresh", tag = "auth", operation_id = "refresh",
+    params(CorrelationHeader),
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "A new token pair.", body = TokenResponse,
+            headers(("Cache-Control" = String,
+                description = "`no-store`: tokens are credentials"))),
+        (status = 401,
+            description = "`invalid-grant`: the refresh token is unknown, spent, expired or its session ended.",
+            body = Problem, content_type = "application/problem+json"),
+        Conflict,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     state: web::Data<AppState>,
@@ -184,7 +228,18 @@ async fn revoke_own(
     Ok(())
 }
 
+/// Log out
+///
 /// Ends the token's session (its refresh token stops working) and revokes the token.
+#[utoipa::path(
+    post, path = "/v1/auth/logout", tag = "auth", operation_id = "logout",
+    params(CorrelationHeader),
+    responses(
+        (status = 204, description = "Logged out."),
+        CommandRefusals,
+        Forbidden,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     state: web::Data<AppState>,
@@ -207,7 +262,18 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Log out everywhere
+///
 /// Ends every session and access token of the caller (bumps `account_version`).
+#[utoipa::path(
+    post, path = "/v1/auth/logout-all", tag = "auth", operation_id = "logoutAll",
+    params(CorrelationHeader),
+    responses(
+        (status = 204, description = "Every session ended."),
+        CommandRefusals,
+        Forbidden,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn logout_all(
     state: web::Data<AppState>,
@@ -223,10 +289,13 @@ pub async fn logout_all(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
+    #[schema(format = Password)]
     pub old_password: String,
+    /// 12 or more characters, not the username or the email.
+    #[schema(format = Password)]
     pub new_password: String,
 }
 
@@ -239,7 +308,20 @@ async fn current_user(state: &AppState, principal: &Principal) -> Result<UserSta
         .ok_or_else(|| ApiError::NotFound("user not found".into()))
 }
 
-/// Changes the caller's password; every session ends (`account_version` is bumped).
+/// Change the password
+///
+/// Every session ends (`account_version` is bumped). A wrong old password counts toward the
+/// lockout (`422 wrong-password`); a locked account gets `409 account-locked`.
+#[utoipa::path(
+    post, path = "/v1/auth/password", tag = "auth", operation_id = "changePassword",
+    params(CorrelationHeader),
+    request_body = PasswordBody,
+    responses(
+        (status = 204, description = "The password was changed."),
+        CommandRefusals,
+        Forbidden,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn change_password(
     state: web::Data<AppState>,
@@ -283,15 +365,22 @@ pub async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Serialize)]
+/// The caller, its tenant, and what its token grants.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Me {
     pub principal: PrincipalKind,
     pub id: Uuid,
+    #[schema(required = true)]
     pub tenant: Option<charter_projections::tenants::TenantRow>,
+    /// `null` for a service account (as `email` and `display_name`).
+    #[schema(required = true)]
     pub username: Option<String>,
+    #[schema(required = true)]
     pub email: Option<String>,
+    #[schema(required = true)]
     pub display_name: Option<String>,
     pub mfa_enabled: bool,
+    #[schema(required = true)]
     pub workspace_id: Option<Uuid>,
     pub roles: Vec<Uuid>,
     pub permissions: Vec<String>,
@@ -300,7 +389,13 @@ pub struct Me {
     pub account_version: i64,
 }
 
-/// The caller's profile and tenant, and what its token grants.
+/// The caller's profile
+#[utoipa::path(
+    get, path = "/v1/auth/me", tag = "auth", operation_id = "me",
+    responses(
+        (status = 200, description = "The caller, its tenant and its grants.", body = Me),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn me(
     state: web::Data<AppState>,
@@ -328,14 +423,28 @@ pub async fn me(
     }))
 }
 
-#[derive(Serialize)]
-struct Enrollment {
+/// A new TOTP secret, inactive until activated.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Enrollment {
     /// Base32; type it into an authenticator app, or use `otpauth_uri`.
-    secret: String,
-    otpauth_uri: String,
+    pub secret: String,
+    pub otpauth_uri: String,
 }
 
-/// Starts TOTP enrollment: a new secret, inactive until `activate` proves it works.
+/// Start TOTP enrollment
+///
+/// A new secret, inactive until `/v1/auth/mfa/activate` proves it works.
+#[utoipa::path(
+    post, path = "/v1/auth/mfa/enroll", tag = "auth", operation_id = "enrollMfa",
+    params(CorrelationHeader),
+    responses(
+        (status = 200, description = "The secret.", body = Enrollment,
+            headers(("Cache-Control" = String,
+            description = "`no-store`: tokens are credentials"))),
+        CommandRefusals,
+        Forbidden,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn mfa_enroll(
     state: web::Data<AppState>,
@@ -364,19 +473,33 @@ pub async fn mfa_enroll(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
     pub code: String,
 }
 
-#[derive(Serialize)]
-struct Activated {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Activated {
     /// Shown once. Each replaces a TOTP code for one login.
-    recovery_codes: Vec<String>,
+    pub recovery_codes: Vec<String>,
 }
 
-/// Turns MFA on with a code of the pending secret; returns 10 single-use recovery codes.
+/// Turn MFA on
+///
+/// With a code of the pending secret; returns 10 single-use recovery codes.
+#[utoipa::path(
+    post, path = "/v1/auth/mfa/activate", tag = "auth", operation_id = "activateMfa",
+    params(CorrelationHeader),
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "MFA is on.", body = Activated,
+            headers(("Cache-Control" = String,
+            description = "`no-store`: tokens are credentials"))),
+        CommandRefusals,
+        Forbidden,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn mfa_activate(
     state: web::Data<AppState>,
@@ -406,13 +529,26 @@ pub async fn mfa_activate(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableMfaBody {
+    #[schema(format = Password)]
     pub password: String,
 }
 
-/// Turns MFA off; needs the current password.
+/// Turn MFA off
+///
+/// Needs the current password; a wrong one counts toward the lockout.
+#[utoipa::path(
+    post, path = "/v1/auth/mfa/disable", tag = "auth", operation_id = "disableMfa",
+    params(CorrelationHeader),
+    request_body = DisableMfaBody,
+    responses(
+        (status = 204, description = "MFA is off."),
+        CommandRefusals,
+        Forbidden,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn mfa_disable(
     state: web::Data<AppState>,
@@ -434,17 +570,4 @@ pub async fn mfa_disable(
         return Err(wrong_password());
     }
     Ok(HttpResponse::NoContent().finish())
-}
-
-pub fn routes() -> actix_web::Scope {
-    web::scope("/v1/auth")
-        .route("/login", web::post().to(login))
-        .route("/refresh", web::post().to(refresh))
-        .route("/logout", web::post().to(logout))
-        .route("/logout-all", web::post().to(logout_all))
-        .route("/password", web::post().to(change_password))
-        .route("/me", web::get().to(me))
-        .route("/mfa/enroll", web::post().to(mfa_enroll))
-        .route("/mfa/activate", web::post().to(mfa_activate))
-        .route("/mfa/disable", web::post().to(mfa_disable))
 }

@@ -7,18 +7,36 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{validated, JsonBody};
+use super::openapi::{NotFound, PermissionName};
 use super::problem::ApiError;
 use super::respond::wait_for_consistency;
 use super::AppState;
 use crate::domain::validate;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ScopeParams {
+    /// One workspace (absent: the tenant, and for a lookup every workspace).
     pub workspace_id: Option<Uuid>,
+    /// A `consistency_token` from a command response: wait until the read models include it.
     pub consistency: Option<String>,
 }
 
+/// A user's entitlements
+///
+/// The effective roles and permissions, through groups, tenant-wide and per workspace. One
+/// indexed read.
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/users/{user_id}/entitlements", tag = "entitlements",
+    operation_id = "getEntitlements",
+    params(ScopeParams),
+    responses(
+        (status = 200, description = "The user's entitlements.",
+            body = charter_projections::entitlements::UserEntitlements),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, user_id = %path.1))]
 pub async fn lookup(
     state: web::Data<AppState>,
@@ -34,23 +52,40 @@ pub async fn lookup(
     }
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
     pub user_id: Uuid,
+    #[schema(value_type = PermissionName)]
     pub permission: String,
     #[serde(default)]
     pub workspace_id: Option<Uuid>,
+    /// A `consistency_token` from a command response: wait until the read models include it.
     #[serde(default)]
     pub consistency: Option<String>,
 }
 
-#[derive(Serialize)]
-struct CheckResult {
-    allowed: bool,
-    policy_version: i64,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckResult {
+    pub allowed: bool,
+    /// The scope's policy version the answer rests on.
+    pub policy_version: i64,
 }
 
+/// Check a permission
+///
+/// Whether the user holds the permission tenant-wide, or in one workspace.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/check", tag = "entitlements",
+        operation_id = "checkPermission",
+    request_body = CheckBody,
+    responses(
+        (status = 200, description = "The answer.", body = CheckResult),
+        NotFound,
+        (status = 422, description = "`validation-failed`, or `invalid-body`.",
+            body = crate::http::problem::Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn check(
     state: web::Data<AppState>,
@@ -78,13 +113,28 @@ pub async fn check(
     }))
 }
 
-#[derive(Serialize)]
-struct PolicyVersion {
-    tenant_id: Uuid,
-    workspace_id: Option<Uuid>,
-    policy_version: i64,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PolicyVersion {
+    pub tenant_id: Uuid,
+    /// `null` for the tenant's own counter.
+    #[schema(required = true)]
+    pub workspace_id: Option<Uuid>,
+    pub policy_version: i64,
 }
 
+/// A policy-version counter
+///
+/// The counter of the tenant, or of one of its workspaces. A token carrying an older one is
+/// stale.
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/policy-version", tag = "entitlements",
+    operation_id = "getPolicyVersion",
+    params(ScopeParams),
+    responses(
+        (status = 200, description = "The counter.", body = PolicyVersion),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn policy_version(
     state: web::Data<AppState>,

@@ -179,6 +179,39 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<IfMatch>, ApiError> {
     Ok(Some(version.map_or(IfMatch::Never, IfMatch::Version)))
 }
 
+/// The request headers [`command_request`] reads, as the API documents them.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct CommandHeaders {
+    /// `"<version>"` (the `ETag` of a read or an earlier command) or `*`: refuse the command
+    /// with 412 unless the resource is still at that version.
+    #[param(rename = "If-Match", nullable = false)]
+    pub if_match: Option<String>,
+    /// 1-255 visible ASCII characters. A retry with the same key and request returns the
+    /// first response and appends nothing; with a different request it is a 422.
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    pub idempotency_key: Option<String>,
+    /// A UUID recorded in the events' metadata (a new one when absent or not a UUID).
+    #[param(rename = "X-Correlation-Id", nullable = false)]
+    pub correlation_id: Option<String>,
+}
+
+/// The request header [`metadata`] reads, for requests that record events without being
+/// idempotent commands (authentication).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct CorrelationHeader {
+    /// A UUID recorded in the events' metadata (a new one when absent or not a UUID).
+    #[param(rename = "X-Correlation-Id", nullable = false)]
+    pub correlation_id: Option<String>,
+}
+
 /// Builds the command envelope: metadata, `If-Match`, and the idempotency scope and digest.
 pub fn command_request(req: &HttpRequest, body: &[u8]) -> Result<CommandRequest, ApiError> {
     let metadata = metadata(req);

@@ -6,23 +6,25 @@ use charter_projections::groups as read;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, JsonBody};
+use super::extract::{validated, CommandHeaders, JsonBody};
+use super::openapi::{CommandRefusals, NotFound};
 use super::problem::ApiError;
-use super::respond::{self, ListParams};
+use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
 use crate::command::group::{group_stream, GroupHandler, GroupRequest};
 use crate::command::Outcome;
 use crate::domain::group::Group;
 use crate::domain::validate;
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupBody {
+    /// Trimmed, 1-200 characters, no control characters; unique in the tenant.
     pub name: String,
 }
 
 /// A group with its members, from the write side.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GroupView {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -59,6 +61,17 @@ async fn run(
     .await
 }
 
+/// Create a group
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/groups", tag = "groups", operation_id = "createGroup",
+    params(CommandHeaders),
+    request_body = GroupBody,
+    responses(
+        (status = 201, description = "The group was created.", body = CommandBody<GroupView>,
+            headers(("ETag" = String, description = "The stream version"), ("Location" = String))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -75,6 +88,17 @@ pub async fn create(
     run(&state, &req, handler, &body.raw, StatusCode::CREATED).await
 }
 
+/// Delete a group
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant_id}/groups/{group_id}", tag = "groups",
+        operation_id = "deleteGroup",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The deleted group.", body = CommandBody<GroupView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, group_id = %path.1))]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -90,6 +114,20 @@ pub async fn delete(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
+/// Add a member
+///
+/// A live user of the same tenant.
+#[utoipa::path(
+    put, path = "/v1/tenants/{tenant_id}/groups/{group_id}/members/{user_id}", tag = "groups",
+        operation_id = "addGroupMember",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The group after the change (idempotent).",
+            body = CommandBody<GroupView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, group_id = %path.1, user_id = %path.2))]
 pub async fn add_member(
     state: web::Data<AppState>,
@@ -105,6 +143,17 @@ pub async fn add_member(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
+/// Remove a member
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant_id}/groups/{group_id}/members/{user_id}", tag = "groups",
+        operation_id = "removeGroupMember",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The group after the change.", body = CommandBody<GroupView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, group_id = %path.1, user_id = %path.2))]
 pub async fn remove_member(
     state: web::Data<AppState>,
@@ -120,6 +169,17 @@ pub async fn remove_member(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
+/// Read a group
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/groups/{group_id}", tag = "groups",
+        operation_id = "getGroup",
+    responses(
+        (status = 200, description = "The group with its members, from the write side.",
+            body = GroupView,
+            headers(("ETag" = String, description = "The stream version"))),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, group_id = %path.1))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -140,6 +200,16 @@ pub async fn get(
     .await
 }
 
+/// List groups
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/groups", tag = "groups", operation_id = "listGroups",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of live groups with their member counts.",
+            body = Page<charter_projections::groups::GroupRow>),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -147,7 +217,6 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = params.limit()?;
-    params.reject_parent_id()?;
     let tenant_id = *path;
     let after = params.after;
     respond::tenant_page(
@@ -159,18 +228,4 @@ pub async fn list(
         |g| g.id,
     )
     .await
-}
-
-/// The routes under `/v1/tenants/{tenant_id}/groups`.
-pub fn routes() -> actix_web::Scope {
-    web::scope("/{tenant_id}/groups")
-        .route("", web::post().to(create))
-        .route("", web::get().to(list))
-        .route("/{group_id}", web::get().to(get))
-        .route("/{group_id}", web::delete().to(delete))
-        .route("/{group_id}/members/{user_id}", web::put().to(add_member))
-        .route(
-            "/{group_id}/members/{user_id}",
-            web::delete().to(remove_member),
-        )
 }

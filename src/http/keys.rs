@@ -1,12 +1,33 @@
 //! `POST /v1/keys/rotate`: activates a new signing key (platform administrators only).
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
 
+use super::openapi::Conflict;
 use super::problem::ApiError;
 use super::AppState;
 use crate::command::keyring::{rotate_key, KeyringCommandError};
+use crate::token::keys::Jwk;
 
+/// The keys in force after a rotation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct KeyRotation {
+    /// The `kid` new tokens are signed with.
+    pub active_kid: String,
+    /// The JWKS from now on: the new key and the retired keys whose tokens may still be live.
+    pub keys: Vec<Jwk>,
+}
+
+/// Rotate the signing key
+///
+/// Activates a new signing key; the retired one stays in the JWKS until its last token expired.
+#[utoipa::path(
+    post, path = "/v1/keys/rotate", tag = "keys", operation_id = "rotateKey",
+    responses(
+        (status = 200, description = "The new key is active.", body = KeyRotation),
+        Conflict,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn rotate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let keys = state.verifier.keys();
@@ -22,8 +43,8 @@ pub async fn rotate(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let current = keys.current();
-    Ok(HttpResponse::Ok().json(json!({
-        "active_kid": current.signing_kid,
-        "keys": current.jwks,
-    })))
+    Ok(HttpResponse::Ok().json(KeyRotation {
+        active_kid: current.signing_kid.clone(),
+        keys: current.jwks.clone(),
+    }))
 }

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod groups;
 pub mod keys;
 pub mod oauth;
+pub mod openapi;
 pub mod ops;
 pub mod permissions;
 pub mod principal;
@@ -45,66 +46,11 @@ pub struct AppState {
     pub auth: crate::auth::flows::Authenticator,
 }
 
+/// Every route, from the table in [`openapi`], and the problem+json 404 of anything else.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(extract::path_config())
         .app_data(extract::query_config())
-        .route("/health", web::get().to(ops::health))
-        .route("/ready", web::get().to(ops::ready))
-        .route("/metrics", web::get().to(ops::metrics))
-        .route("/.well-known/jwks.json", web::get().to(wellknown::jwks))
-        .route(
-            "/.well-known/openid-configuration",
-            web::get().to(wellknown::openid_configuration),
-        )
-        .service(auth::routes())
-        .route("/v1/oauth/token", web::post().to(oauth::token))
-        .route("/v1/tokens/introspect", web::post().to(oauth::introspect))
-        .route("/v1/tokens/revoke", web::post().to(oauth::revoke))
-        .route("/v1/keys/rotate", web::post().to(keys::rotate))
-        .route("/v1/audit/events", web::get().to(audit::events))
-        .route("/v1/audit/head", web::get().to(audit::head))
-        .route("/v1/permissions", web::get().to(permissions::list))
-        .route(
-            "/v1/permissions/register",
-            web::post().to(permissions::register),
-        )
-        .service(
-            web::scope("/v1/tenants")
-                .route("", web::post().to(tenants::create))
-                .route("", web::get().to(tenants::list))
-                .route("/{tenant_id}", web::get().to(tenants::get))
-                .route("/{tenant_id}", web::patch().to(tenants::update))
-                .route("/{tenant_id}", web::delete().to(tenants::delete))
-                .route("/{tenant_id}/block", web::post().to(tenants::block))
-                .route("/{tenant_id}/unblock", web::post().to(tenants::unblock))
-                .route(
-                    "/{tenant_id}/workspaces",
-                    web::post().to(workspaces::create),
-                )
-                .route("/{tenant_id}/workspaces", web::get().to(workspaces::list))
-                .route(
-                    "/{tenant_id}/workspaces/{workspace_id}",
-                    web::get().to(workspaces::get),
-                )
-                .route(
-                    "/{tenant_id}/workspaces/{workspace_id}",
-                    web::patch().to(workspaces::update),
-                )
-                .route(
-                    "/{tenant_id}/workspaces/{workspace_id}",
-                    web::delete().to(workspaces::delete),
-                )
-                .service(users::routes())
-                .service(groups::routes())
-                .service(roles::routes())
-                .service(assignments::routes())
-                .service(service_accounts::routes())
-                .route("/{tenant_id}/check", web::post().to(entitlements::check))
-                .route(
-                    "/{tenant_id}/policy-version",
-                    web::get().to(entitlements::policy_version),
-                ),
-        )
+        .configure(openapi::register)
         .default_service(web::to(|| async {
             ApiError::NotFound("no such route".into()).error_response()
         }));

@@ -9,16 +9,20 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{no_store, TokenResponse};
 use super::extract::{command_request, JsonBody};
+use super::openapi::Forbidden;
 use super::principal::Principal;
-use super::problem::ApiError;
+use super::problem::{ApiError, Problem};
 use super::AppState;
 use crate::command::token::RevokeTokenHandler;
 use crate::command::{self};
 use crate::token::{Claims, PrincipalKind};
 
-#[derive(Deserialize)]
+/// The client credentials grant (RFC 6749 §4.4): the credentials either here
+/// (`client_secret_post`) or in HTTP Basic authorization, not both.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenForm {
+    #[schema(pattern = "^client_credentials$")]
     pub grant_type: String,
     #[serde(default)]
     pub client_id: Option<String>,
@@ -50,7 +54,25 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     Some((id.to_owned(), secret.to_owned()))
 }
 
-/// `POST /v1/oauth/token`, form-encoded.
+/// Client credentials grant
+///
+/// RFC 6749 §4.4: an access token for a service account. Users log in at `/v1/auth/login`.
+#[utoipa::path(
+    post, path = "/v1/oauth/token", tag = "oauth", operation_id = "token",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_basic" = [])),
+    responses(
+        (status = 200, description = "An access token (no refresh token).", body = TokenResponse,
+            headers(("Cache-Control" = String,
+                description = "`no-store`: tokens are credentials"))),
+        (status = 400,
+            description = "`invalid-request` (a malformed form, or the credentials given twice or not at all) or `unsupported-grant-type`, with the RFC 6749 `error`.",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401,
+            description = "`invalid-client`: wrong client credentials (`error: invalid_client`).",
+            body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn token(
     state: web::Data<AppState>,
@@ -86,7 +108,7 @@ pub async fn token(
 
 /// The `token` parameter of introspection and revocation: form-encoded as RFC 7662 and
 /// RFC 7009 specify, or a JSON object with the same members.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     pub token: String,
@@ -116,13 +138,75 @@ impl actix_web::FromRequest for TokenParam {
     }
 }
 
+/// RFC 7662's answer: `{active: false}`, or the claims with `active: true`. Its schema is
+/// written by hand (see [`super::openapi`]): flattening an optional struct is beyond the derive.
 #[derive(Serialize)]
-struct Introspection {
+pub struct Introspection {
     active: bool,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     claims: Option<Claims>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'static str>,
+}
+
+impl utoipa::PartialSchema for Introspection {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Type};
+        use utoipa::ToSchema;
+        let inactive = ObjectBuilder::new()
+            .property(
+                "active",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([false])),
+            )
+            .required("active")
+            .additional_properties(Some(
+                utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+            ));
+        let active = AllOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(Claims::name()))
+            .item(
+                ObjectBuilder::new()
+                    .property(
+                        "active",
+                        ObjectBuilder::new()
+                            .schema_type(Type::Boolean)
+                            .enum_values(Some([true])),
+                    )
+                    .property(
+                        "token_type",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(["Bearer"])),
+                    )
+                    .required("active")
+                    .required("token_type"),
+            );
+        AnyOfBuilder::new()
+            .item(inactive)
+            .item(active)
+            .description(Some(
+                "`{active: false}` for a token that is not valid now or out of reach; \
+                 otherwise the token's claims with `active: true`.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Introspection {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            Claims::name().into(),
+            <Claims as utoipa::PartialSchema>::schema(),
+        ));
+        <Claims as utoipa::ToSchema>::schemas(schemas);
+    }
 }
 
 /// Whether `caller` may see or revoke `token`'s details: its own token, or a token of a
@@ -141,8 +225,22 @@ async fn within_reach(state: &AppState, caller: &Principal, token: &Claims) -> b
         .is_ok()
 }
 
+/// Introspect a token
+///
 /// RFC 7662: `{active: false}` for any token that is not valid right now, or that is out of
 /// the caller's reach; otherwise its claims.
+#[utoipa::path(
+    post, path = "/v1/tokens/introspect", tag = "oauth", operation_id = "introspectToken",
+    request_body(content(
+        (TokenBody = "application/x-www-form-urlencoded"),
+        (TokenBody = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Whether the token is active, and its claims if so.",
+            body = Introspection,
+            headers(("Cache-Control" = String, description = "`no-store`"))),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn introspect(
     state: web::Data<AppState>,
@@ -173,8 +271,21 @@ pub async fn introspect(
     }))
 }
 
+/// Revoke a token
+///
 /// RFC 7009: revokes the token by `jti`. Answers 200 whether or not the token was valid, so
 /// revocation reveals nothing; a valid token out of the caller's reach is refused (403).
+#[utoipa::path(
+    post, path = "/v1/tokens/revoke", tag = "oauth", operation_id = "revokeToken",
+    request_body(content(
+        (TokenBody = "application/x-www-form-urlencoded"),
+        (TokenBody = "application/json"),
+    )),
+    responses(
+        (status = 200, description = "Revoked, or was not a valid token (an empty body)."),
+        Forbidden,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn revoke(
     state: web::Data<AppState>,

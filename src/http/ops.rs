@@ -4,25 +4,107 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use charter_projections::{checkpoint, failures, log};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 
+use super::problem::Problem;
 use super::AppState;
 use crate::db;
 use crate::relay;
 
-/// Liveness: the process is up and serving. Never touches the database.
-pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// The body of `/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
+    pub status: &'static str,
 }
+
+/// Liveness
+///
+/// The process is up and serving. Never touches the database.
+#[utoipa::path(
+    get, path = "/health", tag = "operations", operation_id = "health",
+    responses((status = 200, description = "Alive.", body = Health)),
+)]
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// The body of `/ready`. Its schema is written by hand: the body is assembled as JSON, and the
+/// relay's and the projections' details are informative rather than a contract.
+pub struct Readiness;
+
+impl utoipa::PartialSchema for Readiness {
+    fn schema() -> RefOr<Schema> {
+        let boolean = || ObjectBuilder::new().schema_type(Type::Boolean);
+        let integer = || ObjectBuilder::new().schema_type(Type::Integer);
+        ObjectBuilder::new()
+            .property(
+                "status",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["ok", "degraded", "unavailable"])),
+            )
+            .required("status")
+            .property(
+                "database",
+                ObjectBuilder::new()
+                    .property("ok", boolean())
+                    .required("ok")
+                    .property("error", ObjectBuilder::new().schema_type(Type::String)),
+            )
+            .required("database")
+            .property(
+                "migrations",
+                ObjectBuilder::new()
+                    .property("ok", boolean())
+                    .property("applied", integer())
+                    .property("expected", integer()),
+            )
+            .property("relay", ObjectBuilder::new().schema_type(Type::Object))
+            .required("relay")
+            .property(
+                "projections",
+                ArrayBuilder::new().items(
+                    ObjectBuilder::new()
+                        .property("name", ObjectBuilder::new().schema_type(Type::String))
+                        .property("position", ObjectBuilder::new().schema_type(Type::String))
+                        .property("caught_up", boolean()),
+                ),
+            )
+            .property("failed_events_count", integer())
+            .property(
+                "failed_events",
+                ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Readiness {}
 
 /// How many recorded poison events `/ready` lists (newest first; the count covers them all).
 const FAILED_EVENTS_LISTED: i64 = 20;
 
-/// Readiness: the database answers and carries this binary's migrations. The relay and the
+/// Readiness
+///
+/// The database answers and carries this binary's migrations. The relay and the
 /// projections are reported; a broker outage degrades but does not unready the service,
 /// because commands still succeed into the outbox. So does a poison event a projection
 /// recorded in `failed_events` and skipped: reads still work, but one of them is missing an
 /// event until someone deals with it.
+#[utoipa::path(
+    get, path = "/ready", tag = "operations", operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready (`status` is `ok` or `degraded`).", body = Readiness),
+        (status = 503,
+            description = "Not ready: the database is unreachable or lacks this binary's migrations (or the request timed out: a problem).",
+            content((Readiness = "application/json"), (Problem = "application/problem+json"))),
+    ),
+)]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let relay = state.relay.snapshot();
     let probe = async {
@@ -82,8 +164,17 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format. The outbox and failed-event gauges are read from the database at
-/// scrape time, so they are right whichever instance is the relay leader or hit the event.
+/// Prometheus metrics
+///
+/// The Prometheus text format. The outbox and failed-event gauges are read from the database
+/// at scrape time, so they are right whichever instance is the relay leader or hit the event.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses(
+        (status = 200, description = "The Prometheus text exposition format 0.0.4.",
+            content_type = "text/plain", body = String),
+    ),
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(client) = state.pool.get().await {
         if let Ok((backlog, lag)) = relay::backlog(&client).await {

@@ -7,31 +7,39 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use charter_projections::permissions as read;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{command_request, validated, JsonBody};
+use super::extract::{command_request, validated, CommandHeaders, JsonBody};
+use super::openapi::{CommandRefusals, PermissionName};
 use super::problem::ApiError;
-use super::respond::{self, wait_for_consistency};
+use super::respond::{self, wait_for_consistency, CommandBody};
 use super::AppState;
 use crate::command::permission::RegisterPermissions;
 use crate::command::{self, Outcome};
 use crate::domain::permission_registry::{PermissionRegistry, Register};
 use crate::domain::validate::{self, FieldError};
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
+    /// The service that enforces the permissions.
+    #[schema(pattern = "^[a-z][a-z0-9_-]{0,62}$")]
     pub service: String,
+    /// 1-500 permissions, each named once.
+    #[schema(min_items = 1, max_items = 500)]
     pub permissions: Vec<PermissionBody>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionBody {
+    #[schema(value_type = PermissionName)]
     pub name: String,
+    /// Trimmed, 1-200 characters, no control characters.
     pub label: String,
 }
 
-#[derive(Serialize)]
-struct RegistryView {
+/// The registry after a registration: every permission, with its label.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RegistryView {
     service: String,
     permissions: Vec<PermissionBody>,
 }
@@ -72,6 +80,21 @@ pub fn parse(body: &RegisterBody) -> Result<Register, ApiError> {
     })
 }
 
+/// Register a service's permissions
+///
+/// Idempotent: a changed label appends a label change. A name another service owns is a 409.
+#[utoipa::path(
+    post, path = "/v1/permissions/register", tag = "permissions",
+        operation_id = "registerPermissions",
+    params(CommandHeaders),
+    request_body = RegisterBody,
+    responses(
+        (status = 200, description = "The registry after the registration.",
+            body = CommandBody<RegistryView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn register(
     state: web::Data<AppState>,
@@ -102,23 +125,36 @@ pub async fn register(
         .into())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PermissionListParams {
+    /// Only this service's permissions.
     pub service: Option<String>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// The last `name` of the previous page.
+    /// The `next_cursor` of the previous page (a permission name).
     pub after: Option<String>,
+    /// A `consistency_token` from a command response: wait until the list includes it.
     pub consistency: Option<String>,
 }
 
-#[derive(Serialize)]
-struct PermissionPage {
+/// One page of registered permissions, by name.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PermissionPage {
     items: Vec<read::PermissionRow>,
+    /// Pass as `after=` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
 }
 
+/// List registered permissions
+#[utoipa::path(
+    get, path = "/v1/permissions", tag = "permissions", operation_id = "listPermissions",
+    params(PermissionListParams),
+    responses((status = 200, description = "A page of permissions.", body = PermissionPage)),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     state: web::Data<AppState>,

@@ -1,7 +1,8 @@
 //! Who is calling, and may they: the bearer-token extractor and the authorization table that
 //! every `/v1` route is checked against before its handler runs.
 //!
-//! Authorization fails closed: a method and route missing from [`rule`] is refused (405).
+//! Authorization fails closed: a method and route missing from [`rule`] is refused (405), and so
+//! is anything the route table of [`super::openapi`] (the OpenAPI document) does not list.
 //! A caller acts in its token's tenant, or in a descendant of it ("a parent tenant's admin
 //! may manage its child tenants"); anything else looks as if it did not exist (404). Within
 //! reach, a missing permission is a 403. Platform grants (`iam.*` of the bootstrap
@@ -218,6 +219,20 @@ pub async fn authorize(
     let Some(pattern) = req.match_pattern() else {
         return next.call(req).await;
     };
+    // Only what the OpenAPI document lists is served: a route registered around the table
+    // would be undocumented.
+    match super::openapi::allowed_methods(&pattern) {
+        None => return Err(ApiError::NotFound("no such route".into()).into()),
+        Some(allowed) if !allowed.contains(req.method()) => {
+            let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+            return Err(ApiError::MethodNotAllowed {
+                detail: format!("{} is not allowed on {pattern}", req.method()),
+                allow: allow.join(", "),
+            }
+            .into());
+        }
+        Some(_) => {}
+    }
     let Some(rule) = rule(req.method(), &pattern) else {
         // Fail closed: a method the table does not know is not served, whatever the router
         // would have done with it.

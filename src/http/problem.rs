@@ -51,6 +51,9 @@ pub enum ApiError {
     Conflict { slug: &'static str, detail: String },
     #[error("{0}")]
     PreconditionFailed(String),
+    /// 405: the route is served, but not with this method; `allow` lists the methods it is.
+    #[error("{detail}")]
+    MethodNotAllowed { detail: String, allow: String },
     #[error("request bodies are limited to {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("request bodies must be application/json")]
@@ -64,13 +67,20 @@ pub enum ApiError {
     Status { status: StatusCode, detail: String },
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 7807 problem: the body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// `https://charter.dev/problems/<slug>`; the slug is stable.
     #[serde(rename = "type")]
+    #[schema(format = "uri")]
     type_: String,
+    /// The status's reason phrase.
     title: &'a str,
+    /// The HTTP status.
     status: u16,
+    /// What went wrong, for humans.
     detail: String,
+    /// One entry per offending field (`invalid-body`, `validation-failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
     /// RFC 6749 §5.2 / RFC 6750 §3.1 error code, for OAuth clients.
@@ -90,6 +100,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
             ApiError::UnsupportedMediaType => "unsupported-media-type",
             ApiError::Internal(_) => "internal",
@@ -131,6 +142,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -172,6 +184,9 @@ impl ResponseError for ApiError {
                 None => "Bearer realm=\"charter\"".to_owned(),
             };
             response.insert_header((header::WWW_AUTHENTICATE, challenge));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));

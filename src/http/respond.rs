@@ -21,8 +21,9 @@ pub fn etag(version: i64) -> String {
 }
 
 /// The body of every command response.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CommandBody<T: Serialize> {
+    /// The resource's state after the command.
     pub data: T,
     /// Ids of the events the command appended (empty when it changed nothing).
     pub events: Vec<Uuid>,
@@ -64,34 +65,23 @@ impl From<StoredResponse> for HttpResponse {
     }
 }
 
-/// Query parameters shared by list endpoints.
-#[derive(Debug, Deserialize)]
+/// Query parameters shared by the lists of a tenant's resources.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Page size, 1-200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub after: Option<Uuid>,
-    /// A consistency token from a command response.
+    /// A `consistency_token` from a command response: wait until the list includes it.
     pub consistency: Option<String>,
-    /// Tenants only: children of this tenant.
-    pub parent_id: Option<Uuid>,
 }
 
 impl ListParams {
     pub fn limit(&self) -> Result<i64, ApiError> {
         limit(self.limit)
-    }
-
-    /// `parent_id` only filters tenants.
-    pub fn reject_parent_id(&self) -> Result<(), ApiError> {
-        match self.parent_id {
-            None => Ok(()),
-            Some(_) => Err(ApiError::Malformed {
-                slug: "invalid-query-parameter",
-                detail: "parent_id only applies to tenants".into(),
-            }),
-        }
     }
 }
 
@@ -107,7 +97,8 @@ pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-#[derive(Serialize)]
+/// One page of a list, in keyset order.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T: Serialize> {
     pub items: Vec<T>,
     /// Pass as `after=` for the next page; absent on the last page.

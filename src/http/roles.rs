@@ -8,9 +8,10 @@ use charter_projections::roles::{self as read, RoleRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, JsonBody};
+use super::extract::{validated, CommandHeaders, JsonBody};
+use super::openapi::{CommandRefusals, NotFound, PermissionName};
 use super::problem::ApiError;
-use super::respond::{self};
+use super::respond::{self, CommandBody, Page};
 use super::AppState;
 use crate::command::role::{role_stream, RoleHandler, RoleRequest};
 use crate::command::Outcome;
@@ -20,25 +21,32 @@ use crate::domain::validate::{self, FieldError};
 /// At most this many permissions in one request.
 const MAX_PERMISSIONS: usize = 500;
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleBody {
+    /// Trimmed, 1-200 characters, no control characters; unique in its scope.
     pub name: String,
+    /// Registered permission names, e.g. `iam.users.read` (at most 500).
     #[serde(default)]
+    #[schema(inline, value_type = Vec<PermissionName>, max_items = 500)]
     pub permissions: Vec<String>,
+    /// A role of one workspace of the tenant (absent: tenant-wide).
     #[serde(default)]
     pub workspace_id: Option<Uuid>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameRoleBody {
+    /// Trimmed, 1-200 characters, no control characters; unique in its scope.
     pub name: String,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionsBody {
+    /// Registered permission names (1-500).
+    #[schema(inline, value_type = Vec<PermissionName>, min_items = 1, max_items = 500)]
     pub permissions: Vec<String>,
 }
 
@@ -84,6 +92,19 @@ async fn run(
     .await
 }
 
+/// Create a role
+///
+/// For the tenant, or for one of its workspaces. Every permission must be registered.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/roles", tag = "roles", operation_id = "createRole",
+    params(CommandHeaders),
+    request_body = CreateRoleBody,
+    responses(
+        (status = 201, description = "The role was created.", body = CommandBody<RoleRow>,
+            headers(("ETag" = String, description = "The stream version"), ("Location" = String))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -110,6 +131,18 @@ pub async fn create(
     run(&state, &req, handler, &body.raw, StatusCode::CREATED).await
 }
 
+/// Rename a role
+#[utoipa::path(
+    patch, path = "/v1/tenants/{tenant_id}/roles/{role_id}", tag = "roles",
+        operation_id = "renameRole",
+    params(CommandHeaders),
+    request_body = RenameRoleBody,
+    responses(
+        (status = 200, description = "The role after the change.", body = CommandBody<RoleRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1))]
 pub async fn rename(
     state: web::Data<AppState>,
@@ -127,6 +160,20 @@ pub async fn rename(
     run(&state, &req, handler, &body.raw, StatusCode::OK).await
 }
 
+/// Grant permissions to a role
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/roles/{role_id}/permissions", tag = "roles",
+        operation_id = "grantRolePermissions",
+    params(CommandHeaders),
+    request_body = PermissionsBody,
+    responses(
+        (status = 200,
+            description = "The role after the change (only new permissions append an event).",
+            body = CommandBody<RoleRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1))]
 pub async fn grant(
     state: web::Data<AppState>,
@@ -149,6 +196,17 @@ pub async fn grant(
     run(&state, &req, handler, &body.raw, StatusCode::OK).await
 }
 
+/// Revoke a permission from a role
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant_id}/roles/{role_id}/permissions/{name}", tag = "roles",
+        operation_id = "revokeRolePermission",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The role after the change.", body = CommandBody<RoleRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1, name = %path.2))]
 pub async fn revoke(
     state: web::Data<AppState>,
@@ -167,6 +225,17 @@ pub async fn revoke(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
+/// Delete a role
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant_id}/roles/{role_id}", tag = "roles",
+        operation_id = "deleteRole",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The deleted role.", body = CommandBody<RoleRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1))]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -182,6 +251,15 @@ pub async fn delete(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
+/// Read a role
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/roles/{role_id}", tag = "roles", operation_id = "getRole",
+    responses(
+        (status = 200, description = "The role, from the write side.", body = RoleRow,
+            headers(("ETag" = String, description = "The stream version"))),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -202,15 +280,31 @@ pub async fn get(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RoleListParams {
+    /// Only the roles of this workspace.
     pub workspace_id: Option<Uuid>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     pub after: Option<Uuid>,
+    /// A `consistency_token` from a command response: wait until the list includes it.
     pub consistency: Option<String>,
 }
 
+/// List roles
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/roles", tag = "roles", operation_id = "listRoles",
+    params(RoleListParams),
+    responses(
+        (status = 200, description = "A page of live roles with their permissions.",
+            body = Page<RoleRow>),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -230,16 +324,4 @@ pub async fn list(
         |r| r.id,
     )
     .await
-}
-
-/// The routes under `/v1/tenants/{tenant_id}/roles`.
-pub fn routes() -> actix_web::Scope {
-    web::scope("/{tenant_id}/roles")
-        .route("", web::post().to(create))
-        .route("", web::get().to(list))
-        .route("/{role_id}", web::get().to(get))
-        .route("/{role_id}", web::patch().to(rename))
-        .route("/{role_id}", web::delete().to(delete))
-        .route("/{role_id}/permissions", web::post().to(grant))
-        .route("/{role_id}/permissions/{name}", web::delete().to(revoke))
 }

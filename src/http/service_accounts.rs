@@ -7,9 +7,10 @@ use charter_projections::service_accounts as read;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, JsonBody};
+use super::extract::{command_request, validated, CommandHeaders, JsonBody};
+use super::openapi::{CommandRefusals, NotFound};
 use super::problem::ApiError;
-use super::respond::{self, ListParams};
+use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
 use crate::auth::secrets;
 use crate::command::service_account::{service_account_stream, ServiceAccountHandler};
@@ -17,18 +18,22 @@ use crate::command::Outcome;
 use crate::domain::service_account::{ServiceAccount, ServiceAccountAction};
 use crate::domain::validate;
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateServiceAccountBody)]
 pub struct CreateBody {
+    /// Trimmed, 1-200 characters, no control characters.
     pub name: String,
 }
 
-#[derive(Serialize)]
+/// A service account; `client_secret` only in the answer that issued it.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ServiceAccountView {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub client_id: String,
     pub name: String,
+    /// `active` or `disabled` (`deleted` only in the answer to the deletion).
     pub status: &'static str,
     /// Only in the response that issued it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,6 +104,19 @@ async fn run(
     Ok(response)
 }
 
+/// Create a service account
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/service-accounts", tag = "service-accounts",
+        operation_id = "createServiceAccount",
+    params(CommandHeaders),
+    request_body = CreateBody,
+    responses(
+        (status = 201,
+            description = "The service account, with its `client_secret` (shown once; an idempotent replay omits it).", body = CommandBody<ServiceAccountView>,
+            headers(("ETag" = String, description = "The stream version"), ("Location" = String))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -145,7 +163,21 @@ async fn simple(
     run(&state, &req, handler, b"", StatusCode::OK, secret).await
 }
 
-/// Issues a new secret; the old one stops working at once.
+/// Issue a new client secret
+///
+/// The old secret stops working at once.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/rotate-secret",
+        tag = "service-accounts", operation_id = "rotateServiceAccountSecret",
+    params(CommandHeaders),
+    responses(
+        (status = 200,
+            description = "The service account with its new `client_secret` (shown once).",
+            body = CommandBody<ServiceAccountView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn rotate_secret(
     state: web::Data<AppState>,
@@ -159,6 +191,18 @@ pub async fn rotate_secret(
     simple(state, req, path, action, Some(secret)).await
 }
 
+/// Disable a service account
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/disable",
+        tag = "service-accounts", operation_id = "disableServiceAccount",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The service account after the change.",
+            body = CommandBody<ServiceAccountView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn disable(
     state: web::Data<AppState>,
@@ -168,6 +212,18 @@ pub async fn disable(
     simple(state, req, path, ServiceAccountAction::Disable, None).await
 }
 
+/// Enable a service account
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/enable",
+        tag = "service-accounts", operation_id = "enableServiceAccount",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The service account after the change.",
+            body = CommandBody<ServiceAccountView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn enable(
     state: web::Data<AppState>,
@@ -177,6 +233,18 @@ pub async fn enable(
     simple(state, req, path, ServiceAccountAction::Enable, None).await
 }
 
+/// Delete a service account
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}",
+        tag = "service-accounts", operation_id = "deleteServiceAccount",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The deleted service account.",
+            body = CommandBody<ServiceAccountView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -186,6 +254,18 @@ pub async fn delete(
     simple(state, req, path, ServiceAccountAction::Delete, None).await
 }
 
+/// Read a service account
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}",
+        tag = "service-accounts", operation_id = "getServiceAccount",
+    responses(
+        (status = 200,
+            description = "The service account (never with its secret), from the write side.",
+            body = ServiceAccountView,
+            headers(("ETag" = String, description = "The stream version"))),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, service_account_id = %path.1))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -206,6 +286,17 @@ pub async fn get(
     .await
 }
 
+/// List service accounts
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/service-accounts", tag = "service-accounts",
+        operation_id = "listServiceAccounts",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of live service accounts (never with secrets).",
+            body = Page<charter_projections::service_accounts::ServiceAccountRow>),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -213,7 +304,6 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = params.limit()?;
-    params.reject_parent_id()?;
     let tenant_id = *path;
     let after = params.after;
     respond::tenant_page(
@@ -225,18 +315,4 @@ pub async fn list(
         |s| s.id,
     )
     .await
-}
-
-pub fn routes() -> actix_web::Scope {
-    web::scope("/{tenant_id}/service-accounts")
-        .route("", web::post().to(create))
-        .route("", web::get().to(list))
-        .route("/{service_account_id}", web::get().to(get))
-        .route("/{service_account_id}", web::delete().to(delete))
-        .route(
-            "/{service_account_id}/rotate-secret",
-            web::post().to(rotate_secret),
-        )
-        .route("/{service_account_id}/disable", web::post().to(disable))
-        .route("/{service_account_id}/enable", web::post().to(enable))
 }

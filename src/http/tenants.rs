@@ -6,43 +6,67 @@ use charter_projections::tenants::{self as directory, ListTenants, TenantRow};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, JsonBody, OptionalJsonBody};
+use super::extract::{command_request, validated, CommandHeaders, JsonBody, OptionalJsonBody};
+use super::openapi::{CommandRefusals, Forbidden, NotFound};
 use super::principal::Principal;
 use super::problem::ApiError;
 
 const READ: &str = "iam.tenants.read";
 const WRITE: &str = "iam.tenants.write";
-use super::respond::{self, etag, ListParams, Page};
+use super::respond::{self, etag, CommandBody, Page};
 use super::AppState;
 use crate::command::tenant::{tenant_stream, ChangeTenantStatus, CreateTenant, UpdateTenant};
 use crate::command::{self, Outcome};
 use crate::domain::tenant::{Tenant, TenantCommand, TenantStatus};
 use crate::domain::validate::{self, FieldError};
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantBody {
+    /// Trimmed, 1-200 characters, no control characters.
     pub name: String,
+    /// Unique among all tenants, deleted ones included.
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$")]
     pub slug: String,
+    /// Create a child of this tenant (absent: a root tenant, which needs a platform grant).
     #[serde(default)]
     pub parent_id: Option<Uuid>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+/// Give `name`, `parent_id`, or both.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenantBody {
     #[serde(default)]
     pub name: Option<String>,
     /// Absent: unchanged. `null`: move to the root. An id: move below that tenant.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
     pub parent_id: Option<Option<Uuid>>,
 }
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockBody {
+    /// At most 1,000 characters once trimmed.
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// The query of `GET /v1/tenants`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TenantListParams {
+    /// Only the children of this tenant.
+    pub parent_id: Option<Uuid>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<Uuid>,
+    /// A `consistency_token` from a command response: wait until the list includes it.
+    pub consistency: Option<String>,
 }
 
 /// Distinguishes an explicit `null` (`Some(None)`) from an absent field (`None`).
@@ -87,6 +111,21 @@ fn render(
     }
 }
 
+/// Create a tenant
+///
+/// A root tenant needs a platform-wide `iam.tenants.write`; a child tenant needs it in the
+/// parent or above. The tenant is seeded with the system roles `tenant_admin`, `auditor` and
+/// `viewer` (four events in all).
+#[utoipa::path(
+    post, path = "/v1/tenants", tag = "tenants", operation_id = "createTenant",
+    params(CommandHeaders),
+    request_body = CreateTenantBody,
+    responses(
+        (status = 201, description = "The tenant was created.", body = CommandBody<TenantRow>,
+            headers(("ETag" = String, description = "The stream version"), ("Location" = String))),
+        CommandRefusals, Forbidden,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     state: web::Data<AppState>,
@@ -122,6 +161,19 @@ pub async fn create(
     Ok(response.into())
 }
 
+/// Rename or move a tenant
+///
+/// Moving also needs `iam.tenants.write` on the new parent (the root: platform-wide).
+#[utoipa::path(
+    patch, path = "/v1/tenants/{tenant_id}", tag = "tenants", operation_id = "updateTenant",
+    params(CommandHeaders),
+    request_body = UpdateTenantBody,
+    responses(
+        (status = 200, description = "The tenant after the change.", body = CommandBody<TenantRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn update(
     state: web::Data<AppState>,
@@ -176,6 +228,20 @@ async fn change_status(
     Ok(response.into())
 }
 
+/// Block a tenant
+///
+/// Nothing inside a blocked tenant can change, and its principals' tokens stop working. The
+/// body is optional.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/block", tag = "tenants", operation_id = "blockTenant",
+    params(CommandHeaders),
+    request_body(content = Option<BlockBody>, description = "Optional."),
+    responses(
+        (status = 200, description = "The tenant after the change.", body = CommandBody<TenantRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn block(
     state: web::Data<AppState>,
@@ -191,6 +257,16 @@ pub async fn block(
     change_status(&state, &req, *path, TenantCommand::Block { reason }, raw).await
 }
 
+/// Unblock a tenant
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/unblock", tag = "tenants", operation_id = "unblockTenant",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The tenant after the change.", body = CommandBody<TenantRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn unblock(
     state: web::Data<AppState>,
@@ -200,6 +276,18 @@ pub async fn unblock(
     change_status(&state, &req, *path, TenantCommand::Unblock, b"").await
 }
 
+/// Delete a tenant
+///
+/// A soft delete: the slug stays reserved.
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant_id}", tag = "tenants", operation_id = "deleteTenant",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The deleted tenant.", body = CommandBody<TenantRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -209,6 +297,15 @@ pub async fn delete(
     change_status(&state, &req, *path, TenantCommand::Delete, b"").await
 }
 
+/// Read a tenant
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}", tag = "tenants", operation_id = "getTenant",
+    responses(
+        (status = 200, description = "The tenant, from the write side (always current).",
+            body = TenantRow, headers(("ETag" = String, description = "The stream version"))),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -223,13 +320,24 @@ pub async fn get(
     }
 }
 
+/// List tenants
+///
+/// Platform readers see every tenant; anyone else their own tenant and its descendants.
+#[utoipa::path(
+    get, path = "/v1/tenants", tag = "tenants", operation_id = "listTenants",
+    params(TenantListParams),
+    responses(
+        (status = 200, description = "A page of live tenants.", body = Page<TenantRow>),
+        Forbidden,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     state: web::Data<AppState>,
     principal: Principal,
-    params: web::Query<ListParams>,
+    params: web::Query<TenantListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = params.limit()?;
+    let limit = respond::limit(params.limit)?;
     // Platform readers see every tenant; anyone else their own tenant and its descendants.
     let within = if principal.claims().has_platform_permission(READ) {
         None

@@ -7,9 +7,10 @@ use charter_projections::users::{self as read, UserRow};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, JsonBody};
+use super::extract::{validated, CommandHeaders, JsonBody};
+use super::openapi::{CommandRefusals, NotFound};
 use super::problem::ApiError;
-use super::respond::{self, ListParams};
+use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
 use crate::auth::password;
 use crate::command::user::{user_stream, UserHandler};
@@ -17,10 +18,13 @@ use crate::command::Outcome;
 use crate::domain::user::{User, UserAction, UserStatus};
 use crate::domain::validate::{self, FieldError};
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserBody {
+    /// Unique in the tenant, ignoring case.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub username: String,
+    /// `local@domain`, at most 254 characters; unique in the tenant, ignoring case.
     pub email: String,
     #[serde(default)]
     pub display_name: Option<String>,
@@ -30,18 +34,22 @@ pub struct CreateUserBody {
     /// Family (last) name, as OpenID Connect's `family_name`.
     #[serde(default)]
     pub family_name: Option<String>,
-    /// Hashed before anything is stored; never echoed.
+    /// 12 or more characters, not the username or the email. Hashed before anything is
+    /// stored; never echoed. Without it the user cannot log in.
     #[serde(default, skip_serializing)]
+    #[schema(write_only)]
     pub password: Option<String>,
 }
 
-#[derive(Deserialize, Serialize)]
+/// Give `email`, `display_name`, or both.
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
     #[serde(default)]
     pub email: Option<String>,
     /// Absent: unchanged. `null`: cleared.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     pub display_name: Option<Option<String>>,
 }
 
@@ -93,6 +101,17 @@ async fn run(
     .await
 }
 
+/// Create a user
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/users", tag = "users", operation_id = "createUser",
+    params(CommandHeaders),
+    request_body = CreateUserBody,
+    responses(
+        (status = 201, description = "The user was created.", body = CommandBody<UserRow>,
+            headers(("ETag" = String, description = "The stream version"), ("Location" = String))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -145,6 +164,18 @@ pub async fn create(
     run(&state, &req, handler, &raw, StatusCode::CREATED).await
 }
 
+/// Change a user's email or display name
+#[utoipa::path(
+    patch, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
+        operation_id = "updateUser",
+    params(CommandHeaders),
+    request_body = UpdateUserBody,
+    responses(
+        (status = 200, description = "The user after the change.", body = CommandBody<UserRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, user_id = %path.1))]
 pub async fn update(
     state: web::Data<AppState>,
@@ -194,6 +225,19 @@ async fn simple(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
+/// Disable a user
+///
+/// A disabled user cannot log in, and its tokens stop working.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/disable", tag = "users",
+        operation_id = "disableUser",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The user after the change.", body = CommandBody<UserRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn disable(
     state: web::Data<AppState>,
@@ -203,6 +247,17 @@ pub async fn disable(
     simple(state, req, path, UserAction::Disable).await
 }
 
+/// Enable a user
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/enable", tag = "users",
+        operation_id = "enableUser",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The user after the change.", body = CommandBody<UserRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn enable(
     state: web::Data<AppState>,
@@ -212,7 +267,17 @@ pub async fn enable(
     simple(state, req, path, UserAction::Enable).await
 }
 
-/// Ends a lockout early.
+/// End a lockout early
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/unlock", tag = "users",
+        operation_id = "unlockUser",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The user after the change.", body = CommandBody<UserRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn unlock(
     state: web::Data<AppState>,
@@ -223,6 +288,19 @@ pub async fn unlock(
     simple(state, req, path, UserAction::Unlock { now }).await
 }
 
+/// Delete a user
+///
+/// Frees the username and the email.
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users",
+        operation_id = "deleteUser",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The deleted user.", body = CommandBody<UserRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -232,6 +310,16 @@ pub async fn delete(
     simple(state, req, path, UserAction::Delete).await
 }
 
+/// Read a user
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", operation_id = "getUser",
+    responses(
+        (status = 200, description = "The user (never with credentials), from the write side.",
+            body = UserRow,
+            headers(("ETag" = String, description = "The stream version"))),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, user_id = %path.1))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -252,6 +340,16 @@ pub async fn get(
     .await
 }
 
+/// List users
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/users", tag = "users", operation_id = "listUsers",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of live users (never with credentials).",
+            body = Page<UserRow>),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -259,7 +357,6 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = params.limit()?;
-    params.reject_parent_id()?;
     let tenant_id = *path;
     let after = params.after;
     respond::tenant_page(
@@ -271,21 +368,4 @@ pub async fn list(
         |u| u.id,
     )
     .await
-}
-
-/// The routes under `/v1/tenants/{tenant_id}/users`.
-pub fn routes() -> actix_web::Scope {
-    web::scope("/{tenant_id}/users")
-        .route("", web::post().to(create))
-        .route("", web::get().to(list))
-        .route("/{user_id}", web::get().to(get))
-        .route("/{user_id}", web::patch().to(update))
-        .route("/{user_id}", web::delete().to(delete))
-        .route("/{user_id}/disable", web::post().to(disable))
-        .route("/{user_id}/enable", web::post().to(enable))
-        .route("/{user_id}/unlock", web::post().to(unlock))
-        .route(
-            "/{user_id}/entitlements",
-            web::get().to(super::entitlements::lookup),
-        )
 }

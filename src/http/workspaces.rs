@@ -6,18 +6,20 @@ use charter_projections::workspaces::{self as read, WorkspaceRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, JsonBody};
+use super::extract::{validated, CommandHeaders, JsonBody};
+use super::openapi::{CommandRefusals, NotFound};
 use super::problem::ApiError;
-use super::respond::{self, ListParams};
+use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
 use crate::command::workspace::{workspace_stream, WorkspaceHandler};
 use crate::command::Outcome;
 use crate::domain::validate;
 use crate::domain::workspace::{Workspace, WorkspaceAction};
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceBody {
+    /// Trimmed, 1-200 characters, no control characters; unique in the tenant, ignoring case.
     pub name: String,
 }
 
@@ -50,6 +52,18 @@ fn valid_name(raw: &str) -> Result<String, ApiError> {
     validated(|e| validate::name("name", raw, e))
 }
 
+/// Create a workspace
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/workspaces", tag = "workspaces",
+        operation_id = "createWorkspace",
+    params(CommandHeaders),
+    request_body = WorkspaceBody,
+    responses(
+        (status = 201, description = "The workspace was created.", body = CommandBody<WorkspaceRow>,
+            headers(("ETag" = String, description = "The stream version"), ("Location" = String))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -69,6 +83,19 @@ pub async fn create(
     run(&state, &req, handler, &body.raw, StatusCode::CREATED).await
 }
 
+/// Rename a workspace
+#[utoipa::path(
+    patch, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces",
+        operation_id = "renameWorkspace",
+    params(CommandHeaders),
+    request_body = WorkspaceBody,
+    responses(
+        (status = 200, description = "The workspace after the change.",
+            body = CommandBody<WorkspaceRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, workspace_id = %path.1))]
 pub async fn update(
     state: web::Data<AppState>,
@@ -87,6 +114,17 @@ pub async fn update(
     run(&state, &req, handler, &body.raw, StatusCode::OK).await
 }
 
+/// Delete a workspace
+#[utoipa::path(
+    delete, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces",
+        operation_id = "deleteWorkspace",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The deleted workspace.", body = CommandBody<WorkspaceRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, workspace_id = %path.1))]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -102,6 +140,17 @@ pub async fn delete(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
+/// Read a workspace
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces",
+        operation_id = "getWorkspace",
+    responses(
+        (status = 200, description = "The workspace, from the write side (always current).",
+            body = WorkspaceRow,
+            headers(("ETag" = String, description = "The stream version"))),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path.0, workspace_id = %path.1))]
 pub async fn get(
     state: web::Data<AppState>,
@@ -122,6 +171,16 @@ pub async fn get(
     .await
 }
 
+/// List workspaces
+#[utoipa::path(
+    get, path = "/v1/tenants/{tenant_id}/workspaces", tag = "workspaces",
+        operation_id = "listWorkspaces",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of live workspaces.", body = Page<WorkspaceRow>),
+        NotFound,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant_id = %path))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -129,7 +188,6 @@ pub async fn list(
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = params.limit()?;
-    params.reject_parent_id()?;
     let tenant_id = *path;
     let after = params.after;
     respond::tenant_page(

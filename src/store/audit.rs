@@ -84,7 +84,7 @@ const SECRET_MEMBERS: &[&str] = &[
 ];
 
 /// One event as auditors see it (the API's items and the export's lines).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditItem {
     /// The event's place in the global order; also a cursor.
     pub position: String,
@@ -97,6 +97,8 @@ pub struct AuditItem {
     pub recorded_at: DateTime<Utc>,
     pub actor: String,
     pub correlation_id: Uuid,
+    /// The event's data (schema: `schemas/events/<event_type>.v<schema_version>.json`), with
+    /// secrets `"[REDACTED]"`.
     pub data: Value,
 }
 

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// What kind of principal `sub` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     User,
@@ -14,7 +16,7 @@ pub enum PrincipalKind {
 }
 
 /// The claims of a Charter access token (an ES256 JWT whose header carries `kid`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[schemars(title = "Charter access token claims")]
 pub struct Claims {
     /// The issuer (`auth.issuer`).

@@ -74,8 +74,8 @@ pub fn thumbprint(x: &str, y: &str) -> String {
     ))
 }
 
-/// One key of the JWKS document.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One key of the JWKS document (RFC 7517): a P-256 public key for ES256.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Jwk {
     pub kty: &'static str,
     pub crv: &'static str,

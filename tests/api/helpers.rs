@@ -36,6 +36,9 @@ pub struct TestApp {
     pub config: Config,
     /// The bootstrap tenant (slug `config.bootstrap.tenant`).
     pub root_tenant_id: Uuid,
+    /// Validates every event of the database against `schemas/events/` once the last app on
+    /// it is dropped.
+    _events: crate::event_schemas::CheckOnDrop,
 }
 
 /// Creates an empty database, owned by the schema owner role, and returns its name.
@@ -146,6 +149,8 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 pub async fn spawn_with_config(config: Config) -> TestApp {
+    use secrecy::ExposeSecret;
+    let events = crate::event_schemas::CheckOnDrop::new(config.database.url.expose_secret());
     if std::env::var("TEST_LOG").is_ok() {
         charter::telemetry::init_tracing(&charter::config::LogConfig {
             format: "pretty".into(),
@@ -184,6 +189,7 @@ pub async fn spawn_with_config(config: Config) -> TestApp {
         pool,
         config,
         root_tenant_id,
+        _events: events,
     }
 }
 
