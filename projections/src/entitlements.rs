@@ -72,262 +72,306 @@ impl Projection for Entitlements {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        let t = e.tenant_id;
-        let affected = match e.stream_type.as_str() {
-            "tenant" => match decode::<TenantEvent>(e)? {
-                TenantEvent::Created(c) => {
-                    execute(
-                        tx,
-                        "INSERT INTO ent_tenants VALUES ($1, true)",
-                        &[&c.tenant_id],
-                    )
-                    .await?;
-                    Affected::Nobody
-                }
-                TenantEvent::Blocked(_) | TenantEvent::Deleted(_) => {
-                    execute(
-                        tx,
-                        "UPDATE ent_tenants SET active = false WHERE tenant_id = $1",
-                        &[&t],
-                    )
-                    .await?;
-                    Affected::Tenant
-                }
-                TenantEvent::Unblocked(_) => {
-                    execute(
-                        tx,
-                        "UPDATE ent_tenants SET active = true WHERE tenant_id = $1",
-                        &[&t],
-                    )
-                    .await?;
-                    Affected::Tenant
-                }
-                TenantEvent::Renamed(_) | TenantEvent::Moved(_) => Affected::Nobody,
-            },
-            "workspace" => match decode::<WorkspaceEvent>(e)? {
-                WorkspaceEvent::Created(c) => {
-                    execute(
-                        tx,
-                        "INSERT INTO ent_workspaces VALUES ($1, $2, true)",
-                        &[&c.workspace_id, &t],
-                    )
-                    .await?;
-                    Affected::Tenant
-                }
-                WorkspaceEvent::Deleted(d) => {
-                    execute(
-                        tx,
-                        "UPDATE ent_workspaces SET live = false WHERE workspace_id = $1",
-                        &[&d.workspace_id],
-                    )
-                    .await?;
-                    execute(
-                        tx,
-                        "DELETE FROM entitlements WHERE tenant_id = $1 AND workspace_id = $2",
-                        &[&t, &d.workspace_id],
-                    )
-                    .await?;
-                    Affected::Nobody
-                }
-                WorkspaceEvent::Renamed(_) => Affected::Nobody,
-            },
-            "user" => {
-                let event = decode::<UserEvent>(e)?;
-                let u = event.user_id();
-                match event {
-                    UserEvent::Created(_) => {
-                        execute(
-                            tx,
-                            "INSERT INTO ent_users VALUES ($1, $2, true, true)",
-                            &[&u, &t],
-                        )
-                        .await?;
-                        Affected::Nobody
-                    }
-                    UserEvent::Disabled(_) => {
-                        execute(
-                            tx,
-                            "UPDATE ent_users SET active = false WHERE user_id = $1",
-                            &[&u],
-                        )
-                        .await?;
-                        Affected::Users(vec![u])
-                    }
-                    UserEvent::Enabled(_) => {
-                        execute(
-                            tx,
-                            "UPDATE ent_users SET active = true WHERE user_id = $1",
-                            &[&u],
-                        )
-                        .await?;
-                        Affected::Users(vec![u])
-                    }
-                    UserEvent::Deleted(_) => {
-                        execute(
-                            tx,
-                            "UPDATE ent_users SET active = false, live = false WHERE user_id = $1",
-                            &[&u],
-                        )
-                        .await?;
-                        Affected::Users(vec![u])
-                    }
-                    _ => Affected::Nobody,
-                }
-            }
-            "service_account" => {
-                let event = decode::<ServiceAccountEvent>(e)?;
-                let (u, _) = event.ids();
-                let statement = match event {
-                    ServiceAccountEvent::Created(_) => {
-                        execute(
-                            tx,
-                            "INSERT INTO ent_users VALUES ($1, $2, true, true)",
-                            &[&u, &t],
-                        )
-                        .await?;
-                        None
-                    }
-                    ServiceAccountEvent::Disabled(_) => {
-                        Some("UPDATE ent_users SET active = false WHERE user_id = $1")
-                    }
-                    ServiceAccountEvent::Enabled(_) => {
-                        Some("UPDATE ent_users SET active = true WHERE user_id = $1")
-                    }
-                    ServiceAccountEvent::Deleted(_) => {
-                        Some("UPDATE ent_users SET active = false, live = false WHERE user_id = $1")
-                    }
-                    _ => None,
-                };
-                match statement {
-                    Some(sql) => {
-                        execute(tx, sql, &[&u]).await?;
-                        Affected::Users(vec![u])
-                    }
-                    None => Affected::Nobody,
-                }
-            }
-            "group" => match decode::<GroupEvent>(e)? {
-                GroupEvent::Created(c) => {
-                    execute(
-                        tx,
-                        "INSERT INTO ent_groups VALUES ($1, $2, true)",
-                        &[&c.group_id, &t],
-                    )
-                    .await?;
-                    Affected::Nobody
-                }
-                GroupEvent::MemberAdded(m) => {
-                    execute(
-                        tx,
-                        "INSERT INTO ent_members VALUES ($1, $2)",
-                        &[&m.group_id, &m.user_id],
-                    )
-                    .await?;
-                    Affected::Users(vec![m.user_id])
-                }
-                GroupEvent::MemberRemoved(m) => {
-                    execute(
-                        tx,
-                        "DELETE FROM ent_members WHERE group_id = $1 AND user_id = $2",
-                        &[&m.group_id, &m.user_id],
-                    )
-                    .await?;
-                    Affected::Users(vec![m.user_id])
-                }
-                GroupEvent::Deleted(d) => {
-                    let members = members(tx, d.group_id).await?;
-                    execute(
-                        tx,
-                        "UPDATE ent_groups SET live = false WHERE group_id = $1",
-                        &[&d.group_id],
-                    )
-                    .await?;
-                    execute(
-                        tx,
-                        "DELETE FROM ent_members WHERE group_id = $1",
-                        &[&d.group_id],
-                    )
-                    .await?;
-                    Affected::Users(members)
-                }
-            },
-            "role" => match decode::<RoleEvent>(e)? {
-                RoleEvent::Created(c) => {
-                    execute(
-                        tx,
-                        "INSERT INTO ent_roles VALUES ($1, $2, $3, $4, true)",
-                        &[&c.role_id, &t, &c.workspace_id, &c.permissions],
-                    )
-                    .await?;
-                    Affected::Nobody
-                }
-                RoleEvent::PermissionsGranted(g) => {
-                    execute(
-                        tx,
-                        "UPDATE ent_roles SET permissions = ARRAY(SELECT DISTINCT p FROM \
-                         unnest(permissions || $2::text[]) p) WHERE role_id = $1",
-                        &[&g.role_id, &g.permissions],
-                    )
-                    .await?;
-                    Affected::Users(holders(tx, g.role_id).await?)
-                }
-                RoleEvent::PermissionsRevoked(r) => {
-                    execute(
-                        tx,
-                        "UPDATE ent_roles SET permissions = ARRAY(SELECT p FROM unnest(permissions) p \
-                         WHERE p <> ALL($2::text[])) WHERE role_id = $1",
-                        &[&r.role_id, &r.permissions],
-                    )
-                    .await?;
-                    Affected::Users(holders(tx, r.role_id).await?)
-                }
-                RoleEvent::Deleted(d) => {
-                    execute(
-                        tx,
-                        "UPDATE ent_roles SET live = false WHERE role_id = $1",
-                        &[&d.role_id],
-                    )
-                    .await?;
-                    Affected::Users(holders(tx, d.role_id).await?)
-                }
-                RoleEvent::Renamed(_) => Affected::Nobody,
-            },
-            "assignment" => match decode::<AssignmentEvent>(e)? {
-                AssignmentEvent::Created(c) => {
-                    execute(
-                        tx,
-                        "INSERT INTO ent_assignments VALUES ($1, $2, $3, $4, $5, $6)",
-                        &[
-                            &c.assignment_id,
-                            &t,
-                            &c.workspace_id,
-                            &c.role_id,
-                            &subject(c.subject_type),
-                            &c.subject_id,
-                        ],
-                    )
-                    .await?;
-                    Affected::Users(subject_users(tx, c.subject_type, c.subject_id).await?)
-                }
-                AssignmentEvent::Deleted(d) => {
-                    execute(
-                        tx,
-                        "DELETE FROM ent_assignments WHERE assignment_id = $1",
-                        &[&d.assignment_id],
-                    )
-                    .await?;
-                    Affected::Users(subject_users(tx, d.subject_type, d.subject_id).await?)
-                }
-            },
-            _ => Affected::Nobody,
-        };
-        match affected {
+        match write(tx, e).await? {
             Affected::Nobody => Ok(()),
             Affected::Users(users) if users.is_empty() => Ok(()),
-            Affected::Users(users) => recompute(tx, t, Some(&users)).await,
-            Affected::Tenant => recompute(tx, t, None).await,
+            Affected::Users(users) => recompute(tx, e.tenant_id, Some(&users)).await,
+            Affected::Tenant => recompute(tx, e.tenant_id, None).await,
         }
     }
+
+    /// Entitlements are a function of the `ent_*` tables, so a batch applies every event's
+    /// writes in order and then re-derives each affected user (or tenant) once, instead of
+    /// once per event.
+    async fn apply_batch(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), (usize, ProjectionError)> {
+        // Per tenant, in order of first appearance: `None` means every user of the tenant.
+        let mut dirty: Vec<(Uuid, Option<Vec<Uuid>>)> = Vec::new();
+        let mut seen: std::collections::HashMap<Uuid, usize> = Default::default();
+        for (i, e) in events.iter().enumerate() {
+            let affected = write(tx, e).await.map_err(|err| (i, err))?;
+            let at = *seen.entry(e.tenant_id).or_insert_with(|| {
+                dirty.push((e.tenant_id, Some(Vec::new())));
+                dirty.len() - 1
+            });
+            match (affected, &mut dirty[at].1) {
+                (Affected::Nobody, _) | (_, None) => {}
+                (Affected::Tenant, users) => *users = None,
+                (Affected::Users(more), Some(users)) => users.extend(more),
+            }
+        }
+        let last = events.len().saturating_sub(1);
+        for (tenant, users) in dirty {
+            match users {
+                Some(mut users) if !users.is_empty() => {
+                    users.sort_unstable();
+                    users.dedup();
+                    recompute(tx, tenant, Some(&users)).await
+                }
+                Some(_) => Ok(()),
+                None => recompute(tx, tenant, None).await,
+            }
+            .map_err(|err| (last, err))?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies one event to the `ent_*` tables and says whose entitlements it may change.
+async fn write(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<Affected, ProjectionError> {
+    let t = e.tenant_id;
+    let affected = match e.stream_type.as_str() {
+        "tenant" => match decode::<TenantEvent>(e)? {
+            TenantEvent::Created(c) => {
+                execute(
+                    tx,
+                    "INSERT INTO ent_tenants VALUES ($1, true)",
+                    &[&c.tenant_id],
+                )
+                .await?;
+                Affected::Nobody
+            }
+            TenantEvent::Blocked(_) | TenantEvent::Deleted(_) => {
+                execute(
+                    tx,
+                    "UPDATE ent_tenants SET active = false WHERE tenant_id = $1",
+                    &[&t],
+                )
+                .await?;
+                Affected::Tenant
+            }
+            TenantEvent::Unblocked(_) => {
+                execute(
+                    tx,
+                    "UPDATE ent_tenants SET active = true WHERE tenant_id = $1",
+                    &[&t],
+                )
+                .await?;
+                Affected::Tenant
+            }
+            TenantEvent::Renamed(_) | TenantEvent::Moved(_) => Affected::Nobody,
+        },
+        "workspace" => match decode::<WorkspaceEvent>(e)? {
+            WorkspaceEvent::Created(c) => {
+                execute(
+                    tx,
+                    "INSERT INTO ent_workspaces VALUES ($1, $2, true)",
+                    &[&c.workspace_id, &t],
+                )
+                .await?;
+                Affected::Tenant
+            }
+            WorkspaceEvent::Deleted(d) => {
+                execute(
+                    tx,
+                    "UPDATE ent_workspaces SET live = false WHERE workspace_id = $1",
+                    &[&d.workspace_id],
+                )
+                .await?;
+                execute(
+                    tx,
+                    "DELETE FROM entitlements WHERE tenant_id = $1 AND workspace_id = $2",
+                    &[&t, &d.workspace_id],
+                )
+                .await?;
+                Affected::Nobody
+            }
+            WorkspaceEvent::Renamed(_) => Affected::Nobody,
+        },
+        "user" => {
+            let event = decode::<UserEvent>(e)?;
+            let u = event.user_id();
+            match event {
+                UserEvent::Created(_) => {
+                    execute(
+                        tx,
+                        "INSERT INTO ent_users VALUES ($1, $2, true, true)",
+                        &[&u, &t],
+                    )
+                    .await?;
+                    Affected::Nobody
+                }
+                UserEvent::Disabled(_) => {
+                    execute(
+                        tx,
+                        "UPDATE ent_users SET active = false WHERE user_id = $1",
+                        &[&u],
+                    )
+                    .await?;
+                    Affected::Users(vec![u])
+                }
+                UserEvent::Enabled(_) => {
+                    execute(
+                        tx,
+                        "UPDATE ent_users SET active = true WHERE user_id = $1",
+                        &[&u],
+                    )
+                    .await?;
+                    Affected::Users(vec![u])
+                }
+                UserEvent::Deleted(_) => {
+                    execute(
+                        tx,
+                        "UPDATE ent_users SET active = false, live = false WHERE user_id = $1",
+                        &[&u],
+                    )
+                    .await?;
+                    Affected::Users(vec![u])
+                }
+                _ => Affected::Nobody,
+            }
+        }
+        "service_account" => {
+            let event = decode::<ServiceAccountEvent>(e)?;
+            let (u, _) = event.ids();
+            let statement = match event {
+                ServiceAccountEvent::Created(_) => {
+                    execute(
+                        tx,
+                        "INSERT INTO ent_users VALUES ($1, $2, true, true)",
+                        &[&u, &t],
+                    )
+                    .await?;
+                    None
+                }
+                ServiceAccountEvent::Disabled(_) => {
+                    Some("UPDATE ent_users SET active = false WHERE user_id = $1")
+                }
+                ServiceAccountEvent::Enabled(_) => {
+                    Some("UPDATE ent_users SET active = true WHERE user_id = $1")
+                }
+                ServiceAccountEvent::Deleted(_) => {
+                    Some("UPDATE ent_users SET active = false, live = false WHERE user_id = $1")
+                }
+                _ => None,
+            };
+            match statement {
+                Some(sql) => {
+                    execute(tx, sql, &[&u]).await?;
+                    Affected::Users(vec![u])
+                }
+                None => Affected::Nobody,
+            }
+        }
+        "group" => match decode::<GroupEvent>(e)? {
+            GroupEvent::Created(c) => {
+                execute(
+                    tx,
+                    "INSERT INTO ent_groups VALUES ($1, $2, true)",
+                    &[&c.group_id, &t],
+                )
+                .await?;
+                Affected::Nobody
+            }
+            GroupEvent::MemberAdded(m) => {
+                execute(
+                    tx,
+                    "INSERT INTO ent_members VALUES ($1, $2)",
+                    &[&m.group_id, &m.user_id],
+                )
+                .await?;
+                Affected::Users(vec![m.user_id])
+            }
+            GroupEvent::MemberRemoved(m) => {
+                execute(
+                    tx,
+                    "DELETE FROM ent_members WHERE group_id = $1 AND user_id = $2",
+                    &[&m.group_id, &m.user_id],
+                )
+                .await?;
+                Affected::Users(vec![m.user_id])
+            }
+            GroupEvent::Deleted(d) => {
+                let members = members(tx, d.group_id).await?;
+                execute(
+                    tx,
+                    "UPDATE ent_groups SET live = false WHERE group_id = $1",
+                    &[&d.group_id],
+                )
+                .await?;
+                execute(
+                    tx,
+                    "DELETE FROM ent_members WHERE group_id = $1",
+                    &[&d.group_id],
+                )
+                .await?;
+                Affected::Users(members)
+            }
+        },
+        "role" => match decode::<RoleEvent>(e)? {
+            RoleEvent::Created(c) => {
+                execute(
+                    tx,
+                    "INSERT INTO ent_roles VALUES ($1, $2, $3, $4, true)",
+                    &[&c.role_id, &t, &c.workspace_id, &c.permissions],
+                )
+                .await?;
+                Affected::Nobody
+            }
+            RoleEvent::PermissionsGranted(g) => {
+                execute(
+                    tx,
+                    "UPDATE ent_roles SET permissions = ARRAY(SELECT DISTINCT p FROM \
+                         unnest(permissions || $2::text[]) p) WHERE role_id = $1",
+                    &[&g.role_id, &g.permissions],
+                )
+                .await?;
+                Affected::Users(holders(tx, g.role_id).await?)
+            }
+            RoleEvent::PermissionsRevoked(r) => {
+                execute(
+                    tx,
+                    "UPDATE ent_roles SET permissions = ARRAY(SELECT p FROM unnest(permissions) p \
+                         WHERE p <> ALL($2::text[])) WHERE role_id = $1",
+                    &[&r.role_id, &r.permissions],
+                )
+                .await?;
+                Affected::Users(holders(tx, r.role_id).await?)
+            }
+            RoleEvent::Deleted(d) => {
+                execute(
+                    tx,
+                    "UPDATE ent_roles SET live = false WHERE role_id = $1",
+                    &[&d.role_id],
+                )
+                .await?;
+                Affected::Users(holders(tx, d.role_id).await?)
+            }
+            RoleEvent::Renamed(_) => Affected::Nobody,
+        },
+        "assignment" => match decode::<AssignmentEvent>(e)? {
+            AssignmentEvent::Created(c) => {
+                execute(
+                    tx,
+                    "INSERT INTO ent_assignments VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &c.assignment_id,
+                        &t,
+                        &c.workspace_id,
+                        &c.role_id,
+                        &subject(c.subject_type),
+                        &c.subject_id,
+                    ],
+                )
+                .await?;
+                Affected::Users(subject_users(tx, c.subject_type, c.subject_id).await?)
+            }
+            AssignmentEvent::Deleted(d) => {
+                execute(
+                    tx,
+                    "DELETE FROM ent_assignments WHERE assignment_id = $1",
+                    &[&d.assignment_id],
+                )
+                .await?;
+                Affected::Users(subject_users(tx, d.subject_type, d.subject_id).await?)
+            }
+        },
+        _ => Affected::Nobody,
+    };
+    Ok(affected)
 }
 
 async fn members(tx: &Transaction<'_>, group_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
