@@ -7,7 +7,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{apply_writes, Projection, ProjectionError, Write, Writes};
 
 pub struct Groups;
 
@@ -22,76 +22,66 @@ impl Projection for Groups {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != GroupEvent::STREAM_TYPE {
-            return Ok(());
-        }
-        let event = GroupEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
-        let (v, at) = (e.stream_version, e.recorded_at);
-        let (group_id, touched) = match &event {
-            GroupEvent::Created(c) => (
-                c.group_id,
-                execute(
-                    tx,
-                    "INSERT INTO groups (group_id, tenant_id, name, version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $5)",
-                    &[&c.group_id, &c.tenant_id, &c.name, &v, &at],
-                )
-                .await?,
-            ),
-            GroupEvent::MemberAdded(m) => {
-                execute(
-                    tx,
-                    "INSERT INTO group_members (group_id, user_id, tenant_id) VALUES ($1, $2, $3)",
-                    &[&m.group_id, &m.user_id, &m.tenant_id],
-                )
-                .await?;
-                (m.group_id, touch(tx, m.group_id, v, at).await?)
-            }
-            GroupEvent::MemberRemoved(m) => {
-                execute(
-                    tx,
-                    "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2",
-                    &[&m.group_id, &m.user_id],
-                )
-                .await?;
-                (m.group_id, touch(tx, m.group_id, v, at).await?)
-            }
-            GroupEvent::Deleted(d) => {
-                execute(tx, "DELETE FROM group_members WHERE group_id = $1", &[&d.group_id]).await?;
-                (
-                    d.group_id,
-                    execute(
-                        tx,
-                        "UPDATE groups SET deleted = true, version = $2, updated_at = $3 \
-                         WHERE group_id = $1",
-                        &[&d.group_id, &v, &at],
-                    )
-                    .await?,
-                )
-            }
-        };
-        if touched != 1 {
-            return Err(ProjectionError::Invariant(format!(
-                "{} at position {} touched {touched} rows of group {group_id}",
-                e.event_type, e.position
-            )));
-        }
-        Ok(())
+        apply_writes(self, tx, std::slice::from_ref(e))
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), (usize, ProjectionError)> {
+        apply_writes(self, tx, events).await
     }
 }
 
-async fn touch(
-    tx: &Transaction<'_>,
-    group_id: Uuid,
-    version: i64,
-    at: DateTime<Utc>,
-) -> Result<u64, tokio_postgres::Error> {
-    execute(
-        tx,
-        "UPDATE groups SET version = $2, updated_at = $3 WHERE group_id = $1",
-        &[&group_id, &version, &at],
-    )
-    .await
+impl Writes for Groups {
+    /// Every group event ends by touching exactly that group's row.
+    fn writes(&self, e: &RecordedEvent) -> Result<Vec<Write>, ProjectionError> {
+        if e.stream_type != GroupEvent::STREAM_TYPE {
+            return Ok(vec![]);
+        }
+        let event = GroupEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        let (v, at) = (e.stream_version, e.recorded_at);
+        let touch = |group_id: Uuid| {
+            Write::one(
+                "UPDATE groups SET version = $2, updated_at = $3 WHERE group_id = $1",
+                vec![Box::new(group_id), Box::new(v), Box::new(at)],
+            )
+        };
+        Ok(match event {
+            GroupEvent::Created(c) => vec![Write::one(
+                "INSERT INTO groups (group_id, tenant_id, name, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+                vec![Box::new(c.group_id), Box::new(c.tenant_id), Box::new(c.name), Box::new(v), Box::new(at)],
+            )],
+            GroupEvent::MemberAdded(m) => vec![
+                Write::new(
+                    "INSERT INTO group_members (group_id, user_id, tenant_id) VALUES ($1, $2, $3)",
+                    vec![Box::new(m.group_id), Box::new(m.user_id), Box::new(m.tenant_id)],
+                ),
+                touch(m.group_id),
+            ],
+            GroupEvent::MemberRemoved(m) => vec![
+                Write::new(
+                    "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2",
+                    vec![Box::new(m.group_id), Box::new(m.user_id)],
+                ),
+                touch(m.group_id),
+            ],
+            GroupEvent::Deleted(d) => vec![
+                Write::new(
+                    "DELETE FROM group_members WHERE group_id = $1",
+                    vec![Box::new(d.group_id)],
+                ),
+                Write::one(
+                    "UPDATE groups SET deleted = true, version = $2, updated_at = $3 WHERE group_id = $1",
+                    vec![Box::new(d.group_id), Box::new(v), Box::new(at)],
+                ),
+            ],
+        })
+    }
 }
 
 /// One group as listed, with its member count.

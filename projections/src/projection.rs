@@ -60,3 +60,99 @@ pub async fn execute(
     let statement = client.prepare_cached(sql).await?;
     client.execute(&statement, params).await
 }
+
+/// One owned statement parameter of a [`Write`].
+pub type Param = Box<dyn ToSql + Sync + Send>;
+
+/// A write that needs nothing read before it: a projection that expresses an event as such
+/// writes ([`Writes`]) gets its batches sent to the server as one pipeline, in order, instead
+/// of one round trip per statement.
+pub struct Write {
+    pub sql: &'static str,
+    pub params: Vec<Param>,
+    /// The statement must touch exactly one row (the read model is corrupt otherwise).
+    pub exactly_one: bool,
+}
+
+impl Write {
+    pub fn new(sql: &'static str, params: Vec<Param>) -> Self {
+        Self {
+            sql,
+            params,
+            exactly_one: false,
+        }
+    }
+
+    /// A write that must touch exactly one row.
+    pub fn one(sql: &'static str, params: Vec<Param>) -> Self {
+        Self {
+            sql,
+            params,
+            exactly_one: true,
+        }
+    }
+}
+
+/// A read model whose every event is a list of [`Write`]s: pure, and pipelined in batches.
+pub trait Writes {
+    /// The writes one event makes, in order (none for events the read model ignores).
+    fn writes(&self, event: &RecordedEvent) -> Result<Vec<Write>, ProjectionError>;
+}
+
+/// Applies `events` through `projection`'s writes: every statement of the batch is sent
+/// before the first answer is awaited (tokio-postgres sends a request on its future's first
+/// poll, so they reach the server in order), then each answer is checked in order.
+pub async fn apply_writes<P: Writes + ?Sized>(
+    projection: &P,
+    tx: &Transaction<'_>,
+    events: &[RecordedEvent],
+) -> Result<(), (usize, ProjectionError)> {
+    let mut writes: Vec<(usize, Write)> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        for w in projection.writes(e).map_err(|err| (i, err))? {
+            writes.push((i, w));
+        }
+    }
+    let mut statements = Vec::with_capacity(writes.len());
+    for (i, w) in &writes {
+        statements.push(tx.prepare_cached(w.sql).await.map_err(|e| (*i, e.into()))?);
+    }
+    let params: Vec<Vec<&(dyn ToSql + Sync)>> = writes
+        .iter()
+        .map(|(_, w)| {
+            w.params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect()
+        })
+        .collect();
+    let mut pending: Vec<_> = statements
+        .iter()
+        .zip(&params)
+        .map(|(s, p)| Box::pin(futures::future::maybe_done(tx.execute(s, p))))
+        .collect();
+    for f in pending.iter_mut() {
+        // The first poll encodes and queues the request; nothing is awaited yet.
+        let _ = futures::poll!(f.as_mut());
+    }
+    for (k, mut f) in pending.into_iter().enumerate() {
+        f.as_mut().await;
+        let (i, w) = &writes[k];
+        let touched = f
+            .as_mut()
+            .take_output()
+            .expect("a finished write has an output")
+            .map_err(|e| (*i, ProjectionError::from(e)))?;
+        if w.exactly_one && touched != 1 {
+            let e = &events[*i];
+            return Err((
+                *i,
+                ProjectionError::Invariant(format!(
+                    "{} at position {} touched {touched} rows: {}",
+                    e.event_type, e.position, w.sql
+                )),
+            ));
+        }
+    }
+    Ok(())
+}

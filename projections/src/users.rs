@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{apply_writes, Param, Projection, ProjectionError, Write, Writes};
 
 pub struct Users;
 
@@ -23,90 +23,94 @@ impl Projection for Users {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != UserEvent::STREAM_TYPE {
-            return Ok(());
-        }
-        let event = UserEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
-        let (id, v, at) = (event.user_id(), e.stream_version, e.recorded_at);
-        let touched = match &event {
-            UserEvent::Created(c) => {
-                execute(
-                    tx,
-                    "INSERT INTO users (user_id, tenant_id, username, email, display_name, given_name, \
-                     family_name, status, has_password, account_version, version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, 1, $9, $10, $10)",
-                    &[&c.user_id, &c.tenant_id, &c.username, &c.email, &c.display_name, &c.given_name, &c.family_name, &c.has_password, &v, &at],
-                )
-                .await?
-            }
-            UserEvent::EmailChanged(c) => {
-                execute(tx, "UPDATE users SET email = $4, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at, &c.email]).await?
-            }
-            UserEvent::DisplayNameChanged(c) => {
-                execute(tx, "UPDATE users SET display_name = $4, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at, &c.display_name]).await?
-            }
-            // The hash stays out of read models; only the fact that there is one shows.
-            UserEvent::PasswordSet(_) => {
-                execute(tx, "UPDATE users SET has_password = true, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at]).await?
-            }
-            UserEvent::Disabled(_) => status(tx, id, v, at, "disabled").await?,
-            UserEvent::Enabled(_) => status(tx, id, v, at, "active").await?,
-            UserEvent::Deleted(_) => status(tx, id, v, at, "deleted").await?,
-            UserEvent::SessionsRevoked(c) => {
-                execute(tx, "UPDATE users SET account_version = $4, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at, &c.account_version]).await?
-            }
-            UserEvent::AccountLocked(c) => {
-                execute(tx, "UPDATE users SET locked_until = $4, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at, &c.locked_until]).await?
-            }
-            // A success or an unlock ends a lock early.
-            UserEvent::AccountUnlocked(_) | UserEvent::LoginSucceeded(_) => {
-                execute(tx, "UPDATE users SET locked_until = NULL, version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at]).await?
-            }
-            UserEvent::MfaActivated(_) => mfa(tx, id, v, at, true).await?,
-            UserEvent::MfaDisabled(_) => mfa(tx, id, v, at, false).await?,
-            UserEvent::LoginFailed(_) | UserEvent::MfaEnrolled(_) | UserEvent::PlatformAccessGranted(_) => {
-                execute(tx, "UPDATE users SET version = $2, updated_at = $3 WHERE user_id = $1", &[&id, &v, &at]).await?
-            }
-        };
-        if touched != 1 {
-            return Err(ProjectionError::Invariant(format!(
-                "{} at position {} touched {touched} user rows",
-                e.event_type, e.position
-            )));
-        }
-        Ok(())
+        apply_writes(self, tx, std::slice::from_ref(e))
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), (usize, ProjectionError)> {
+        apply_writes(self, tx, events).await
     }
 }
 
-async fn status(
-    tx: &Transaction<'_>,
-    id: Uuid,
-    version: i64,
-    at: DateTime<Utc>,
-    status: &str,
-) -> Result<u64, tokio_postgres::Error> {
-    execute(
-        tx,
-        "UPDATE users SET status = $4, version = $2, updated_at = $3 WHERE user_id = $1",
-        &[&id, &version, &at, &status],
-    )
-    .await
+impl Writes for Users {
+    /// One write per user event, touching exactly that user's row.
+    fn writes(&self, e: &RecordedEvent) -> Result<Vec<Write>, ProjectionError> {
+        if e.stream_type != UserEvent::STREAM_TYPE {
+            return Ok(vec![]);
+        }
+        let event = UserEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        let (id, v, at) = (event.user_id(), e.stream_version, e.recorded_at);
+        let set = |sql: &'static str, value: Option<Param>| {
+            let mut params: Vec<Param> = vec![Box::new(id), Box::new(v), Box::new(at)];
+            params.extend(value);
+            Write::one(sql, params)
+        };
+        let write = match event {
+            UserEvent::Created(c) => Write::one(
+                "INSERT INTO users (user_id, tenant_id, username, email, display_name, given_name, \
+                 family_name, status, has_password, account_version, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, 1, $9, $10, $10)",
+                vec![
+                    Box::new(c.user_id),
+                    Box::new(c.tenant_id),
+                    Box::new(c.username),
+                    Box::new(c.email),
+                    Box::new(c.display_name),
+                    Box::new(c.given_name),
+                    Box::new(c.family_name),
+                    Box::new(c.has_password),
+                    Box::new(v),
+                    Box::new(at),
+                ],
+            ),
+            UserEvent::EmailChanged(c) => set(
+                "UPDATE users SET email = $4, version = $2, updated_at = $3 WHERE user_id = $1",
+                Some(Box::new(c.email)),
+            ),
+            UserEvent::DisplayNameChanged(c) => set(
+                "UPDATE users SET display_name = $4, version = $2, updated_at = $3 WHERE user_id = $1",
+                Some(Box::new(c.display_name)),
+            ),
+            // The hash stays out of read models; only the fact that there is one shows.
+            UserEvent::PasswordSet(_) => set(
+                "UPDATE users SET has_password = true, version = $2, updated_at = $3 WHERE user_id = $1",
+                None,
+            ),
+            UserEvent::Disabled(_) => set(STATUS, Some(Box::new("disabled"))),
+            UserEvent::Enabled(_) => set(STATUS, Some(Box::new("active"))),
+            UserEvent::Deleted(_) => set(STATUS, Some(Box::new("deleted"))),
+            UserEvent::SessionsRevoked(c) => set(
+                "UPDATE users SET account_version = $4, version = $2, updated_at = $3 WHERE user_id = $1",
+                Some(Box::new(c.account_version)),
+            ),
+            UserEvent::AccountLocked(c) => set(
+                "UPDATE users SET locked_until = $4, version = $2, updated_at = $3 WHERE user_id = $1",
+                Some(Box::new(c.locked_until)),
+            ),
+            // A success or an unlock ends a lock early.
+            UserEvent::AccountUnlocked(_) | UserEvent::LoginSucceeded(_) => set(
+                "UPDATE users SET locked_until = NULL, version = $2, updated_at = $3 WHERE user_id = $1",
+                None,
+            ),
+            UserEvent::MfaActivated(_) => set(MFA, Some(Box::new(true))),
+            UserEvent::MfaDisabled(_) => set(MFA, Some(Box::new(false))),
+            UserEvent::LoginFailed(_) | UserEvent::MfaEnrolled(_) | UserEvent::PlatformAccessGranted(_) => {
+                set("UPDATE users SET version = $2, updated_at = $3 WHERE user_id = $1", None)
+            }
+        };
+        Ok(vec![write])
+    }
 }
 
-async fn mfa(
-    tx: &Transaction<'_>,
-    id: Uuid,
-    version: i64,
-    at: DateTime<Utc>,
-    enabled: bool,
-) -> Result<u64, tokio_postgres::Error> {
-    execute(
-        tx,
-        "UPDATE users SET mfa_enabled = $4, version = $2, updated_at = $3 WHERE user_id = $1",
-        &[&id, &version, &at, &enabled],
-    )
-    .await
-}
+const STATUS: &str =
+    "UPDATE users SET status = $4, version = $2, updated_at = $3 WHERE user_id = $1";
+const MFA: &str =
+    "UPDATE users SET mfa_enabled = $4, version = $2, updated_at = $3 WHERE user_id = $1";
 
 /// One user as listed (never with credentials).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{apply_writes, Projection, ProjectionError, Write, Writes};
 
 pub struct Workspaces;
 
@@ -24,46 +24,44 @@ impl Projection for Workspaces {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        apply_writes(self, tx, std::slice::from_ref(e))
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), (usize, ProjectionError)> {
+        apply_writes(self, tx, events).await
+    }
+}
+
+impl Writes for Workspaces {
+    /// One write per workspace event, touching exactly that workspace's row.
+    fn writes(&self, e: &RecordedEvent) -> Result<Vec<Write>, ProjectionError> {
         if e.stream_type != WorkspaceEvent::STREAM_TYPE {
-            return Ok(());
+            return Ok(vec![]);
         }
         let event = WorkspaceEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
         let (v, at) = (e.stream_version, e.recorded_at);
-        let touched =
-            match &event {
-                WorkspaceEvent::Created(c) => execute(
-                    tx,
-                    "INSERT INTO workspaces (workspace_id, tenant_id, name, version, created_at, \
-                     updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-                    &[&c.workspace_id, &c.tenant_id, &c.name, &v, &at],
-                )
-                .await?,
-                WorkspaceEvent::Renamed(r) => {
-                    execute(
-                        tx,
-                        "UPDATE workspaces SET name = $2, version = $3, updated_at = $4 \
-                     WHERE workspace_id = $1",
-                        &[&r.workspace_id, &r.name, &v, &at],
-                    )
-                    .await?
-                }
-                WorkspaceEvent::Deleted(d) => {
-                    execute(
-                        tx,
-                        "UPDATE workspaces SET deleted = true, version = $2, updated_at = $3 \
-                     WHERE workspace_id = $1",
-                        &[&d.workspace_id, &v, &at],
-                    )
-                    .await?
-                }
-            };
-        if touched != 1 {
-            return Err(ProjectionError::Invariant(format!(
-                "{} at position {} touched {touched} workspace rows",
-                e.event_type, e.position
-            )));
-        }
-        Ok(())
+        Ok(vec![match event {
+            WorkspaceEvent::Created(c) => Write::one(
+                "INSERT INTO workspaces (workspace_id, tenant_id, name, version, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+                vec![Box::new(c.workspace_id), Box::new(c.tenant_id), Box::new(c.name), Box::new(v), Box::new(at)],
+            ),
+            WorkspaceEvent::Renamed(r) => Write::one(
+                "UPDATE workspaces SET name = $2, version = $3, updated_at = $4 WHERE workspace_id = $1",
+                vec![Box::new(r.workspace_id), Box::new(r.name), Box::new(v), Box::new(at)],
+            ),
+            WorkspaceEvent::Deleted(d) => Write::one(
+                "UPDATE workspaces SET deleted = true, version = $2, updated_at = $3 \
+                 WHERE workspace_id = $1",
+                vec![Box::new(d.workspace_id), Box::new(v), Box::new(at)],
+            ),
+        }])
     }
 }
 
