@@ -19,6 +19,7 @@ mod permissions;
 mod poison;
 mod policy_topic;
 mod roles;
+mod seed;
 mod tenants;
 mod tokens;
 mod users;
