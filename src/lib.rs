@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod relay;
+pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -22,6 +22,7 @@ mod poison;
 mod policy_topic;
 mod replay;
 mod roles;
+mod seed;
 mod tenants;
 mod tokens;
 mod upcasting;

@@ -11,6 +11,7 @@
 //!
 //!   charter-loadgen workspaces --url http://127.0.0.1:8080 --clients 64 --duration 20s --warmup 3s
 //!   charter-loadgen get --url http://127.0.0.1:8080/health --clients 64 --duration 10s
+//!   charter-loadgen seed-log --database-url postgres://… --events 1000000 [--seed N]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 mod extra;
+mod seedlog;
 mod tokens;
 
 /// `Authorization: Bearer $CHARTER_TOKEN` on every request when the variable is set (the
@@ -96,6 +98,8 @@ enum Scenario {
     /// In process: Charter's token verification library against raw ring ES256 verification
     /// of the same token, same threads, same run.
     VerifyTokens(tokens::VerifyArgs),
+    #[command(name = "seed-log")]
+    SeedLog(seedlog::SeedLogArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -484,6 +488,10 @@ fn main() {
             std::process::exit(extra::with_runtime(a.threads, move || tokens::verify(a)))
         }
         Scenario::Bare(a) => std::process::exit(extra::bare(a.clone())),
+        Scenario::SeedLog(a) => {
+            let a = a.clone();
+            std::process::exit(extra::with_runtime(2, move || seedlog::seed_log(a)))
+        }
         Scenario::SeedEntitlements(a) => {
             let a = a.clone();
             std::process::exit(extra::with_runtime(2, move || extra::seed(a)))
@@ -537,6 +545,7 @@ fn main() {
                 )
             }
             Scenario::Bare(_)
+            | Scenario::SeedLog(_)
             | Scenario::SeedEntitlements(_)
             | Scenario::Lag(_)
             | Scenario::VerifyTokens(_) => unreachable!(),
