@@ -175,17 +175,6 @@ mod tests {
         }
     }
 
-    /// For tuning the mix: `cargo test --lib seed::tests::report -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn report_a_large_history() {
-        let g = generate(100_000, 1);
-        for (kind, target, done) in g.schedule.report() {
-            eprintln!("{kind:?}: {done}/{target}");
-        }
-        eprintln!("{:#?}", g.out.per_type);
-    }
-
     #[test]
     fn the_same_seed_gives_the_same_history_shape() {
         let (a, b) = (generate(3_000, 11), generate(3_000, 11));

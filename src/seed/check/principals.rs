@@ -98,7 +98,10 @@ impl LogChecker {
             [UserEvent::Created(c), rest @ ..] if rest.len() <= 1 => {
                 valid(validate::username, &c.username)?;
                 valid(validate::email, &c.email)?;
-                if let Some(name) = &c.display_name {
+                for name in [&c.display_name, &c.given_name, &c.family_name]
+                    .into_iter()
+                    .flatten()
+                {
                     valid(validate::name, name)?;
                 }
                 let password_hash = match rest {
@@ -110,6 +113,8 @@ impl LogChecker {
                     username: c.username.clone(),
                     email: c.email.clone(),
                     display_name: c.display_name.clone(),
+                    given_name: c.given_name.clone(),
+                    family_name: c.family_name.clone(),
                     password_hash,
                 }
             }

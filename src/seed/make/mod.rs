@@ -17,7 +17,7 @@ pub struct Person {
 }
 
 impl Person {
-    /// What `user.created` v1 and `user.display_name_changed` carry.
+    /// What `user.created`'s `display_name` and `user.display_name_changed` carry.
     pub fn display_name(&self) -> String {
         format!("{} {}", self.given, self.family)
     }

@@ -23,6 +23,8 @@ pub fn user_created(
         username: username.into(),
         email: email.into(),
         display_name: person.map(|p| p.display_name()),
+        given_name: person.map(|p| p.given.to_owned()),
+        family_name: person.map(|p| p.family.to_owned()),
         has_password,
     }
     .into()
