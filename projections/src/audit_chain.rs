@@ -207,7 +207,7 @@ pub async fn verify(
     };
     let events_sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)
-         ORDER BY tx_id, position LIMIT $3"
+         ORDER BY events.tx_id, events.position LIMIT $3"
     );
     let chain_sql = "SELECT tx_id, position, hash FROM projections.audit_chain
                      WHERE (tx_id, position) > ($1, $2) ORDER BY tx_id, position LIMIT $3";

@@ -107,6 +107,19 @@ pub async fn read_after(
     read_range(client, after, LogPosition::END, limit).await
 }
 
+/// The statement behind [`read_range`]. `ORDER BY` names `events.tx_id`: the bare name would
+/// be the selected `tx_id::text::bigint` (an output column wins), which no index serves, and a
+/// generic plan would then sort the rest of the log on every read.
+pub fn read_range_sql() -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE (tx_id, position) > ($1::text::xid8, $2) \
+           AND (tx_id, position) <= ($3::text::xid8, $4) \
+           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY events.tx_id, events.position LIMIT $5"
+    )
+}
+
 /// Up to `limit` committed events after `after` and at most `until`, in global order.
 pub async fn read_range(
     client: &impl GenericClient,
@@ -114,13 +127,7 @@ pub async fn read_range(
     until: LogPosition,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, LogError> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events \
-         WHERE (tx_id, position) > ($1::text::xid8, $2) \
-           AND (tx_id, position) <= ($3::text::xid8, $4) \
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY tx_id, position LIMIT $5"
-    );
+    let sql = read_range_sql();
     let statement = client.prepare_cached(&sql).await?;
     let rows = client
         .query(
@@ -165,7 +172,7 @@ pub async fn head(client: &impl GenericClient) -> Result<LogPosition, LogError> 
         .query_opt(
             "SELECT tx_id::text::bigint AS tx_id, position FROM events \
              WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-             ORDER BY tx_id DESC, position DESC LIMIT 1",
+             ORDER BY events.tx_id DESC, events.position DESC LIMIT 1",
             &[],
         )
         .await?;

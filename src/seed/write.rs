@@ -152,7 +152,7 @@ async fn write_indexes(
 
 /// A checker that has seen the log so far (the generated history continues it).
 async fn checked_log(client: &impl GenericClient) -> Result<LogChecker, SeedError> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY tx_id, position");
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY events.tx_id, events.position");
     let mut checker = LogChecker::new();
     for row in client.query(&sql, &[]).await? {
         let event = event_from_row(&row).map_err(|e| SeedError::Generator(e.to_string()))?;

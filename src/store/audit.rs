@@ -45,7 +45,7 @@ pub async fn query(
            AND ($9::text IS NULL OR metadata->>'correlation_id' = $9) \
            AND ($10::timestamptz IS NULL OR recorded_at >= $10) \
            AND ($11::timestamptz IS NULL OR recorded_at < $11) \
-         ORDER BY tx_id, position LIMIT $3"
+         ORDER BY events.tx_id, events.position LIMIT $3"
     );
     let statement = client.prepare_cached(&sql).await?;
     let correlation = filter.correlation_id.map(|c| c.to_string());
