@@ -415,26 +415,45 @@ async fn subject_users(
     }
 }
 
-/// Re-derives the entitlements of `users` (every user of the tenant when `None`).
+/// Re-derives the entitlements of `users` (every user of the tenant when `None`). Two
+/// statements each way rather than one with `$2 IS NULL OR …`: a generic plan of that form
+/// cannot use the `(tenant_id, user_id, …)` key and reads the whole tenant every time.
 async fn recompute(
     tx: &Transaction<'_>,
     tenant_id: Uuid,
     users: Option<&[Uuid]>,
 ) -> Result<(), ProjectionError> {
-    let users: Option<Vec<Uuid>> = users.map(<[Uuid]>::to_vec);
-    execute(
-        tx,
-        "DELETE FROM entitlements WHERE tenant_id = $1 AND ($2::uuid[] IS NULL OR user_id = ANY($2))",
-        &[&tenant_id, &users],
-    )
-    .await?;
-    execute(
-        tx,
-        "INSERT INTO entitlements (tenant_id, user_id, workspace_id, roles, permissions)
+    match users {
+        Some(users) => {
+            let users = users.to_vec();
+            execute(
+                tx,
+                "DELETE FROM entitlements WHERE tenant_id = $1 AND user_id = ANY($2)",
+                &[&tenant_id, &users],
+            )
+            .await?;
+            execute(tx, &DERIVE_USERS, &[&tenant_id, &TENANT_SCOPE, &users]).await?;
+        }
+        None => {
+            execute(
+                tx,
+                "DELETE FROM entitlements WHERE tenant_id = $1",
+                &[&tenant_id],
+            )
+            .await?;
+            execute(tx, &DERIVE_TENANT, &[&tenant_id, &TENANT_SCOPE]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Derives and inserts the entitlements of a tenant's active users, filtered by `{users}`.
+/// `$1` is the tenant, `$2` the tenant scope's workspace id (and `$3` the users, when filtered).
+const DERIVE: &str = "INSERT INTO entitlements (tenant_id, user_id, workspace_id, roles, permissions)
          WITH users AS (
              SELECT u.user_id FROM ent_users u
              JOIN ent_tenants t ON t.tenant_id = u.tenant_id AND t.active
-             WHERE u.tenant_id = $1 AND u.active AND ($2::uuid[] IS NULL OR u.user_id = ANY($2))
+             WHERE u.tenant_id = $1 AND u.active {users}
          ), subjects AS (
              SELECT user_id, 'user' AS subject_type, user_id AS subject_id FROM users
              UNION ALL
@@ -448,7 +467,7 @@ async fn recompute(
                                    AND a.subject_id = s.subject_id
              JOIN ent_roles r ON r.role_id = a.role_id AND r.live
          ), scoped AS (
-             SELECT user_id, $3::uuid AS workspace_id, role_id, permissions FROM grants WHERE scope IS NULL
+             SELECT user_id, $2::uuid AS workspace_id, role_id, permissions FROM grants WHERE scope IS NULL
              UNION ALL
              SELECT g.user_id, w.workspace_id, g.role_id, g.permissions FROM grants g
              JOIN ent_workspaces w ON w.tenant_id = $1 AND w.live
@@ -461,12 +480,12 @@ async fn recompute(
              FROM scoped, unnest(permissions) AS p GROUP BY user_id, workspace_id
          )
          SELECT $1, r.user_id, r.workspace_id, r.roles, COALESCE(p.permissions, '{}')
-         FROM by_roles r LEFT JOIN by_permissions p USING (user_id, workspace_id)",
-        &[&tenant_id, &users, &TENANT_SCOPE],
-    )
-    .await?;
-    Ok(())
-}
+         FROM by_roles r LEFT JOIN by_permissions p USING (user_id, workspace_id)";
+
+static DERIVE_USERS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| DERIVE.replace("{users}", "AND u.user_id = ANY($3)"));
+static DERIVE_TENANT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| DERIVE.replace("{users}", ""));
 
 /// One scope of a user's entitlements.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
