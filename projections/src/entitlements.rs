@@ -162,7 +162,19 @@ async fn write(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<Affected, Proj
                     &[&c.workspace_id, &t],
                 )
                 .await?;
-                Affected::Tenant
+                // Only tenant-wide grants reach a new workspace (no assignment names it yet),
+                // so its entitlements are each user's tenant-scope row: copied, instead of
+                // re-deriving the whole tenant. A user re-derived later in the same batch gets
+                // every workspace, this one included, from scratch.
+                execute(
+                    tx,
+                    "INSERT INTO entitlements (tenant_id, user_id, workspace_id, roles, permissions) \
+                     SELECT tenant_id, user_id, $2, roles, permissions FROM entitlements \
+                     WHERE tenant_id = $1 AND workspace_id = $3",
+                    &[&t, &c.workspace_id, &TENANT_SCOPE],
+                )
+                .await?;
+                Affected::Nobody
             }
             WorkspaceEvent::Deleted(d) => {
                 execute(
