@@ -32,7 +32,8 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
 /// commits durably (it sets `synchronous_commit` back on).
 pub fn owner_pool(config: &DatabaseConfig, size: usize) -> Result<Pool, DbError> {
     let mut pg = config.migration_pg_config()?;
-    pg.options("-c synchronous_commit=off");
+    // Re-deriving entitlements sorts a user × workspace × permission fan-out: in memory.
+    pg.options("-c synchronous_commit=off -c work_mem=64MB");
     pg.application_name("charter-replay");
     build_pool(pg, config, size)
 }

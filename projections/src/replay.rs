@@ -46,7 +46,7 @@ pub enum ReplayError {
     Db(#[from] tokio_postgres::Error),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("shadow {projection}: {source}")]
+    #[error("shadow {projection}: {}", chain(.source))]
     Runner {
         projection: &'static str,
         #[source]
@@ -78,6 +78,20 @@ fn describe(e: &tokio_postgres::Error) -> String {
         },
         None => e.to_string(),
     }
+}
+
+/// An error and its causes, with the server's message for a database error.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        match c.downcast_ref::<tokio_postgres::Error>() {
+            Some(db) => text = format!("{text}: {}", describe(db)),
+            None => text = format!("{text}: {c}"),
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// How far the rebuild has got: events every projection has applied, of `total`.
