@@ -61,11 +61,11 @@ bench_replay() {
         tail_log "$out/load.err"
         die "the initial load failed"
     }
-    note "initial load: $(grep -E '^charter: replayed' "$out/load.err")"
+    note "initial load: $(grep -E '^charter: replayed [0-9]+ events' "$out/load.err")"
     log "replay: verified rebuild (charter replay)"
     local rc=0
     run_replay verify || rc=$?
-    note "verified: $(grep -E '^charter: (replayed|rebuild)' "$out/verify.err" | tr '\n' ' ')"
+    note "verified: $(grep -E '^charter: (replayed [0-9]+ events|rebuild)' "$out/verify.err" | tr '\n' ' ')"
     ((rc == 0)) || {
         tail_log "$out/verify.err"
         die "charter replay found differences (exit $rc): see $out/verify.json"
