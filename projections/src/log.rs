@@ -110,14 +110,17 @@ pub async fn read_after(
 /// The statement behind [`read_range`]. `ORDER BY` names `events.tx_id`: the bare name would
 /// be the selected `tx_id::text::bigint` (an output column wins), which no index serves, and a
 /// generic plan would then sort the rest of the log on every read.
-pub fn read_range_sql() -> String {
-    format!(
-        "SELECT {EVENT_COLUMNS} FROM events \
-         WHERE (tx_id, position) > ($1::text::xid8, $2) \
-           AND (tx_id, position) <= ($3::text::xid8, $4) \
-           AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
-         ORDER BY events.tx_id, events.position LIMIT $5"
-    )
+pub fn read_range_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE (tx_id, position) > ($1::text::xid8, $2) \
+               AND (tx_id, position) <= ($3::text::xid8, $4) \
+               AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) \
+             ORDER BY events.tx_id, events.position LIMIT $5"
+        )
+    });
+    &SQL
 }
 
 /// Up to `limit` committed events after `after` and at most `until`, in global order.
@@ -127,8 +130,7 @@ pub async fn read_range(
     until: LogPosition,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, LogError> {
-    let sql = read_range_sql();
-    let statement = client.prepare_cached(&sql).await?;
+    let statement = client.prepare_cached(read_range_sql()).await?;
     let rows = client
         .query(
             &statement,

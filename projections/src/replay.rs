@@ -332,12 +332,8 @@ impl Replay {
         // The live runners are paused: their checkpoints stand still until this commits.
         let live: Vec<(String, LogPosition)> = checkpoint::all(&tx, LIVE_SCHEMA).await?;
         for p in &self.projections {
-            let at = live
-                .iter()
-                .find(|(n, _)| n == p.name())
-                .map_or(LogPosition::START, |(_, at)| *at);
-            let initial_load = promote && at == LogPosition::START;
-            if at < target && !initial_load {
+            let at = live_at(&live, p.name());
+            if behind(at, target, promote) {
                 return Err(ReplayError::LiveBehind {
                     projection: p.name(),
                     live: at,
@@ -346,7 +342,8 @@ impl Replay {
             }
             if at > target {
                 let runner =
-                    Runner::new(self.pool.clone(), p.clone(), &self.schema, 1000).with_until(at);
+                    Runner::new(self.pool.clone(), p.clone(), &self.schema, self.batch_size)
+                        .with_until(at);
                 catch_up(&runner).await?;
             }
         }
@@ -374,12 +371,8 @@ impl Replay {
         loop {
             let live = checkpoint::all(&self.pool.get().await?, LIVE_SCHEMA).await?;
             let behind = self.projections.iter().find_map(|p| {
-                let at = live
-                    .iter()
-                    .find(|(n, _)| n == p.name())
-                    .map_or(LogPosition::START, |(_, at)| *at);
-                let initial_load = promote && at == LogPosition::START;
-                (at < target && !initial_load).then_some((p.name(), at))
+                let at = live_at(&live, p.name());
+                behind(at, target, promote).then_some((p.name(), at))
             });
             match behind {
                 None => return Ok(()),
@@ -539,6 +532,19 @@ impl Replay {
         }
         result
     }
+}
+
+/// Where the live checkpoint of `name` stands (the start of the log when it has none).
+fn live_at(live: &[(String, LogPosition)], name: &str) -> LogPosition {
+    live.iter()
+        .find(|(n, _)| n == name)
+        .map_or(LogPosition::START, |(_, at)| *at)
+}
+
+/// Whether a live projection at `at` is too far behind `target` to be compared (or promoted
+/// over). A projection that never ran may be promoted over: that is an initial load.
+fn behind(at: LogPosition, target: LogPosition, promote: bool) -> bool {
+    at < target && !(promote && at == LogPosition::START)
 }
 
 /// Reads the log up to `target` once, handing every batch to every follower.
