@@ -94,7 +94,8 @@ pub struct HttpConfig {
     pub request_timeout_ms: u64,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
-    /// How long in-flight requests may run on after SIGTERM.
+    /// How long in-flight requests may run on after SIGTERM (new connections are refused at
+    /// once). The relay's final drain follows, within 2.5 s.
     pub shutdown_timeout_s: u64,
 }
 
@@ -184,7 +185,7 @@ impl Default for HttpConfig {
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
             workers: 0,
-            shutdown_timeout_s: 8,
+            shutdown_timeout_s: 7,
         }
     }
 }

@@ -144,6 +144,11 @@ async fn reload_keys_periodically(
     }
 }
 
+/// How long the background tasks get to stop once the server has: the relay's final drain
+/// and flush fit in it. With the default `http.shutdown_timeout_s` of 7 a SIGTERM ends the
+/// process within 10 s.
+pub const BACKGROUND_STOP: Duration = Duration::from_millis(2_500);
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -268,17 +273,16 @@ impl Application {
         self.pool.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM: stops accepting, lets in-flight requests finish, then
-    /// stops the projectors and lets the relay flush.
+    /// Serves until SIGINT/SIGTERM: stops accepting at once, gives in-flight requests up to
+    /// `http.shutdown_timeout_s`, then stops the projectors and lets the relay publish what
+    /// the last requests committed (bounded by [`BACKGROUND_STOP`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        tracing::info!("no request in flight; stopping the projectors and the relay");
         self.shutdown.cancel();
         let drain = futures::future::join_all(self.tasks);
-        if tokio::time::timeout(Duration::from_secs(5), drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!("background tasks did not stop within 5 s");
+        if tokio::time::timeout(BACKGROUND_STOP, drain).await.is_err() {
+            tracing::warn!("background tasks did not stop within {BACKGROUND_STOP:?}");
         }
         result
     }

@@ -23,6 +23,12 @@ use crate::config::{Config, KafkaConfig};
 
 const LEADER_LOCK: i64 = 0x6368_6172_7465_7202; // "charter\x02"
 
+/// On shutdown the leader publishes what the last requests committed for up to this long,
+/// so a graceful stop leaves no backlog behind (the next leader would publish it anyway).
+const FINAL_DRAIN: Duration = Duration::from_millis(1_500);
+/// Then librdkafka gets this long to deliver what it still holds.
+const FINAL_FLUSH: Duration = Duration::from_millis(500);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("database: {0}")]
@@ -87,7 +93,7 @@ impl Relay {
                 _ = shutdown.cancelled() => {}
             }
         }
-        self.publisher.flush(Duration::from_secs(2));
+        self.publisher.flush(FINAL_FLUSH);
         tracing::info!("relay stopped");
     }
 
@@ -147,8 +153,36 @@ impl Relay {
                 _ = shutdown.cancelled() => {}
             }
         }
+        self.final_drain(&client).await;
         driver.abort();
         Ok(())
+    }
+
+    /// Publishes the rest of the outbox, bounded by [`FINAL_DRAIN`]. A batch cut off by the
+    /// deadline keeps its rows, which the next leader sends again (at-least-once).
+    async fn final_drain(&self, client: &Client) {
+        let started = Instant::now();
+        let mut published = 0;
+        loop {
+            let left = FINAL_DRAIN.saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, self.step(client)).await {
+                Ok(Ok(0)) => break,
+                Ok(Ok(n)) => published += n,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the relay's final drain failed");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(published, "the relay's final drain ran out of time");
+                    break;
+                }
+            }
+        }
+        tracing::info!(
+            published,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "relay drained on shutdown"
+        );
     }
 
     /// Publishes one batch from the head of the events outbox, then one from the head of the

@@ -255,22 +255,7 @@ impl TestApp {
     /// The id of every published event (internal ones, such as password hashes, never reach
     /// Kafka), in global order.
     pub async fn event_ids(&self) -> Vec<Uuid> {
-        let internal: Vec<&str> = charter_events::catalog::all_schemas()
-            .into_iter()
-            .filter(|s| !s.published)
-            .map(|s| s.event_type)
-            .collect();
-        let client = self.pool.get().await.unwrap();
-        client
-            .query(
-                "SELECT event_id FROM events WHERE event_type <> ALL($1) ORDER BY tx_id, position",
-                &[&internal],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+        published_event_ids(&self.pool).await
     }
 }
 
@@ -342,23 +327,52 @@ impl TestApp {
     /// Waits until every live projection has applied the whole log, up to its newest event
     /// (not the horizon's head, which another test's open transaction can hold back).
     pub async fn projected(&self) {
-        let client = self.pool.get().await.unwrap();
-        let newest = client
-            .query_one(
-                "SELECT COALESCE(max(tx_id::text::bigint), 0), COALESCE(max(position), 0) FROM events \
-                 WHERE tx_id = (SELECT max(tx_id) FROM events)",
-                &[],
-            )
-            .await
-            .unwrap();
-        let head = charter_projections::LogPosition {
-            tx_id: newest.get(0),
-            position: newest.get(1),
-        };
-        let reached =
-            charter_projections::checkpoint::wait_for(&self.pool, head, Duration::from_secs(30))
-                .await
-                .unwrap();
-        assert!(reached, "the live projections did not reach {head}");
+        projected(&self.pool, Duration::from_secs(30)).await;
     }
+}
+
+/// Waits up to `within` until every live projection of `pool`'s database has applied its
+/// newest event.
+pub async fn projected(pool: &Pool, within: Duration) {
+    let client = pool.get().await.unwrap();
+    let newest = client
+        .query_one(
+            "SELECT COALESCE(max(tx_id::text::bigint), 0), COALESCE(max(position), 0) FROM events \
+             WHERE tx_id = (SELECT max(tx_id) FROM events)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let head = charter_projections::LogPosition {
+        tx_id: newest.get(0),
+        position: newest.get(1),
+    };
+    let reached = charter_projections::checkpoint::wait_for(pool, head, within)
+        .await
+        .unwrap();
+    assert!(
+        reached,
+        "the live projections did not reach {head} within {within:?}"
+    );
+}
+
+/// The id of every published event of `pool`'s database (internal ones, such as password
+/// hashes, never reach Kafka), in global order.
+pub async fn published_event_ids(pool: &Pool) -> Vec<Uuid> {
+    let internal: Vec<&str> = charter_events::catalog::all_schemas()
+        .into_iter()
+        .filter(|s| !s.published)
+        .map(|s| s.event_type)
+        .collect();
+    let client = pool.get().await.unwrap();
+    client
+        .query(
+            "SELECT event_id FROM events WHERE event_type <> ALL($1) ORDER BY tx_id, position",
+            &[&internal],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
