@@ -36,9 +36,15 @@ pub struct CreateUserBody {
     pub family_name: Option<String>,
     /// 12 or more characters, not the username or the email. Hashed before anything is
     /// stored; never echoed. Without it the user cannot log in.
-    #[serde(default, skip_serializing)]
-    #[schema(write_only)]
+    #[serde(default, skip_serializing_if = "never")]
+    #[schema(write_only, format = Password)]
     pub password: Option<String>,
+}
+
+/// Keeps the password out of the idempotency digest (the body is serialized for it) while
+/// leaving it in the OpenAPI document, which drops `skip_serializing` fields altogether.
+fn never<T>(_: &T) -> bool {
+    true
 }
 
 /// Give `email`, `display_name`, or both.

@@ -27,4 +27,5 @@ mod tenants;
 mod tokens;
 mod upcasting;
 mod users;
+mod verbatim;
 mod workspaces;

@@ -155,13 +155,19 @@ async fn commands_succeed_while_the_broker_is_down_and_the_backlog_drains_in_ord
         .iter()
         .map(|id| id.to_string())
         .collect();
+    let consuming = Instant::now();
     let received = consume(
         &app.config.kafka.brokers,
         &app.config.kafka.events_topic,
         committed.len(),
-        Duration::from_secs(30),
+        Duration::from_secs(120),
     )
     .await;
+    eprintln!(
+        "broker outage: a fresh consumer group read all {} events in {:?}",
+        committed.len(),
+        consuming.elapsed()
+    );
     let order = dedup(
         received
             .iter()
