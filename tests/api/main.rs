@@ -20,6 +20,7 @@ mod outage;
 mod permissions;
 mod poison;
 mod policy_topic;
+mod rate_limit;
 mod replay;
 mod roles;
 mod seed;
