@@ -12,6 +12,7 @@ mod groups;
 mod helpers;
 mod instances;
 mod isolation;
+mod isolation_matrix;
 mod kafka;
 mod model;
 mod openapi;
