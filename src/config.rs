@@ -19,6 +19,7 @@ pub struct Config {
     pub relay: RelayConfig,
     pub projections: ProjectionsConfig,
     pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
     pub keys: KeysConfig,
     pub bootstrap: BootstrapConfig,
     pub log: LogConfig,
@@ -57,6 +58,59 @@ impl Default for AuthConfig {
             lockout_duration_s: 900,
             totp_issuer: "Charter".into(),
             verify_cache_entries: 100_000,
+        }
+    }
+}
+
+/// Throttling of the credential endpoints, `/v1/auth/login` and `/v1/oauth/token`: a refused
+/// attempt is a `429` with `Retry-After`, and costs neither a password hash nor a step toward
+/// the lockout. Each limit is a GCRA bucket (governor): `burst` attempts at once, then one more
+/// every `60 / per_minute` seconds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Per client address, for each of the two endpoints separately.
+    pub per_ip: LimitConfig,
+    /// Per `(tenant, username)` on login (the username ignoring case, the tenant by id whether
+    /// it was given by id or by slug).
+    pub per_user: LimitConfig,
+    /// Per `client_id` on the token endpoint.
+    pub per_client: LimitConfig,
+    /// Peers whose `X-Forwarded-For` is believed: the client address is then the rightmost
+    /// entry that is not itself one of them. Empty (the default): the peer address, always.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How often keys whose bucket has refilled are forgotten (bounds the memory).
+    pub prune_interval_s: u64,
+}
+
+/// One bucket's size and refill rate.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    pub per_minute: std::num::NonZeroU32,
+    pub burst: std::num::NonZeroU32,
+}
+
+impl LimitConfig {
+    pub fn new(per_minute: u32, burst: u32) -> Self {
+        let non_zero = |n: u32| std::num::NonZeroU32::new(n.max(1)).expect("at least 1");
+        Self {
+            per_minute: non_zero(per_minute),
+            burst: non_zero(burst),
+        }
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_ip: LimitConfig::new(60, 30),
+            per_user: LimitConfig::new(10, 10),
+            per_client: LimitConfig::new(60, 30),
+            trusted_proxies: Vec::new(),
+            prune_interval_s: 60,
         }
     }
 }
@@ -268,6 +322,7 @@ impl Config {
             "relay",
             "projections",
             "auth",
+            "rate_limit",
             "keys",
             "bootstrap",
             "log",
@@ -329,6 +384,31 @@ mod tests {
                 assert!(!format!("{config:?}").contains(secret));
                 assert!(!serde_json::to_string(&config).unwrap().contains(secret));
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn rate_limits_layer_like_the_rest() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "charter.yaml",
+                "rate_limit:\n  per_user:\n    burst: 3\n  trusted_proxies: [10.0.0.1]\n",
+            )?;
+            jail.set_env("CHARTER_RATE_LIMIT__PER_IP__PER_MINUTE", "600");
+            let config =
+                Config::load(Some(Path::new("charter.yaml"))).map_err(|e| e.to_string())?;
+            let limits = &config.rate_limit;
+            assert!(limits.enabled);
+            assert_eq!(limits.per_user.burst.get(), 3, "file");
+            assert_eq!(limits.per_user.per_minute.get(), 10, "default beside it");
+            assert_eq!(limits.per_ip.per_minute.get(), 600, "env");
+            assert_eq!(
+                limits.trusted_proxies,
+                ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+            );
+            jail.set_env("CHARTER_RATE_LIMIT__PER_CLIENT__BURST", "0");
+            assert!(Config::load(None).is_err(), "a zero burst is refused");
             Ok(())
         });
     }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::bootstrap::{bootstrap, Bootstrap};
 use crate::auth::flows::Authenticator;
+use crate::auth::rate_limit::RateLimits;
 use crate::auth::secrets::MasterKey;
 use crate::command::keyring::ensure_key;
 use crate::command::permission::RegisterPermissions;
@@ -223,7 +224,12 @@ impl Application {
         )));
         let verifier = Verifier::new(keys.clone(), pool.clone(), &config.auth);
         verifier.spawn_invalidation(config.database.pg_config()?, shutdown.clone());
-        let auth = Authenticator::new(writer.clone(), keys, config.auth.clone())
+        let limits = Arc::new(RateLimits::new(&config.rate_limit));
+        tasks.push(limits.spawn_pruning(
+            Duration::from_secs(config.rate_limit.prune_interval_s),
+            shutdown.clone(),
+        ));
+        let auth = Authenticator::new(writer.clone(), keys, config.auth.clone(), limits)
             .map_err(|e| StartupError::Config(e.to_string()))?;
         bootstrap_from_config(&writer, &config).await?;
 

@@ -12,6 +12,7 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::password;
+use super::rate_limit::{Limited, RateLimits};
 use super::secrets::{self, MasterKey};
 use super::totp::{self, Totp};
 use crate::command::login::LoginHandler;
@@ -46,6 +47,9 @@ pub enum AuthError {
     InvalidGrant,
     #[error("client authentication failed")]
     InvalidClient,
+    /// Too many attempts: refused before any credential was checked.
+    #[error(transparent)]
+    RateLimited(#[from] Limited),
     #[error(transparent)]
     Command(#[from] CommandError),
     #[error(transparent)]
@@ -88,6 +92,8 @@ pub struct Authenticator {
     pub writer: Writer,
     pub keys: KeyStore,
     pub config: Arc<AuthConfig>,
+    /// The throttles of the credential endpoints (the HTTP edge checks the per-address ones).
+    pub limits: Arc<RateLimits>,
     /// Verified against when there is no real hash, so that every path costs one hash.
     dummy_hash: Arc<String>,
 }
@@ -97,6 +103,7 @@ impl Authenticator {
         writer: Writer,
         keys: KeyStore,
         config: AuthConfig,
+        limits: Arc<RateLimits>,
     ) -> Result<Self, password::PasswordError> {
         let dummy_hash = password::hash("charter-dummy-password", config.pbkdf2_iterations)?;
         Ok(Self {
@@ -104,6 +111,7 @@ impl Authenticator {
             writer,
             keys,
             config: Arc::new(config),
+            limits,
             dummy_hash: Arc::new(dummy_hash),
         })
     }
@@ -147,6 +155,8 @@ impl Authenticator {
     }
 
     /// The user `username` of `tenant` (id or slug), from the write side's uniqueness claims.
+    /// Throttled per `(tenant, username)` first: a refused attempt costs no hash and cannot
+    /// count toward the lockout (it never reaches the user's stream).
     async fn find_user(
         &self,
         tenant: &str,
@@ -157,6 +167,9 @@ impl Authenticator {
             Ok(id) => Some(id),
             Err(_) => claims::holder(&client, crate::command::tenant::SLUG_SCOPE, tenant).await?,
         };
+        // By id whichever way the tenant was named, so a slug and an id share one bucket.
+        let tenant_key = tenant_id.map_or_else(|| tenant.to_owned(), |id| id.to_string());
+        self.limits.check_user(&tenant_key, username)?;
         let Some(tenant_id) = tenant_id else {
             return Ok(None);
         };
@@ -327,6 +340,7 @@ impl Authenticator {
         client_secret: &str,
     ) -> Result<Minted, AuthError> {
         let id = Uuid::parse_str(client_id).map_err(|_| AuthError::InvalidClient)?;
+        self.limits.check_client(id)?;
         let client = self.pool.get().await?;
         let account = events::load::<ServiceAccount>(&client, &service_account_stream(id))
             .await?

@@ -3,5 +3,6 @@
 pub mod bootstrap;
 pub mod flows;
 pub mod password;
+pub mod rate_limit;
 pub mod secrets;
 pub mod totp;

@@ -5,12 +5,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::client_ip::client_ip;
 use super::extract::{command_request, metadata, validated, CorrelationHeader, JsonBody};
-use super::openapi::{CommandRefusals, Conflict, Forbidden};
+use super::openapi::{CommandRefusals, Conflict, Forbidden, RateLimited};
 use super::principal::Principal;
 use super::problem::{ApiError, Problem};
 use super::AppState;
 use crate::auth::flows::{AuthError, LoginRequest, TokenPair, TOTP_SEAL_CONTEXT};
+use crate::auth::rate_limit::Endpoint;
 use crate::auth::{password, totp};
 use crate::command::session::EndSessionHandler;
 use crate::command::token::RevokeTokenHandler;
@@ -84,6 +86,7 @@ impl From<AuthError> for ApiError {
                 "invalid_client",
                 "client authentication failed",
             ),
+            AuthError::RateLimited(limited) => limited.into(),
             AuthError::Command(e) => e.into(),
             AuthError::Mint(e) => ApiError::Internal(e.to_string()),
         }
@@ -102,6 +105,7 @@ pub fn no_store(body: impl Serialize) -> HttpResponse {
 ///
 /// `tenant` is an id or a slug; `workspace_id` scopes the token to one workspace. Every
 /// failure is the same `401 invalid-credentials`; repeated failures lock the account.
+/// Attempts are limited per client address and per user (`429` with `Retry-After`).
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth", operation_id = "login",
     params(CorrelationHeader),
@@ -114,6 +118,7 @@ pub fn no_store(body: impl Serialize) -> HttpResponse {
             description = "`invalid-credentials`: whatever the reason (`error: invalid_grant`).",
             body = Problem, content_type = "application/problem+json"),
         Conflict,
+        RateLimited,
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -122,6 +127,11 @@ pub async fn login(
     req: HttpRequest,
     body: JsonBody<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
+    // Per address first; the per-user limit is checked once the tenant is resolved.
+    state
+        .auth
+        .limits
+        .check_ip(Endpoint::Login, client_ip(&req))?;
     let b = body.value;
     let request = LoginRequest {
         tenant: b.tenant,

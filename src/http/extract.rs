@@ -155,7 +155,7 @@ pub fn metadata(req: &HttpRequest) -> Metadata {
             .extensions()
             .get::<tracing_actix_web::RequestId>()
             .map(|id| id.to_string()),
-        client_ip: req.peer_addr().map(|a| a.ip().to_string()),
+        client_ip: super::client_ip::client_ip(req).map(|ip| ip.to_string()),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod assignments;
 pub mod audit;
 pub mod auth;
+pub mod client_ip;
 pub mod entitlements;
 pub mod extract;
 pub mod groups;

@@ -8,11 +8,13 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{no_store, TokenResponse};
+use super::client_ip::client_ip;
 use super::extract::{command_request, JsonBody};
-use super::openapi::Forbidden;
+use super::openapi::{Forbidden, RateLimited};
 use super::principal::Principal;
 use super::problem::{ApiError, Problem};
 use super::AppState;
+use crate::auth::rate_limit::Endpoint;
 use crate::command::token::RevokeTokenHandler;
 use crate::command::{self};
 use crate::token::{Claims, PrincipalKind};
@@ -57,6 +59,7 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
 /// Client credentials grant
 ///
 /// RFC 6749 §4.4: an access token for a service account. Users log in at `/v1/auth/login`.
+/// Requests are limited per client address and per `client_id` (`429` with `Retry-After`).
 #[utoipa::path(
     post, path = "/v1/oauth/token", tag = "oauth", operation_id = "token",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
@@ -71,6 +74,7 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
         (status = 401,
             description = "`invalid-client`: wrong client credentials (`error: invalid_client`).",
             body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ),
 )]
 #[tracing::instrument(skip_all)]
@@ -79,6 +83,11 @@ pub async fn token(
     req: HttpRequest,
     form: Result<web::Form<TokenForm>, actix_web::Error>,
 ) -> Result<HttpResponse, ApiError> {
+    // Per address first; the per-client limit once the client id is known.
+    state
+        .auth
+        .limits
+        .check_ip(Endpoint::Token, client_ip(&req))?;
     let form = form
         .map_err(|e| invalid_request(&format!("the body must be a form (grant_type=...): {e}")))?
         .into_inner();

@@ -246,6 +246,11 @@ const SHARED: &[(&str, &str)] = &[
          `invalid-code`), or `idempotency-key-reused`.",
     ),
     (
+        "TooManyRequests",
+        "`rate-limited`: too many attempts from this address, for this user or for this client \
+         (`rate_limit.*`); nothing was checked or recorded. Retry after `Retry-After` seconds.",
+    ),
+    (
         "Internal",
         "`internal`: a bug; the cause is logged, never sent.",
     ),
@@ -287,6 +292,15 @@ fn shared_responses() -> impl Iterator<Item = (String, Response)> {
                     header("Seconds to wait before retrying.", Type::Integer),
                 );
             }
+            "TooManyRequests" => {
+                response.headers.insert(
+                    "Retry-After".into(),
+                    header(
+                        "Whole seconds (at least 1) after which the attempt is admitted again.",
+                        Type::Integer,
+                    ),
+                );
+            }
             _ => {}
         }
         (name.to_string(), response)
@@ -323,6 +337,15 @@ pub struct Conflict;
 impl IntoResponses for Conflict {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         BTreeMap::from([("409".into(), shared("Conflict"))])
+    }
+}
+
+/// A throttled credential endpoint (`429 rate-limited` with `Retry-After`).
+pub struct RateLimited;
+
+impl IntoResponses for RateLimited {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        BTreeMap::from([("429".into(), shared("TooManyRequests"))])
     }
 }
 

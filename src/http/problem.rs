@@ -58,6 +58,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("request bodies must be application/json")]
     UnsupportedMediaType,
+    /// 429: too many attempts on a throttled endpoint; `Retry-After` says when to come back.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after_s: u64 },
     #[error("{detail}")]
     Unavailable { slug: &'static str, detail: String },
     #[error("internal error")]
@@ -103,6 +106,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",
             ApiError::UnsupportedMediaType => "unsupported-media-type",
+            ApiError::TooManyRequests { .. } => "rate-limited",
             ApiError::Internal(_) => "internal",
             ApiError::Status { status, .. } => match status.as_u16() {
                 404 => "not-found",
@@ -145,6 +149,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Status { status, .. } => *status,
@@ -188,7 +193,9 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             response.insert_header((header::ALLOW, allow.as_str()));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let ApiError::TooManyRequests { retry_after_s, .. } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));
         }
         response.json(body)
@@ -235,6 +242,15 @@ impl From<CommandError> for ApiError {
                 }
             }
             CommandError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<crate::auth::rate_limit::Limited> for ApiError {
+    fn from(e: crate::auth::rate_limit::Limited) -> Self {
+        ApiError::TooManyRequests {
+            detail: e.to_string(),
+            retry_after_s: e.retry_after_s,
         }
     }
 }

@@ -83,6 +83,10 @@ pub fn test_config(name: &str) -> Config {
     config.auth.pbkdf2_iterations = std::num::NonZeroU32::new(1_000).unwrap();
     // Long enough for the longest test; expiry is tested with tokens of its own.
     config.auth.access_token_ttl_s = 3_600;
+    // Every test talks from 127.0.0.1 to an app (and limiters) of its own: the per-address
+    // limit is raised out of the way, the per-user and per-client ones keep their defaults.
+    // `rate_limit.rs` sets small limits of its own.
+    config.rate_limit.per_ip = charter::config::LimitConfig::new(100_000, 10_000);
     config.keys.master_key = Some(SecretString::from(TEST_MASTER_KEY));
     config.bootstrap.tenant = Some(format!(
         "root-{}",
@@ -125,6 +129,10 @@ pub async fn login_eventually(
             .await
             .expect("login request");
         let status = r.status();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let body: Value = r.json().await.unwrap();
         if status == 200 {
             return body;
@@ -133,7 +141,12 @@ pub async fn login_eventually(
             std::time::Instant::now() < deadline,
             "login of {username} kept failing: {status} {body}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Retrying is what throttles this user: come back when the limit says.
+        let wait = match (status.as_u16(), retry_after) {
+            (429, Some(seconds)) => Duration::from_secs(seconds),
+            _ => Duration::from_millis(50),
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
