@@ -13,10 +13,12 @@
 //! A tenant-scope bump also bumps every live workspace of the tenant once, because
 //! tenant-wide grants apply in every workspace.
 //!
-//! Every bump also enqueues one row, with the new value, in [`OUTBOX_TABLE`] in the same
-//! transaction; the relay publishes it to the compacted topic `charter.iam.policy.v1`. In a
-//! shadow schema that copy is never relayed, so a replay rebuilds the counters without
-//! publishing anything.
+//! Every bump also enqueues the scope's new value in [`OUTBOX_TABLE`] in the same
+//! transaction; the relay publishes it to the compacted topic `charter.iam.policy.v1`. The
+//! outbox holds one row per scope, overwritten by each bump (migration V14): consumers of a
+//! compacted topic only need the newest version, and a row per bump multiplied a tenant-wide
+//! change by the tenant's workspaces. In a shadow schema that copy is never relayed, so a
+//! replay rebuilds the counters without publishing anything.
 
 use charter_events::assignment::AssignmentEvent;
 use charter_events::group::GroupEvent;
@@ -141,14 +143,16 @@ impl Projection for PolicyVersions {
             }
         }
         // Each upsert returns the new counters and enqueues them for the policy topic in the
-        // same statement, so the outbox holds exactly one row per bump.
+        // same statement, overwriting the scope's row if it is still queued.
         const BUMP: &str = "WITH bumped AS ( \
                               INSERT INTO policy_versions (tenant_id, workspace_id, version) \
                               VALUES ($1, $2, 1) ON CONFLICT (tenant_id, workspace_id) \
                               DO UPDATE SET version = policy_versions.version + 1 \
                               RETURNING tenant_id, workspace_id, version) \
                             INSERT INTO policy_outbox (tenant_id, workspace_id, policy_version) \
-                            SELECT tenant_id, workspace_id, version FROM bumped";
+                            SELECT tenant_id, workspace_id, version FROM bumped \
+                            ON CONFLICT (tenant_id, workspace_id) DO UPDATE \
+                            SET policy_version = GREATEST(policy_outbox.policy_version, EXCLUDED.policy_version)";
         const BUMP_WORKSPACES: &str = "WITH bumped AS ( \
                               INSERT INTO policy_versions (tenant_id, workspace_id, version) \
                               SELECT tenant_id, workspace_id, 1 FROM pv_workspaces \
@@ -157,7 +161,9 @@ impl Projection for PolicyVersions {
                               DO UPDATE SET version = policy_versions.version + 1 \
                               RETURNING tenant_id, workspace_id, version) \
                             INSERT INTO policy_outbox (tenant_id, workspace_id, policy_version) \
-                            SELECT tenant_id, workspace_id, version FROM bumped";
+                            SELECT tenant_id, workspace_id, version FROM bumped \
+                            ON CONFLICT (tenant_id, workspace_id) DO UPDATE \
+                            SET policy_version = GREATEST(policy_outbox.policy_version, EXCLUDED.policy_version)";
         match bump_for(e)? {
             Bump::None => {}
             Bump::Workspace(w) => {
@@ -174,7 +180,7 @@ impl Projection for PolicyVersions {
     /// The same bumps as applying the events one by one, in far fewer statements: the batch
     /// is folded in memory (each tenant's live workspaces, loaded once, follow the batch's
     /// workspace events), then every scope's counter moves by its number of bumps in one
-    /// statement, which also enqueues one outbox row per bump, versions ascending per scope.
+    /// statement, which also enqueues each scope's new version.
     async fn apply_batch(
         &self,
         tx: &Transaction<'_>,
@@ -281,10 +287,10 @@ impl Projection for PolicyVersions {
                RETURNING tenant_id, workspace_id, version \
              ) \
              INSERT INTO policy_outbox (tenant_id, workspace_id, policy_version) \
-             SELECT b.tenant_id, b.workspace_id, v FROM bumped b \
-             JOIN input i USING (tenant_id, workspace_id), \
-                  generate_series(b.version - i.n + 1, b.version) AS v \
-             ORDER BY i.ord, v",
+             SELECT b.tenant_id, b.workspace_id, b.version FROM bumped b \
+             JOIN input i USING (tenant_id, workspace_id) ORDER BY i.ord \
+             ON CONFLICT (tenant_id, workspace_id) DO UPDATE \
+             SET policy_version = GREATEST(policy_outbox.policy_version, EXCLUDED.policy_version)",
             &[&tenant_ids, &workspace_ids, &by, &ordinals],
         )
         .await

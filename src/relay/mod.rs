@@ -277,11 +277,15 @@ impl Relay {
             .as_ref()
             .map_or_else(|p| p.acknowledged, |n| *n);
         if done > 0 {
+            // A row a newer bump overwrote meanwhile stays, and goes out in the next batch.
             let ids: Vec<i64> = rows[..done].iter().map(|r| r.get("id")).collect();
+            let versions: Vec<i64> = bumps[..done].iter().map(|b| b.policy_version).collect();
             client
                 .execute(
-                    "DELETE FROM projections.policy_outbox WHERE id = ANY($1)",
-                    &[&ids],
+                    "DELETE FROM projections.policy_outbox o \
+                     USING unnest($1::bigint[], $2::bigint[]) AS sent(id, policy_version) \
+                     WHERE o.id = sent.id AND o.policy_version = sent.policy_version",
+                    &[&ids, &versions],
                 )
                 .await?;
             let now = chrono::Utc::now();

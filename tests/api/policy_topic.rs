@@ -214,11 +214,13 @@ async fn every_entitlement_change_reaches_the_policy_topic() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // An outside consumer group sees one message per bump, in order per key.
+    // An outside consumer group sees, per key, versions ascending up to the counter: the
+    // newest version of each scope, and some of the ones before it (a bump overwrites its
+    // scope's row while it is still queued, as compaction would).
     let received = consume_raw(
         &app.config.kafka.brokers,
         &app.config.kafka.policy_topic,
-        bumps as usize,
+        counters.len(),
         Duration::from_secs(30),
         Duration::from_secs(2),
     )
@@ -228,7 +230,15 @@ async fn every_entitlement_change_reaches_the_policy_topic() {
         .into_iter()
         .filter(|m| m.key.starts_with(&format!("{t}/")))
         .collect();
-    assert_eq!(received.len() as i64, bumps, "one message per bump");
+    assert!(
+        received.len() as i64 <= bumps,
+        "at most one message per bump: {} for {bumps}",
+        received.len()
+    );
+    eprintln!(
+        "policy topic: {} messages for {bumps} bumps",
+        received.len()
+    );
     let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for m in &received {
         assert_eq!(m.content_type.as_deref(), Some("application/json"));
@@ -253,10 +263,9 @@ async fn every_entitlement_change_reaches_the_policy_topic() {
         let versions = per_key
             .get(key)
             .unwrap_or_else(|| panic!("nothing for {key}"));
-        assert_eq!(
-            versions,
-            &(1..=*counter).collect::<Vec<_>>(),
-            "every bump of {key}, in order"
+        assert!(
+            versions.windows(2).all(|w| w[0] < w[1]) && versions[0] >= 1,
+            "versions of {key} ascend: {versions:?}"
         );
         assert_eq!(versions.last(), Some(counter), "last message of {key}");
     }
