@@ -8,6 +8,7 @@ mod bad_input;
 mod contracts;
 mod entitlements;
 mod event_schemas;
+mod fuzz;
 mod groups;
 mod helpers;
 mod instances;
