@@ -8,7 +8,7 @@
 #   .charter/http_port, charter.pid   service started by ops/up
 #   .charter/logs/*.log               logs
 #   .charter/stack.env                KEY=value lines describing the running stack
-# Expensive tool builds (tansu) are cached outside the clone in
+# Expensive tool builds (tansu, the schemathesis venv) are cached outside the clone in
 # ${CHARTER_CACHE_DIR:-$HOME/.cache/charter}.
 
 CHARTER_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -534,6 +534,47 @@ stop_test_broker() {
     rm -rf "$TEST_BROKER_DIR"
 }
 
+# --------------------------------------------------------- schemathesis ----
+# ensure_schemathesis: the API fuzzer schemathesis (PyPI), pinned, in a venv cached
+# outside the clone (${CACHE_DIR}/schemathesis-venv); installed once, then reused.
+# Exports SCHEMATHESIS_BIN, which tests/api/fuzz.rs runs (and fails without).
+SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
+SCHEMATHESIS_VENV="$CACHE_DIR/schemathesis-venv"
+ensure_schemathesis() {
+    local bin="$SCHEMATHESIS_VENV/bin/st" have=""
+    if [[ -x "$bin" ]]; then
+        have="$("$SCHEMATHESIS_VENV/bin/python" -c \
+            'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)"
+    fi
+    if [[ "$have" != "$SCHEMATHESIS_VERSION" ]]; then
+        command -v python3 >/dev/null 2>&1 || apt_install python3
+        python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+        mkdir -p "$CACHE_DIR/logs"
+        # Serialise concurrent installs across checkouts (the cache is shared).
+        exec 7>"$CACHE_DIR/schemathesis.lock"
+        command -v flock >/dev/null 2>&1 && flock -w 900 7
+        have="$("$SCHEMATHESIS_VENV/bin/python" -c \
+            'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)"
+        if [[ "$have" != "$SCHEMATHESIS_VERSION" ]]; then
+            local ilog="$CACHE_DIR/logs/schemathesis-install.log"
+            log "installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV (one-time; log: $ilog)"
+            rm -rf "$SCHEMATHESIS_VENV"
+            if ! { python3 -m venv "$SCHEMATHESIS_VENV" &&
+                "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check \
+                    "schemathesis==$SCHEMATHESIS_VERSION"; } </dev/null >"$ilog" 2>&1 7>&-; then
+                tail_log "$ilog" 40
+                exec 7>&-
+                rm -rf "$SCHEMATHESIS_VENV"
+                die "installing schemathesis $SCHEMATHESIS_VERSION failed"
+            fi
+        fi
+        exec 7>&-
+    fi
+    [[ -x "$bin" ]] || die "schemathesis missing at $bin after install"
+    SCHEMATHESIS_BIN="$bin"
+    export SCHEMATHESIS_BIN
+}
+
 # ----------------------------------------------------------------- kcat -----
 # Debian 12's kcat links librdkafka 2.0.2, which cannot parse tansu's
 # ApiVersions v3 response ("Read underflow ... ApiVersionRequest failed"), so it
@@ -665,5 +706,6 @@ print_versions() {
     pgb="$(pg_bin_dir || true)"
     note "postgres: $([[ -n "$pgb" ]] && "$pgb/postgres" --version 2>&1 || echo 'not installed yet')"
     note "tansu:    $([[ -x "$TANSU_BIN" ]] && "$TANSU_BIN" --version 2>&1 | head -n1 || echo "not built yet ($TANSU_BIN)")"
+    note "st:       $([[ -x "$SCHEMATHESIS_VENV/bin/st" ]] && "$SCHEMATHESIS_VENV/bin/st" --version 2>&1 | head -n1 || echo "not installed yet ($SCHEMATHESIS_VENV)")"
     note "kcat:     $(kcat -V 2>/dev/null | grep -m1 -o 'Version [^ ]* .*librdkafka [0-9.]*' | sed 's/ (.*librdkafka/ (librdkafka/; s/$/)/' || echo missing)"
 }

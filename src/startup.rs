@@ -249,9 +249,12 @@ impl Application {
             verifier,
             auth,
         });
+        // Forms (the OAuth endpoints) have the same body limit as JSON.
+        let form_limit = state.config.http.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(web::FormConfig::default().limit(form_limit))
                 .wrap(from_fn(http::principal::authorize))
                 .wrap(from_fn(http::edge))
                 .wrap(tracing_actix_web::TracingLogger::default())

@@ -40,6 +40,18 @@ pub fn name(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
     value.to_owned()
 }
 
+/// Something a caller presents to be checked or looked up, never stored as given (a
+/// password, a code, a token, the tenant or username of a login): only bounded, at most
+/// `max` characters.
+pub fn bounded(field: &str, raw: &str, max: usize, errors: &mut Vec<FieldError>) {
+    if raw.chars().count() > max {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+}
+
 /// A slug: 2..=63 characters of `a-z`, `0-9` and `-`, starting with a letter, not ending in `-`.
 pub fn slug(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
     let ok = (2..=MAX_SLUG_CHARS).contains(&raw.len())

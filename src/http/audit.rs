@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::openapi::{Forbidden, NotFound};
 use super::principal::Principal;
 use super::problem::ApiError;
+use super::respond;
 use super::AppState;
 use crate::command::CommandError;
 use crate::store::audit::{self, AuditFilter, AuditItem};
@@ -26,12 +27,16 @@ pub struct AuditParams {
     /// Only this tenant's events (one within the caller's reach).
     pub tenant_id: Option<Uuid>,
     /// Only this stream's, e.g. `user-0193…`.
+    #[param(max_length = 200)]
     pub stream_id: Option<String>,
     /// Only this stream type's, e.g. `user`.
+    #[param(max_length = 200)]
     pub stream_type: Option<String>,
     /// Only this event type, e.g. `user.created`.
+    #[param(max_length = 200)]
     pub event_type: Option<String>,
     /// Only this actor's, e.g. `user:0193…`.
+    #[param(max_length = 200)]
     pub actor: Option<String>,
     pub correlation_id: Option<Uuid>,
     /// Inclusive lower bound of `recorded_at` (RFC 3339).
@@ -113,6 +118,14 @@ pub async fn events(
             .parse()
             .map_err(|_| bad_query("after must be a next_cursor returned by this endpoint"))?,
     };
+    for (name, value) in [
+        ("stream_id", &p.stream_id),
+        ("stream_type", &p.stream_type),
+        ("event_type", &p.event_type),
+        ("actor", &p.actor),
+    ] {
+        respond::query_text(name, value.as_deref())?;
+    }
     let filter = AuditFilter {
         tenants: visible_tenants(&state, &principal, p.tenant_id).await?,
         stream_id: p.stream_id,

@@ -19,18 +19,31 @@ use crate::command::token::RevokeTokenHandler;
 use crate::command::user::UserHandler;
 use crate::command::{self, CommandHandler, CommandRequest};
 use crate::domain::user::{SecondFactorProof, UserAction, UserState};
+use crate::domain::validate;
 use crate::token::PrincipalKind;
+
+/// The longest `tenant` of a login: a slug (63) or an id (36).
+const MAX_TENANT_CHARS: usize = validate::MAX_SLUG_CHARS;
+/// The longest username (see [`validate::username`]).
+const MAX_USERNAME_CHARS: usize = 64;
+/// The longest TOTP or recovery code.
+const MAX_CODE_CHARS: usize = 64;
+/// The longest refresh token (ours are 80 characters).
+const MAX_REFRESH_TOKEN_CHARS: usize = 256;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     /// The tenant's id or slug.
+    #[schema(max_length = 63)]
     pub tenant: String,
+    #[schema(max_length = 64)]
     pub username: String,
-    #[schema(format = Password)]
+    #[schema(format = Password, max_length = 1024)]
     pub password: String,
     /// The current TOTP code, or one of the recovery codes (when MFA is on).
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub totp_code: Option<String>,
     /// Scopes the access token to one workspace.
     #[serde(default)]
@@ -105,7 +118,8 @@ pub fn no_store(body: impl Serialize) -> HttpResponse {
 ///
 /// `tenant` is an id or a slug; `workspace_id` scopes the token to one workspace. Every
 /// failure is the same `401 invalid-credentials`; repeated failures lock the account.
-/// Attempts are limited per client address and per user (`429` with `Retry-After`).
+/// Attempts are limited per client address and per user (`429` with `Retry-After`). A field
+/// over its documented length is a `422`, before anything is looked up.
 #[utoipa::path(
     post, path = "/v1/auth/login", tag = "auth", operation_id = "login",
     params(CorrelationHeader),
@@ -133,6 +147,14 @@ pub async fn login(
         .limits
         .check_ip(Endpoint::Login, client_ip(&req))?;
     let b = body.value;
+    validated(|e| {
+        validate::bounded("tenant", &b.tenant, MAX_TENANT_CHARS, e);
+        validate::bounded("username", &b.username, MAX_USERNAME_CHARS, e);
+        validate::bounded("password", &b.password, password::MAX_LENGTH, e);
+        if let Some(code) = &b.totp_code {
+            validate::bounded("totp_code", code, MAX_CODE_CHARS, e);
+        }
+    })?;
     let request = LoginRequest {
         tenant: b.tenant,
         username: b.username,
@@ -148,6 +170,7 @@ pub async fn login(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
+    #[schema(max_length = 256)]
     pub refresh_token: String,
 }
 
@@ -174,6 +197,14 @@ pub async fn refresh(
     req: HttpRequest,
     body: JsonBody<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
+    validated(|e| {
+        validate::bounded(
+            "refresh_token",
+            &body.value.refresh_token,
+            MAX_REFRESH_TOKEN_CHARS,
+            e,
+        )
+    })?;
     let pair = state
         .auth
         .refresh(&body.value.refresh_token, &envelope(&req))
@@ -302,10 +333,10 @@ pub async fn logout_all(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
-    #[schema(format = Password)]
+    #[schema(format = Password, max_length = 1024)]
     pub old_password: String,
-    /// 12 or more characters, not the username or the email.
-    #[schema(format = Password)]
+    /// 12-1024 characters, not the username or the email.
+    #[schema(format = Password, min_length = 12, max_length = 1024)]
     pub new_password: String,
 }
 
@@ -342,6 +373,7 @@ pub async fn change_password(
     let user = current_user(&state, &principal).await?;
     let b = &body.value;
     validated(|e| {
+        validate::bounded("old_password", &b.old_password, password::MAX_LENGTH, e);
         password::check_policy(
             "new_password",
             &b.new_password,
@@ -486,6 +518,7 @@ pub async fn mfa_enroll(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
+    #[schema(max_length = 64)]
     pub code: String,
 }
 
@@ -517,6 +550,7 @@ pub async fn mfa_activate(
     principal: Principal,
     body: JsonBody<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
+    validated(|e| validate::bounded("code", &body.value.code, MAX_CODE_CHARS, e))?;
     let user = current_user(&state, &principal).await?;
     let proof = match &user.mfa.pending_secret {
         Some(sealed) => SecondFactorProof::Totp {
@@ -542,7 +576,7 @@ pub async fn mfa_activate(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisableMfaBody {
-    #[schema(format = Password)]
+    #[schema(format = Password, max_length = 1024)]
     pub password: String,
 }
 
@@ -566,6 +600,7 @@ pub async fn mfa_disable(
     principal: Principal,
     body: JsonBody<DisableMfaBody>,
 ) -> Result<HttpResponse, ApiError> {
+    validated(|e| validate::bounded("password", &body.value.password, password::MAX_LENGTH, e))?;
     let user = current_user(&state, &principal).await?;
     let matched = state
         .auth

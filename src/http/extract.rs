@@ -92,11 +92,28 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonBody<T> {
     }
 }
 
+/// How deeply a JSON body may nest arrays and objects. Every body the API takes is at most
+/// three levels deep; anything far deeper is refused before it is parsed.
+pub const MAX_JSON_DEPTH: usize = 32;
+
 fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
     let malformed = |e: &serde_json::Error| ApiError::Malformed {
         slug: "malformed-json",
         detail: format!("the body is not valid JSON: {e}"),
     };
+    let scan = scan(raw);
+    if scan.depth > MAX_JSON_DEPTH {
+        return Err(ApiError::Invalid {
+            slug: "invalid-body",
+            detail: format!(
+                "the body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+            ),
+            errors: vec![FieldError::new(
+                "",
+                format!("must not nest deeper than {MAX_JSON_DEPTH} levels"),
+            )],
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(raw);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -112,7 +129,90 @@ fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
         }
     })?;
     de.end().map_err(|e| malformed(&e))?;
+    if scan.nul {
+        return Err(nul_in_strings(raw));
+    }
     Ok(value)
+}
+
+/// What [`scan`] learns of a JSON text in one pass, without parsing it.
+struct Scan {
+    /// The deepest nesting of arrays and objects.
+    depth: usize,
+    /// Whether some string (a key or a value) holds U+0000, which PostgreSQL's `text` and
+    /// `jsonb` cannot store: no field of the API accepts it.
+    nul: bool,
+}
+
+/// One pass over the bytes: brackets outside strings count toward the depth; inside strings
+/// only escapes matter (`\u0000` is U+0000; `\\u0000` is a backslash and text). The text
+/// may be invalid JSON; the parser reports that.
+fn scan(raw: &[u8]) -> Scan {
+    let (mut depth, mut deepest, mut nul) = (0usize, 0usize, false);
+    let mut in_string = false;
+    let mut i = 0;
+    while i < raw.len() {
+        match (in_string, raw[i]) {
+            (false, b'"') | (true, b'"') => in_string = !in_string,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            (true, b'\\') => {
+                if raw.get(i + 1) == Some(&b'u') && raw.get(i + 2..i + 6) == Some(b"0000") {
+                    nul = true;
+                }
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Scan {
+        depth: deepest,
+        nul,
+    }
+}
+
+/// The 422 `validation-failed` for a body some of whose strings hold U+0000, naming each such
+/// field. (Only then is the body parsed a second time, untyped, to find them.)
+fn nul_in_strings(raw: &[u8]) -> ApiError {
+    fn walk(value: &serde_json::Value, path: &str, found: &mut Vec<FieldError>) {
+        let message = "must not contain U+0000";
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => {
+                found.push(FieldError::new(path, message));
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), found);
+                }
+            }
+            serde_json::Value::Object(members) => {
+                for (key, member) in members {
+                    let field = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    if key.contains('\0') {
+                        found.push(FieldError::new(field.replace('\0', "\\u0000"), message));
+                    }
+                    walk(member, &field, found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut errors = Vec::new();
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(raw) {
+        walk(&value, "", &mut errors);
+    }
+    if errors.is_empty() {
+        errors.push(FieldError::new("", "strings must not contain U+0000"));
+    }
+    ApiError::validation(errors)
 }
 
 /// serde_json appends " at line L column C", which is noise for a field error.
@@ -304,6 +404,42 @@ mod tests {
         let err = serde_json::from_str::<serde_json::Value>(&deep).unwrap_err();
         assert_eq!(err.classify(), serde_json::error::Category::Syntax);
         assert!(decode::<Body>(b"{\"name\":\"a\",\"parent\":null}").is_ok());
+    }
+
+    #[test]
+    fn refuses_deep_nesting_before_parsing() {
+        let nest = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        for depth in [MAX_JSON_DEPTH + 1, 10_000] {
+            match decode::<Body>(nest(depth).as_bytes()).unwrap_err() {
+                ApiError::Invalid { slug, detail, .. } => {
+                    assert_eq!(slug, "invalid-body");
+                    assert!(detail.contains("deeper than 32"), "{detail}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Brackets inside strings are text, not nesting.
+        let text = format!(r#"{{"name":"{}"}}"#, "[{".repeat(100));
+        assert!(decode::<Body>(text.as_bytes()).is_ok());
+        assert_eq!(scan(nest(MAX_JSON_DEPTH).as_bytes()).depth, MAX_JSON_DEPTH);
+    }
+
+    #[test]
+    fn refuses_nul_in_strings_naming_the_field() {
+        match decode::<Body>(br#"{"name":"a\u0000b"}"#).unwrap_err() {
+            ApiError::Invalid { slug, errors, .. } => {
+                assert_eq!(slug, "validation-failed");
+                assert_eq!(
+                    errors,
+                    vec![FieldError::new("name", "must not contain U+0000")]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // An escaped backslash followed by `u0000` is text.
+        assert!(decode::<Body>(br#"{"name":"a\\u0000"}"#).is_ok());
+        assert!(scan(br#"["x", {"k": ["\u0000"]}]"#).nul);
+        assert!(!scan(br#"["\\u0000", "\"\u0001"]"#).nul);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::domain::validate;
 #[serde(deny_unknown_fields)]
 pub struct GroupBody {
     /// Trimmed, 1-200 characters, no control characters; unique in the tenant.
+    #[schema(max_length = 200)]
     pub name: String,
 }
 

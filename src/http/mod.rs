@@ -69,28 +69,33 @@ pub async fn edge(
             Duration::from_millis(s.config.http.request_timeout_ms)
         });
     let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
+    // Every request is counted, refusals of the inner middleware (401, 403, 405) included.
+    let record = |status: actix_web::http::StatusCode| {
+        metrics::counter!("charter_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.as_u16().to_string()).increment(1);
+        metrics::histogram!("charter_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+            .record(started.elapsed().as_secs_f64());
+    };
     let response = match tokio::time::timeout(timeout, next.call(req)).await {
         Ok(Ok(response)) => response,
         // Rendered by actix through `ResponseError`, as problem+json.
-        Ok(Err(e)) => return Err(e),
+        Ok(Err(e)) => {
+            record(e.as_response_error().status_code());
+            return Err(e);
+        }
         Err(_) => {
             metrics::counter!("charter_http_timeouts_total").increment(1);
-            return Err(ApiError::Unavailable {
+            let e = ApiError::Unavailable {
                 slug: "request-timeout",
                 detail: format!("the request took longer than {} ms", timeout.as_millis()),
-            }
-            .into());
+            };
+            record(e.status_code());
+            return Err(e.into());
         }
     };
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".into());
     let status = response.status();
-    metrics::counter!("charter_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.as_u16().to_string()).increment(1);
-    metrics::histogram!("charter_http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    record(status);
 
     let has_body_type = response.headers().contains_key(header::CONTENT_TYPE);
     if (status.is_client_error() || status.is_server_error()) && !has_body_type {

@@ -44,6 +44,18 @@ fn invalid_request(detail: &str) -> ApiError {
     }
 }
 
+/// A form that could not be read: over `http.max_body_bytes` is a 413 like any other body,
+/// anything else is RFC 6749's `invalid_request`.
+fn form_refused(e: &actix_web::Error, detail: &str) -> ApiError {
+    use actix_web::error::UrlencodedError;
+    match e.as_error::<UrlencodedError>() {
+        Some(UrlencodedError::Overflow { limit, .. }) => {
+            ApiError::PayloadTooLarge { limit: *limit }
+        }
+        _ => invalid_request(&format!("{detail}: {e}")),
+    }
+}
+
 /// `client_secret_basic`: `Authorization: Basic base64(client_id:client_secret)`.
 fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -89,7 +101,7 @@ pub async fn token(
         .limits
         .check_ip(Endpoint::Token, client_ip(&req))?;
     let form = form
-        .map_err(|e| invalid_request(&format!("the body must be a form (grant_type=...): {e}")))?
+        .map_err(|e| form_refused(&e, "the body must be a form (grant_type=...)"))?
         .into_inner();
     if form.grant_type != "client_credentials" {
         return Err(ApiError::OAuth {
@@ -138,7 +150,7 @@ impl actix_web::FromRequest for TokenParam {
             Box::pin(async move {
                 form.await
                     .map(|f| TokenParam(f.into_inner()))
-                    .map_err(|e| invalid_request(&format!("the form must carry `token`: {e}")))
+                    .map_err(|e| form_refused(&e, "the form must carry `token`"))
             })
         } else {
             let json = JsonBody::<TokenBody>::from_request(req, payload);

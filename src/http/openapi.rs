@@ -236,12 +236,13 @@ const SHARED: &[(&str, &str)] = &[
     (
         "InvalidBody",
         "`invalid-body`: wrong types, unknown or missing fields (`errors[].field` names the \
-         field).",
+         field), or nesting deeper than 32 levels; `validation-failed`: a string over its \
+         length limit or holding U+0000 (one `errors[]` entry per field).",
     ),
     (
         "Refused",
-        "`invalid-body` (wrong types, unknown or missing fields), `validation-failed` (one \
-         `errors[]` entry per field), a rule of the resource (e.g. `parent-not-found`, \
+        "`invalid-body` (wrong types, unknown or missing fields, nesting deeper than 32 \
+         levels), `validation-failed` (one `errors[]` entry per field), a rule of the resource (e.g. `parent-not-found`, \
          `permission-not-registered`, `role-workspace-mismatch`, `wrong-password`, \
          `invalid-code`), or `idempotency-key-reused`.",
     ),
@@ -479,6 +480,7 @@ fn extractors(operation: &mut Operation) {
             add(operation, "422", "InvalidBody");
         } else {
             malformed.push("`invalid-request` (the form is malformed)");
+            add(operation, "413", "PayloadTooLarge");
         }
     }
     for parameter in operation.parameters.iter().flatten() {

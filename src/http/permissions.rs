@@ -34,6 +34,7 @@ pub struct PermissionBody {
     #[schema(value_type = PermissionName)]
     pub name: String,
     /// Trimmed, 1-200 characters, no control characters.
+    #[schema(max_length = 200)]
     pub label: String,
 }
 
@@ -130,11 +131,13 @@ pub async fn register(
 #[into_params(parameter_in = Query)]
 pub struct PermissionListParams {
     /// Only this service's permissions.
+    #[param(max_length = 200)]
     pub service: Option<String>,
     /// Page size (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page (a permission name).
+    #[param(max_length = 200)]
     pub after: Option<String>,
     /// A `consistency_token` from a command response: wait until the list includes it.
     pub consistency: Option<String>,
@@ -161,15 +164,11 @@ pub async fn list(
     params: web::Query<PermissionListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = respond::limit(params.limit)?;
+    let service = respond::query_text("service", params.service.as_deref())?;
+    let after = respond::query_text("after", params.after.as_deref())?;
     wait_for_consistency(&state, params.consistency.as_deref()).await?;
     let client = state.pool.get().await?;
-    let items = read::list(
-        &client,
-        params.service.as_deref(),
-        params.after.as_deref(),
-        limit,
-    )
-    .await?;
+    let items = read::list(&client, service, after, limit).await?;
     let next_cursor = (items.len() as i64 == limit)
         .then(|| items.last().map(|p| p.name.clone()))
         .flatten();

@@ -97,6 +97,25 @@ pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
+/// The longest free-text query parameter (a filter or a cursor) the API takes.
+pub const MAX_QUERY_TEXT: usize = 200;
+
+/// A free-text query parameter: at most [`MAX_QUERY_TEXT`] characters and no U+0000 (which
+/// PostgreSQL cannot compare with), else a 400 naming it.
+pub fn query_text<'a>(name: &str, value: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+    match value {
+        Some(v) if v.contains('\0') => Err(ApiError::Malformed {
+            slug: "invalid-query-parameter",
+            detail: format!("{name} must not contain U+0000"),
+        }),
+        Some(v) if v.chars().count() > MAX_QUERY_TEXT => Err(ApiError::Malformed {
+            slug: "invalid-query-parameter",
+            detail: format!("{name} must be at most {MAX_QUERY_TEXT} characters"),
+        }),
+        v => Ok(v),
+    }
+}
+
 /// One page of a list, in keyset order.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T: Serialize> {

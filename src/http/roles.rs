@@ -25,6 +25,7 @@ const MAX_PERMISSIONS: usize = 500;
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleBody {
     /// Trimmed, 1-200 characters, no control characters; unique in its scope.
+    #[schema(max_length = 200)]
     pub name: String,
     /// Registered permission names, e.g. `iam.users.read` (at most 500).
     #[serde(default)]
@@ -39,6 +40,7 @@ pub struct CreateRoleBody {
 #[serde(deny_unknown_fields)]
 pub struct RenameRoleBody {
     /// Trimmed, 1-200 characters, no control characters; unique in its scope.
+    #[schema(max_length = 200)]
     pub name: String,
 }
 

@@ -23,6 +23,7 @@ use crate::domain::validate;
 #[schema(as = CreateServiceAccountBody)]
 pub struct CreateBody {
     /// Trimmed, 1-200 characters, no control characters.
+    #[schema(max_length = 200)]
     pub name: String,
 }
 

@@ -24,6 +24,7 @@ use crate::domain::validate::{self, FieldError};
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantBody {
     /// Trimmed, 1-200 characters, no control characters.
+    #[schema(max_length = 200)]
     pub name: String,
     /// Unique among all tenants, deleted ones included.
     #[schema(pattern = "^[a-z][a-z0-9-]{0,61}[a-z0-9]$")]
@@ -37,7 +38,9 @@ pub struct CreateTenantBody {
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenantBody {
+    /// Trimmed, 1-200 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     /// Absent: unchanged. `null`: move to the root. An id: move below that tenant.
     #[serde(default, deserialize_with = "present")]
@@ -50,6 +53,7 @@ pub struct UpdateTenantBody {
 pub struct BlockBody {
     /// At most 1,000 characters once trimmed.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 

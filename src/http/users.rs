@@ -25,19 +25,24 @@ pub struct CreateUserBody {
     #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub username: String,
     /// `local@domain`, at most 254 characters; unique in the tenant, ignoring case.
+    #[schema(max_length = 254)]
     pub email: String,
+    /// Trimmed, 1-200 characters, no control characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub display_name: Option<String>,
-    /// Given (first) name, as OpenID Connect's `given_name`.
+    /// Given (first) name, as OpenID Connect's `given_name` (as `display_name`).
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub given_name: Option<String>,
-    /// Family (last) name, as OpenID Connect's `family_name`.
+    /// Family (last) name, as OpenID Connect's `family_name` (as `display_name`).
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub family_name: Option<String>,
     /// 12 or more characters, not the username or the email. Hashed before anything is
     /// stored; never echoed. Without it the user cannot log in.
     #[serde(default, skip_serializing_if = "never")]
-    #[schema(write_only, format = Password)]
+    #[schema(write_only, format = Password, min_length = 12, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -51,11 +56,13 @@ fn never<T>(_: &T) -> bool {
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
+    /// `local@domain`, at most 254 characters.
     #[serde(default)]
+    #[schema(max_length = 254)]
     pub email: Option<String>,
-    /// Absent: unchanged. `null`: cleared.
+    /// Absent: unchanged. `null`: cleared. Trimmed, 1-200 characters.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub display_name: Option<Option<String>>,
 }
 

@@ -20,6 +20,7 @@ use crate::domain::workspace::{Workspace, WorkspaceAction};
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceBody {
     /// Trimmed, 1-200 characters, no control characters; unique in the tenant, ignoring case.
+    #[schema(max_length = 200)]
     pub name: String,
 }
 

@@ -9,6 +9,7 @@ mod contracts;
 mod entitlements;
 mod event_schemas;
 mod faults;
+mod fuzz;
 mod groups;
 mod helpers;
 mod instances;
