@@ -262,6 +262,8 @@ scenario_header() {
     projection-lag) echo "# open loop $LAG_RATE cmd/s (POST workspaces, <= $LAG_INFLIGHT in flight), ${WARMUP}s warm-up, ${DURATION}s measured; lag of every ${LAG_SAMPLE_EVERY}th command" ;;
     token-verify) echo "# in process, $VERIFY_TASKS tasks, ${DURATION}s each: charter::token::Verifier::verify vs raw ring ES256 verify of the same token, same run" ;;
     token-issue) echo "# $CLIENTS clients, ${WARMUP}s warm-up, ${DURATION}s measured: POST /v1/oauth/token (client_credentials); baseline: bare actix-web JSON route, same run" ;;
+    relay) echo "# drain of a $RELAY_BACKLOG-row outbox backlog by a relay-only charter serve vs a bare rdkafka producer (the relay's settings, the same messages); commit -> broker at $RELAY_RATE cmd/s open loop (${RELAY_WARMUP}s warm-up, ${RELAY_DURATION}s measured), arrival = the partition's high-water mark polled every ${RELAY_POLL_MS} ms, vs a bare producer at the same rate; same run" ;;
+    replay) echo "# $REPLAY_EVENTS seeded events; a verified charter replay (11 projections) vs one ordered read of the same log (psql COPY), same run" ;;
     esac
     echo
 }
@@ -289,8 +291,18 @@ merge_latest() {
            else {} end) as $old
         | reduce $new[] as $r ($old; .[$r.scenario] = $r)
         | {updated: $date, scenarios: .}' >"$RESULTS_DIR/latest.json.tmp"
-    mv -f "$RESULTS_DIR/latest.json.tmp" "$RESULTS_DIR/latest.json"
+    # The table, over every entry (in the scenarios' order), as data too.
+    jq -L "$CHARTER_REPO/ops/bench.d" --argjson order "$(scenario_order "${ALL_SCENARIOS[@]}")" '
+        include "summary";
+        . + {table: [$order[] as $s | .scenarios[$s] // empty | rows[]]}' \
+        "$RESULTS_DIR/latest.json.tmp" >"$RESULTS_DIR/latest.json.tmp2"
+    mv -f "$RESULTS_DIR/latest.json.tmp2" "$RESULTS_DIR/latest.json"
+    rm -f "$RESULTS_DIR/latest.json.tmp"
     {
+        echo "# ops/bench — the last run of each scenario (run column: its date and commit); details below"
+        echo
+        summary_table "$RESULTS_DIR/latest.json" "${ALL_SCENARIOS[@]}" --with-run
+        echo
         local first=1
         for s in "${ALL_SCENARIOS[@]}"; do
             [[ -f "$RESULTS_DIR/latest-$s.txt" ]] || continue
@@ -300,4 +312,41 @@ merge_latest() {
         done
     } >"$RESULTS_DIR/latest.txt.tmp"
     mv -f "$RESULTS_DIR/latest.txt.tmp" "$RESULTS_DIR/latest.txt"
+}
+
+# scenario_order SCENARIO...: a JSON array of the names.
+scenario_order() {
+    printf '%s\n' "$@" | jq -R . | jq -sc .
+}
+
+# summary_table FILE SCENARIO... [--with-run]: the one table (scenario | value | baseline (same
+# run) | ratio | target | met?) of the named scenarios' entries in a merged results file
+# (bench/results/latest.json); --with-run adds each row's date and commit.
+summary_table() {
+    local file="$1" with_run=0 names=() a
+    shift
+    for a in "$@"; do
+        if [[ "$a" == --with-run ]]; then with_run=1; else names+=("$a"); fi
+    done
+    jq -r -L "$CHARTER_REPO/ops/bench.d" --argjson order "$(scenario_order "${names[@]}")" --argjson run "$with_run" '
+        include "summary";
+        (["scenario", "value", "baseline (same run)", "ratio", "target", "met?"] + (if $run == 1 then ["run"] else [] end)),
+        ([$order[] as $s | .scenarios[$s] // empty | rows[]][]
+         | [.measure, .value, .baseline, .ratio, .target, .met]
+           + (if $run == 1 then ["\(.date[0:16] | sub("T"; " ")) \(.commit)"] else [] end))
+        | @tsv' "$file" |
+        awk -F '\t' '
+            { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } nf[NR] = NF; if (NF > cols) cols = NF }
+            END {
+                for (r = 1; r <= NR; r++) {
+                    line = ""
+                    for (i = 1; i <= cols; i++) line = line (i > 1 ? " | " : "") sprintf("%-" w[i] "s", cell[r, i])
+                    sub(/ +$/, "", line); print line
+                    if (r == 1) {
+                        line = ""
+                        for (i = 1; i <= cols; i++) { d = ""; for (k = 0; k < w[i]; k++) d = d "-"; line = line (i > 1 ? "-+-" : "") d }
+                        print line
+                    }
+                }
+            }'
 }

@@ -16,7 +16,7 @@ use charter_projections::log::{event_from_row, EVENT_COLUMNS};
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
 
-pub use producer::{PolicyBump, Publisher};
+pub use producer::{producer_config, PolicyBump, Publisher};
 pub use status::RelayStatus;
 
 use crate::config::{Config, KafkaConfig};

@@ -71,16 +71,23 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
+/// The relay's producer settings: idempotent, `acks=all`. Public so that the relay benchmark's
+/// bare-producer baseline (ops/loadgen) produces with exactly the same ones.
+pub fn producer_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = client_config(kafka);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("max.in.flight.requests.per.connection", "5")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", kafka.message_timeout_ms.to_string())
+        .set("queue.buffering.max.messages", "200000");
+    config
+}
+
 impl Publisher {
     pub fn new(kafka: &KafkaConfig) -> Result<Self, RelayError> {
-        let producer = client_config(kafka)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("max.in.flight.requests.per.connection", "5")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", kafka.message_timeout_ms.to_string())
-            .set("queue.buffering.max.messages", "200000")
-            .create()?;
+        let producer = producer_config(kafka).create()?;
         Ok(Self {
             producer,
             topic: kafka.events_topic.clone(),

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 mod extra;
+mod relay;
 mod seedlog;
 mod tokens;
 
@@ -100,6 +101,17 @@ enum Scenario {
     VerifyTokens(tokens::VerifyArgs),
     #[command(name = "seed-log")]
     SeedLog(seedlog::SeedLogArgs),
+    /// Outbox rows for the first N published events of a seeded log, as the command path
+    /// writes them (the relay scenario's backlog).
+    OutboxBacklog(relay::BacklogArgs),
+    /// Watch a topic's high-water marks and the outbox while a relay drains the backlog.
+    RelayDrain(relay::DrainArgs),
+    /// Baseline: a bare producer with the relay's settings sends N sampled relay messages.
+    RawProduce(relay::RawProduceArgs),
+    /// Open loop of commands; an outside consumer times each event from commit to broker.
+    RelayLatency(relay::LatencyArgs),
+    /// Baseline: a bare producer at a fixed rate; the same consumer times send -> consume.
+    RawLatency(relay::RawLatencyArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -500,6 +512,30 @@ fn main() {
             let a = a.clone();
             std::process::exit(extra::with_runtime(a.threads, move || extra::lag(a)))
         }
+        Scenario::OutboxBacklog(a) => {
+            let a = a.clone();
+            std::process::exit(extra::with_runtime(1, move || relay::outbox_backlog(a)))
+        }
+        Scenario::RelayDrain(a) => {
+            let a = a.clone();
+            std::process::exit(extra::with_runtime(1, move || relay::relay_drain(a)))
+        }
+        Scenario::RawProduce(a) => {
+            let a = a.clone();
+            std::process::exit(extra::with_runtime(1, move || relay::raw_produce(a)))
+        }
+        Scenario::RelayLatency(a) => {
+            let a = a.clone();
+            std::process::exit(extra::with_runtime(a.threads, move || {
+                relay::relay_latency(a)
+            }))
+        }
+        Scenario::RawLatency(a) => {
+            let a = a.clone();
+            std::process::exit(extra::with_runtime(a.threads, move || {
+                relay::raw_latency(a)
+            }))
+        }
     };
     if common.clients == 0 || common.duration.is_zero() {
         eprintln!("error: --clients and --duration must be > 0");
@@ -548,6 +584,11 @@ fn main() {
             | Scenario::SeedLog(_)
             | Scenario::SeedEntitlements(_)
             | Scenario::Lag(_)
+            | Scenario::OutboxBacklog(_)
+            | Scenario::RelayDrain(_)
+            | Scenario::RawProduce(_)
+            | Scenario::RelayLatency(_)
+            | Scenario::RawLatency(_)
             | Scenario::VerifyTokens(_) => unreachable!(),
             Scenario::ClientCredentials {
                 client_id,
