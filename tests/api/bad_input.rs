@@ -347,34 +347,6 @@ async fn every_bad_input_gets_its_problem_type() {
     );
 }
 
-#[tokio::test]
-async fn injection_strings_and_unicode_are_stored_verbatim() {
-    let app = spawn_app().await;
-    for name in [
-        "Robert'); DROP TABLE events;--",
-        "\" OR 1=1 --",
-        "Zoë 🚀 中文 עברית",
-        "e\u{301} (combining) and \u{202E}rtl override",
-        "$1 %s {0} \\x00 ${jndi:ldap://x}",
-    ] {
-        let r = app
-            .post("/v1/tenants", json!({"name": name, "slug": slug("inj")}))
-            .await;
-        assert_eq!(r.status(), 201, "{name}");
-        let id = r.json::<Value>().await.unwrap()["data"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let t: Value = app
-            .get(&format!("/v1/tenants/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(t["name"], name);
-    }
-}
-
 /// The body limit of [`limits_refuse_oversized_deep_and_long_input`]: raised, so that 1 MB
 /// strings (six of them in one body) fit and meet each field's own limit.
 const RAISED_LIMIT: usize = 8 * 1024 * 1024;

@@ -57,23 +57,7 @@ fn schemathesis() -> PathBuf {
 
 /// The sum of `charter_http_requests_total` over every route and status.
 async fn requests_served(app: &TestApp) -> u64 {
-    let text = app
-        .anonymous
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("charter_http_requests_total{"))
-        .map(|l| {
-            l.rsplit_once(' ')
-                .and_then(|(_, n)| n.parse::<f64>().ok())
-                .unwrap_or_else(|| panic!("a counter line: {l}")) as u64
-        })
-        .sum()
+    crate::helpers::metric_sum(app, "charter_http_requests_total", &[]).await as u64
 }
 
 /// What one `st run` did, from its NDJSON event stream.

@@ -389,3 +389,28 @@ pub async fn published_event_ids(pool: &Pool) -> Vec<Uuid> {
         .map(|r| r.get(0))
         .collect()
 }
+
+/// The sum of the samples of counter `name` on `/metrics` whose labels contain every one of
+/// `labels` (`key="value"`). The recorder is shared by every app of the test process, so
+/// callers compare differences.
+pub async fn metric_sum(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
+    let text = app
+        .anonymous
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name}{{");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .map(|l| {
+            l.rsplit_once(' ')
+                .and_then(|(_, n)| n.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("a counter line: {l}"))
+        })
+        .sum()
+}

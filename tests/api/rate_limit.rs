@@ -48,26 +48,11 @@ async fn count_events(app: &TestApp, user_id: &str, event_type: &str) -> i64 {
         .get(0)
 }
 
-/// The sum of `charter_rate_limited_total` for the labels given, from `/metrics` (the recorder
-/// is shared by every app of the test process, so callers compare differences).
+/// Refusals counted by `charter_rate_limited_total` for the labels given.
 async fn refusals_counted(app: &TestApp, endpoint: &str, scope: &str) -> f64 {
-    let text = app
-        .anonymous
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("charter_rate_limited_total{"))
-        .filter(|l| {
-            l.contains(&format!("endpoint=\"{endpoint}\""))
-                && l.contains(&format!("scope=\"{scope}\""))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    let endpoint = format!("endpoint=\"{endpoint}\"");
+    let scope = format!("scope=\"{scope}\"");
+    crate::helpers::metric_sum(app, "charter_rate_limited_total", &[&endpoint, &scope]).await
 }
 
 async fn grant(app: &TestApp, client_id: &str, secret: &str) -> Response {

@@ -317,7 +317,23 @@ pub async fn verify_nothing_lost(config: &Config, acknowledged: &[uuid::Uuid]) -
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let published = crate::helpers::published_event_ids(&pool).await;
+    let (published, delivered, distinct) = assert_all_on_the_broker(config, &pool).await;
+    Audit {
+        events: published,
+        delivered,
+        duplicates: delivered - distinct,
+        drain,
+    }
+}
+
+/// Reads the events topic with a fresh consumer group, as an outside service would, and
+/// asserts that every published event of the log is there. Returns how many events the log
+/// published, how many messages arrived and how many distinct ids they carried.
+pub async fn assert_all_on_the_broker(
+    config: &Config,
+    pool: &deadpool_postgres::Pool,
+) -> (usize, usize, usize) {
+    let published = crate::helpers::published_event_ids(pool).await;
     let received = crate::kafka::consume(
         &config.kafka.brokers,
         &config.kafka.events_topic,
@@ -340,10 +356,5 @@ pub async fn verify_nothing_lost(config: &Config, acknowledged: &[uuid::Uuid]) -
         published.len(),
         &missing[..missing.len().min(5)]
     );
-    Audit {
-        events: published.len(),
-        delivered: received.len(),
-        duplicates: received.len() - ids.len(),
-        drain,
-    }
+    (published.len(), received.len(), ids.len())
 }
