@@ -7,10 +7,15 @@
 -- The row keeps its place in the queue (id, tx_id, enqueued_at) when it is overwritten, so a
 -- busy scope is not starved and `charter_relay_lag_seconds` still measures the oldest
 -- unpublished change. The relay deletes a row only if it still holds the version it published.
-DELETE FROM projections.policy_outbox o
- USING projections.policy_outbox newer
- WHERE newer.tenant_id = o.tenant_id
-   AND newer.workspace_id = o.workspace_id
-   AND newer.policy_version > o.policy_version;
+--
+-- Deploy: the unique index refuses the previous release's plain INSERT whenever its scope is
+-- still queued, so stop every instance of the previous release before this migration runs
+-- (no rolling upgrade across V14).
+DELETE FROM projections.policy_outbox
+ WHERE id IN (SELECT id FROM (
+         SELECT id, row_number() OVER (PARTITION BY tenant_id, workspace_id
+                                       ORDER BY policy_version DESC, id DESC) AS newest
+         FROM projections.policy_outbox) ranked
+       WHERE newest > 1);
 
 CREATE UNIQUE INDEX policy_outbox_scope ON projections.policy_outbox (tenant_id, workspace_id);

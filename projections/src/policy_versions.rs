@@ -143,7 +143,9 @@ impl Projection for PolicyVersions {
             }
         }
         // Each upsert returns the new counters and enqueues them for the policy topic in the
-        // same statement, overwriting the scope's row if it is still queued.
+        // same statement, overwriting the scope's row if it is still queued. Outbox rows are
+        // written in scope order (the tenant's nil workspace first), the order in which the
+        // relay locks them to delete, so the two cannot deadlock.
         const BUMP: &str = "WITH bumped AS ( \
                               INSERT INTO policy_versions (tenant_id, workspace_id, version) \
                               VALUES ($1, $2, 1) ON CONFLICT (tenant_id, workspace_id) \
@@ -151,6 +153,7 @@ impl Projection for PolicyVersions {
                               RETURNING tenant_id, workspace_id, version) \
                             INSERT INTO policy_outbox (tenant_id, workspace_id, policy_version) \
                             SELECT tenant_id, workspace_id, version FROM bumped \
+                            ORDER BY tenant_id, workspace_id \
                             ON CONFLICT (tenant_id, workspace_id) DO UPDATE \
                             SET policy_version = GREATEST(policy_outbox.policy_version, EXCLUDED.policy_version)";
         const BUMP_WORKSPACES: &str = "WITH bumped AS ( \
@@ -162,6 +165,7 @@ impl Projection for PolicyVersions {
                               RETURNING tenant_id, workspace_id, version) \
                             INSERT INTO policy_outbox (tenant_id, workspace_id, policy_version) \
                             SELECT tenant_id, workspace_id, version FROM bumped \
+                            ORDER BY tenant_id, workspace_id \
                             ON CONFLICT (tenant_id, workspace_id) DO UPDATE \
                             SET policy_version = GREATEST(policy_outbox.policy_version, EXCLUDED.policy_version)";
         match bump_for(e)? {
@@ -288,7 +292,7 @@ impl Projection for PolicyVersions {
              ) \
              INSERT INTO policy_outbox (tenant_id, workspace_id, policy_version) \
              SELECT b.tenant_id, b.workspace_id, b.version FROM bumped b \
-             JOIN input i USING (tenant_id, workspace_id) ORDER BY i.ord \
+             ORDER BY b.tenant_id, b.workspace_id \
              ON CONFLICT (tenant_id, workspace_id) DO UPDATE \
              SET policy_version = GREATEST(policy_outbox.policy_version, EXCLUDED.policy_version)",
             &[&tenant_ids, &workspace_ids, &by, &ordinals],

@@ -230,7 +230,14 @@ impl Authenticator {
         request: &LoginRequest,
         envelope: &CommandRequest,
     ) -> Result<TokenPair, AuthError> {
-        let user = self.find_user(&request.tenant, &request.username).await?;
+        // Usernames are ASCII (checked at creation). Anything else is nobody, and must not
+        // reach the lookup: PostgreSQL's `lower()` folds some non-ASCII letters onto ASCII ones
+        // ('İ'), which would reach a real account under another rate-limit key.
+        let user = if request.username.is_ascii() {
+            self.find_user(&request.tenant, &request.username).await?
+        } else {
+            None
+        };
         let Some(user) = user else {
             self.check_password(&request.password, None).await;
             return Err(AuthError::InvalidCredentials);

@@ -123,8 +123,17 @@ impl RateLimits {
     }
 
     /// An attempt on `endpoint` from `ip` (`None`: no peer address, one shared bucket).
+    ///
+    /// An IPv6 client is keyed by its /64: one host usually holds a whole /64, and keying
+    /// single addresses would let it rotate through them.
     pub fn check_ip(&self, endpoint: Endpoint, ip: Option<IpAddr>) -> Result<(), Limited> {
-        let ip = ip.unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+        let ip = match ip.map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V6(v6)) => {
+                IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & !0u128 << 64))
+            }
+            Some(v4) => v4,
+            None => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
         self.check(&self.per_ip, &(endpoint, ip), endpoint, Scope::Ip)
     }
 
@@ -233,6 +242,22 @@ mod tests {
         let client = Uuid::now_v7();
         assert!(l.check_client(client).is_ok());
         assert!(l.check_client(client).is_err());
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let l = limits(1, 1);
+        let first: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        assert!(l.check_ip(Endpoint::Login, Some(first)).is_ok());
+        // Another address of the same /64 shares the bucket; another /64 does not.
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert!(l.check_ip(Endpoint::Login, Some(same_64)).is_err());
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(l.check_ip(Endpoint::Login, Some(other_64)).is_ok());
+        let v4: IpAddr = "192.0.2.9".parse().unwrap();
+        assert!(l.check_ip(Endpoint::Login, Some(v4)).is_ok());
+        let mapped: IpAddr = "::ffff:192.0.2.9".parse().unwrap();
+        assert!(l.check_ip(Endpoint::Login, Some(mapped)).is_err());
     }
 
     #[test]

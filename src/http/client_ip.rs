@@ -10,7 +10,7 @@ use super::AppState;
 
 /// The address a request comes from, as the rate limits and the events' metadata see it.
 pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
+    let peer = req.peer_addr()?.ip().to_canonical();
     let trusted = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.config.rate_limit.trusted_proxies.as_slice())
@@ -40,12 +40,21 @@ pub fn forwarded_client(peer: IpAddr, forwarded_for: &str, trusted: &[IpAddr]) -
         let Some(hop) = hops.next() else {
             break;
         };
-        match hop.parse::<IpAddr>() {
-            Ok(ip) => client = ip,
-            Err(_) => break,
+        match parse_hop(hop) {
+            Some(ip) => client = ip,
+            None => break,
         }
     }
     client
+}
+
+/// An `X-Forwarded-For` entry: an address, or an address with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`), IPv4-mapped IPv6 read as IPv4.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -83,5 +92,23 @@ mod tests {
         );
         // Nothing is trusted: the peer.
         assert_eq!(forwarded_client(proxy, "198.51.100.1", &[]), proxy);
+    }
+
+    #[test]
+    fn hops_with_ports_and_mapped_addresses_are_read() {
+        let proxy = ip("10.0.0.1");
+        let trusted = [proxy];
+        assert_eq!(
+            forwarded_client(proxy, "198.51.100.1:5678", &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            forwarded_client(proxy, "[2001:db8::7]:443", &trusted),
+            ip("2001:db8::7")
+        );
+        assert_eq!(
+            forwarded_client(proxy, "::ffff:198.51.100.1", &trusted),
+            ip("198.51.100.1")
+        );
     }
 }

@@ -93,7 +93,6 @@ impl Relay {
                 _ = shutdown.cancelled() => {}
             }
         }
-        self.publisher.flush(FINAL_FLUSH);
         tracing::info!("relay stopped");
     }
 
@@ -154,6 +153,10 @@ impl Relay {
             }
         }
         self.final_drain(&client).await;
+        // Deliver what a cut-off batch left queued while this instance still holds the lock:
+        // released first, a successor could publish a newer version of a policy scope that
+        // this producer's late message would then overwrite.
+        self.publisher.flush(FINAL_FLUSH);
         driver.abort();
         Ok(())
     }
@@ -280,11 +283,16 @@ impl Relay {
             // A row a newer bump overwrote meanwhile stays, and goes out in the next batch.
             let ids: Vec<i64> = rows[..done].iter().map(|r| r.get("id")).collect();
             let versions: Vec<i64> = bumps[..done].iter().map(|b| b.policy_version).collect();
+            // Rows are locked in scope order, as the projection's upserts lock them, so the two
+            // cannot deadlock.
             client
                 .execute(
-                    "DELETE FROM projections.policy_outbox o \
-                     USING unnest($1::bigint[], $2::bigint[]) AS sent(id, policy_version) \
-                     WHERE o.id = sent.id AND o.policy_version = sent.policy_version",
+                    "WITH sent AS ( \
+                       SELECT o.id FROM projections.policy_outbox o \
+                       JOIN unnest($1::bigint[], $2::bigint[]) AS s(id, policy_version) \
+                         ON o.id = s.id AND o.policy_version = s.policy_version \
+                       ORDER BY o.tenant_id, o.workspace_id FOR UPDATE OF o) \
+                     DELETE FROM projections.policy_outbox WHERE id IN (SELECT id FROM sent)",
                     &[&ids, &versions],
                 )
                 .await?;

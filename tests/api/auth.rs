@@ -746,6 +746,8 @@ async fn bootstrap_is_idempotent_and_grants_only_to_who_proves_the_password() {
     bootstrap(&writer, iterations, &claim(PASSWORD))
         .await
         .unwrap();
+    // A token carries what the read models hold when it is minted: let them see the grant.
+    app.projected().await;
     let (token, _) = tokens(login(&app, &root, "operator", PASSWORD, None).await).await;
     let me: Value = get_as(&app, &token, "/v1/auth/me")
         .await

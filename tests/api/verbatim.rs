@@ -418,6 +418,19 @@ async fn strings_no_field_may_hold_and_nasty_lookups_fail_cleanly() {
     assert_eq!(r.status().as_u16() / 100, 4, "a lone surrogate");
     assert_eq!(app.count_events().await, before, "nothing was appended");
 
+    // A username that case-folds onto a real one outside ASCII is nobody: 'İ' (U+0130) lowers
+    // to 'i' in PostgreSQL, and would otherwise reach the administrator under a rate-limit key
+    // of its own.
+    let root = app.config.bootstrap.tenant.clone().unwrap();
+    let r = app
+        .anonymous
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"tenant": root, "username": "adm\u{130}n", "password": crate::helpers::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401, "invalid-credentials").await;
+
     // Lookups by nasty strings are ordinary misses.
     for &v in NASTY {
         let r = app
