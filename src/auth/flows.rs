@@ -170,7 +170,10 @@ impl Authenticator {
         // By id whichever way the tenant was named, so a slug and an id share one bucket.
         let tenant_key = tenant_id.map_or_else(|| tenant.to_owned(), |id| id.to_string());
         self.limits.check_user(&tenant_key, username)?;
-        let Some(tenant_id) = tenant_id else {
+        // Usernames are ASCII (checked at creation). Anything else is nobody, and must not
+        // reach the lookup: PostgreSQL's `lower()` folds some non-ASCII letters onto ASCII ones
+        // ('İ'), which would reach a real account under another rate-limit key.
+        let Some(tenant_id) = tenant_id.filter(|_| username.is_ascii()) else {
             return Ok(None);
         };
         let scope = format!("user.username:{tenant_id}");
@@ -230,14 +233,7 @@ impl Authenticator {
         request: &LoginRequest,
         envelope: &CommandRequest,
     ) -> Result<TokenPair, AuthError> {
-        // Usernames are ASCII (checked at creation). Anything else is nobody, and must not
-        // reach the lookup: PostgreSQL's `lower()` folds some non-ASCII letters onto ASCII ones
-        // ('İ'), which would reach a real account under another rate-limit key.
-        let user = if request.username.is_ascii() {
-            self.find_user(&request.tenant, &request.username).await?
-        } else {
-            None
-        };
+        let user = self.find_user(&request.tenant, &request.username).await?;
         let Some(user) = user else {
             self.check_password(&request.password, None).await;
             return Err(AuthError::InvalidCredentials);

@@ -313,17 +313,19 @@ pub async fn superuser(app: &TestApp) -> tokio_postgres::Client {
 /// schema owner for the tools that need it. The app keeps running meanwhile (the binary may
 /// wait for its projection runners).
 pub async fn run_charter(app: &TestApp, args: &[&str]) -> std::process::Output {
+    run_charter_with(&app.config, args).await
+}
+
+/// Runs the `charter` binary with `config`'s database connections (the migration URL, or
+/// the service's when there is none, as the schema owner's), on a blocking thread.
+pub async fn run_charter_with(config: &Config, args: &[&str]) -> std::process::Output {
+    let database = &config.database;
+    let owner = database.migration_url.as_ref().unwrap_or(&database.url);
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_charter"));
     command
         .args(args)
-        .env(
-            "CHARTER_DATABASE__URL",
-            app.config.database.url.expose_secret(),
-        )
-        .env(
-            "CHARTER_DATABASE__MIGRATION_URL",
-            url_for("DATABASE_OWNER_URL", &app.database_name()),
-        )
+        .env("CHARTER_DATABASE__URL", database.url.expose_secret())
+        .env("CHARTER_DATABASE__MIGRATION_URL", owner.expose_secret())
         .env("CHARTER_LOG__LEVEL", "warn");
     tokio::task::spawn_blocking(move || command.output().expect("run charter"))
         .await

@@ -244,6 +244,21 @@ pub struct BacklogArgs {
 
 /// Writes outbox rows for the first `rows` published events of the log, as the command path
 /// would have: same tx_id as the event, (tx_id, position) order, none for internal events.
+/// Prints a subcommand's JSON result and returns its exit code: 0 when `ok` holds, 1 when it
+/// does not or the run failed (the error goes to stderr).
+fn report(name: &str, result: Result<Value, String>, ok: impl Fn(&Value) -> bool) -> i32 {
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            i32::from(!ok(&out))
+        }
+        Err(e) => {
+            eprintln!("error: {name}: {e}");
+            1
+        }
+    }
+}
+
 pub async fn outbox_backlog(a: BacklogArgs) -> i32 {
     let internal: Vec<String> = charter_events::catalog::all_schemas()
         .into_iter()
@@ -351,21 +366,9 @@ pub struct DrainArgs {
 }
 
 pub async fn relay_drain(a: DrainArgs) -> i32 {
-    match drain(a).await {
-        Ok(out) => {
-            let ok = out["complete"].as_bool() == Some(true);
-            println!("{out}");
-            if ok {
-                0
-            } else {
-                1
-            }
-        }
-        Err(e) => {
-            eprintln!("error: relay-drain: {e}");
-            1
-        }
-    }
+    report("relay-drain", drain(a).await, |out| {
+        out["complete"].as_bool() == Some(true)
+    })
 }
 
 async fn outbox_rows(db: &tokio_postgres::Client) -> Result<i64, String> {
@@ -497,21 +500,9 @@ pub struct RawProduceArgs {
 }
 
 pub async fn raw_produce(a: RawProduceArgs) -> i32 {
-    match produce_all(a).await {
-        Ok(out) => {
-            let ok = out["failed"].as_u64() == Some(0);
-            println!("{out}");
-            if ok {
-                0
-            } else {
-                1
-            }
-        }
-        Err(e) => {
-            eprintln!("error: raw-produce: {e}");
-            1
-        }
-    }
+    report("raw-produce", produce_all(a).await, |out| {
+        out["failed"].as_u64() == Some(0)
+    })
 }
 
 async fn produce_all(a: RawProduceArgs) -> Result<Value, String> {
@@ -723,16 +714,7 @@ async fn outbox_empty(db: &tokio_postgres::Client, deadline: Instant) -> Result<
 }
 
 pub async fn relay_latency(a: LatencyArgs) -> i32 {
-    match relay_latency_run(a).await {
-        Ok(out) => {
-            println!("{out}");
-            0
-        }
-        Err(e) => {
-            eprintln!("error: relay-latency: {e}");
-            1
-        }
-    }
+    report("relay-latency", relay_latency_run(a).await, |_| true)
 }
 
 async fn relay_latency_run(a: LatencyArgs) -> Result<Value, String> {
@@ -1000,16 +982,7 @@ pub struct RawLatencyArgs {
 }
 
 pub async fn raw_latency(a: RawLatencyArgs) -> i32 {
-    match raw_latency_run(a).await {
-        Ok(out) => {
-            println!("{out}");
-            0
-        }
-        Err(e) => {
-            eprintln!("error: raw-latency: {e}");
-            1
-        }
-    }
+    report("raw-latency", raw_latency_run(a).await, |_| true)
 }
 
 async fn raw_latency_run(a: RawLatencyArgs) -> Result<Value, String> {

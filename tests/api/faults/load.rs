@@ -188,14 +188,15 @@ async fn client(target: Target, c: usize, stop: Arc<AtomicBool>) -> Report {
                     ids.iter()
                         .map(|id| id.as_str().unwrap().parse::<Uuid>().unwrap()),
                 );
-                let id = body["data"]["id"].as_str().map(str::to_owned);
-                match (n % 5, id) {
-                    (1, Some(id)) => users.push(id),
-                    (2, Some(id)) => groups.push(id),
-                    (0, Some(id)) => workspaces.push(id),
-                    (3, Some(id)) if path.ends_with("/workspaces") => workspaces.push(id),
-                    (4, Some(id)) if path.ends_with("/workspaces") => workspaces.push(id),
-                    _ => {}
+                // A creation's id, for the memberships and assignments that follow.
+                let created = match path.rsplit('/').next() {
+                    Some("users") => Some(&mut users),
+                    Some("groups") => Some(&mut groups),
+                    Some("workspaces") => Some(&mut workspaces),
+                    _ => None,
+                };
+                if let (Some(list), Some(id)) = (created, body["data"]["id"].as_str()) {
+                    list.push(id.to_owned());
                 }
             }
             503 => {

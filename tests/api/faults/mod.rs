@@ -293,23 +293,7 @@ pub async fn verify_nothing_lost(config: &Config, acknowledged: &[uuid::Uuid]) -
     let drain = started.elapsed();
     crate::helpers::projected(&pool, Duration::from_secs(60)).await;
 
-    let mut replay = Command::new(env!("CARGO_BIN_EXE_charter"));
-    replay
-        .args(["replay", "--json"])
-        .env("CHARTER_DATABASE__URL", config.database.url.expose_secret())
-        .env(
-            "CHARTER_DATABASE__MIGRATION_URL",
-            config
-                .database
-                .migration_url
-                .as_ref()
-                .unwrap_or(&config.database.url)
-                .expose_secret(),
-        )
-        .env("CHARTER_LOG__LEVEL", "warn");
-    let output = tokio::task::spawn_blocking(move || replay.output().expect("run charter replay"))
-        .await
-        .unwrap();
+    let output = crate::helpers::run_charter_with(config, &["replay", "--json"]).await;
     assert!(
         output.status.success(),
         "the read models differ from a replay of the log:\n{}\n{}",
