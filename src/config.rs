@@ -44,6 +44,8 @@ pub struct AuthConfig {
     /// Tokens whose dynamic checks passed are remembered (until a change that could
     /// invalidate any token is projected). At most this many.
     pub verify_cache_entries: usize,
+    /// ...and for at most this long each, however quiet the invalidation channel is.
+    pub verify_cache_max_age_ms: u64,
 }
 
 impl Default for AuthConfig {
@@ -58,6 +60,7 @@ impl Default for AuthConfig {
             lockout_duration_s: 900,
             totp_issuer: "Charter".into(),
             verify_cache_entries: 100_000,
+            verify_cache_max_age_ms: 5_000,
         }
     }
 }
@@ -169,6 +172,9 @@ pub struct DatabaseConfig {
     pub connect_timeout_ms: u64,
     /// Statements are cancelled after this long.
     pub statement_timeout_ms: u64,
+    /// LISTEN connections (wake-ups, token-cache invalidation) send a round trip this often
+    /// and give up on a connection that does not answer within as long, then reconnect.
+    pub listen_heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -252,6 +258,7 @@ impl Default for DatabaseConfig {
             pool_size: 32,
             connect_timeout_ms: 2_000,
             statement_timeout_ms: 10_000,
+            listen_heartbeat_ms: 2_000,
         }
     }
 }
@@ -335,6 +342,13 @@ impl Config {
 }
 
 impl DatabaseConfig {
+    /// The heartbeat of LISTEN connections.
+    pub fn heartbeat(&self) -> charter_projections::listener::Heartbeat {
+        charter_projections::listener::Heartbeat {
+            every: Duration::from_millis(self.listen_heartbeat_ms.max(1)),
+        }
+    }
+
     /// The connection settings, with timeouts applied.
     pub fn pg_config(&self) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
         let mut config: tokio_postgres::Config = self.url.expose_secret().parse()?;

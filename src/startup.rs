@@ -166,22 +166,26 @@ impl Application {
         }
         let pool = db::pool(&config.database)?;
         let shutdown = CancellationToken::new();
-        let (appended, wakeup) = listener::spawn(config.database.pg_config()?, shutdown.clone());
+        let (appended, wakeup) = listener::spawn(
+            config.database.pg_config()?,
+            config.database.heartbeat(),
+            shutdown.clone(),
+        );
         let mut tasks = Vec::new();
 
         if config.projections.enabled {
-            let projections = charter_projections::all();
+            let groups = charter_projections::runner_groups();
             // The runners have connections of their own: a burst of requests cannot starve them
             // (and read-your-writes waits depend on them making progress).
             let mut background = config.database.clone();
-            background.pool_size = projections.len() + 1;
+            background.pool_size = groups.len() + 1;
             let background = db::pool(&background)?;
-            let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+            let names: Vec<&str> = groups.iter().flatten().map(|p| p.name()).collect();
             checkpoint::ensure(&pool.get().await?, checkpoint::LIVE_SCHEMA, &names).await?;
-            for projection in projections {
-                let runner = Runner::new(
+            for group in groups {
+                let runner = Runner::group(
                     background.clone(),
-                    projection,
+                    group,
                     checkpoint::LIVE_SCHEMA,
                     config.projections.batch_size,
                 );
@@ -223,7 +227,11 @@ impl Application {
             shutdown.clone(),
         )));
         let verifier = Verifier::new(keys.clone(), pool.clone(), &config.auth);
-        verifier.spawn_invalidation(config.database.pg_config()?, shutdown.clone());
+        verifier.spawn_invalidation(
+            config.database.pg_config()?,
+            config.database.heartbeat(),
+            shutdown.clone(),
+        );
         let limits = Arc::new(RateLimits::new(&config.rate_limit));
         tasks.push(limits.spawn_pruning(
             Duration::from_secs(config.rate_limit.prune_interval_s),

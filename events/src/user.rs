@@ -228,6 +228,17 @@ pub struct UserMfaDisabled {
     pub tenant_id: Uuid,
 }
 
+/// An administrator removed the user's second factor (a lost authenticator), and with it
+/// every session and access token: `account_version` is now this value. The user can enroll
+/// again after logging in with the password alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserMfaReset {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub account_version: i64,
+}
+
 /// The user was granted permissions in every tenant (the bootstrap administrator).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -256,6 +267,7 @@ crate::event_family! {
         MfaEnrolled(UserMfaEnrolled) = "user.mfa_enrolled" v 1 internal,
         MfaActivated(UserMfaActivated) = "user.mfa_activated" v 1 internal,
         MfaDisabled(UserMfaDisabled) = "user.mfa_disabled" v 1,
+        MfaReset(UserMfaReset) = "user.mfa_reset" v 1,
         PlatformAccessGranted(UserPlatformAccessGranted) = "user.platform_access_granted" v 1,
     }
     upcast {
@@ -295,6 +307,7 @@ impl UserEvent {
             MfaEnrolled,
             MfaActivated,
             MfaDisabled,
+            MfaReset,
             PlatformAccessGranted
         )
     }

@@ -26,6 +26,25 @@ pub use log::LogPosition;
 pub use projection::{Projection, ProjectionError};
 pub use runner::Runner;
 
+/// The live runners: each group is applied in one transaction per batch (see [`runner`]).
+/// Entitlements and the policy counters form one group, so a token minted from them carries
+/// permissions and a `policy_version` of the same point of the log.
+pub fn runner_groups() -> Vec<Vec<std::sync::Arc<dyn Projection>>> {
+    let mut groups: Vec<Vec<std::sync::Arc<dyn Projection>>> = Vec::new();
+    for projection in all() {
+        match groups.last_mut() {
+            Some(last)
+                if projection.name() == policy_versions::PolicyVersions.name()
+                    && last[0].name() == entitlements::Entitlements.name() =>
+            {
+                last.push(projection)
+            }
+            _ => groups.push(vec![projection]),
+        }
+    }
+    groups
+}
+
 /// Every read model Charter maintains, in a fixed order.
 pub fn all() -> Vec<std::sync::Arc<dyn Projection>> {
     vec![

@@ -52,8 +52,29 @@ impl Signal {
     }
 }
 
+/// How a LISTEN connection proves it is alive: a round trip every `every`, which must answer
+/// within `every` too. A connection that went half-open (the server or a middlebox gone
+/// without a FIN or RST) delivers no notification and raises no error; the heartbeat turns
+/// that silence into [`ListenEvent::Lost`] within two periods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub every: Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            every: Duration::from_secs(2),
+        }
+    }
+}
+
 /// Spawns the LISTEN connection and the coalescing NOTIFY sender.
-pub fn spawn(config: tokio_postgres::Config, shutdown: CancellationToken) -> (Signal, Wakeup) {
+pub fn spawn(
+    config: tokio_postgres::Config,
+    heartbeat: Heartbeat,
+    shutdown: CancellationToken,
+) -> (Signal, Wakeup) {
     let (signal, wakeup) = Signal::local();
     let listening = signal.clone();
     let listen_config = config.clone();
@@ -63,6 +84,7 @@ pub fn spawn(config: tokio_postgres::Config, shutdown: CancellationToken) -> (Si
     tokio::spawn(listen_forever(
         listen_config,
         CHANNEL,
+        heartbeat,
         listen_shutdown,
         move |event| {
             if event != ListenEvent::Lost {
@@ -104,11 +126,12 @@ pub enum ListenEvent {
 pub async fn listen_forever(
     config: tokio_postgres::Config,
     channel: &'static str,
+    heartbeat: Heartbeat,
     shutdown: CancellationToken,
     on_event: impl Fn(ListenEvent),
 ) {
     while !shutdown.is_cancelled() {
-        match listen(&config, channel, &shutdown, &on_event).await {
+        match listen(&config, channel, heartbeat, &shutdown, &on_event).await {
             Ok(()) => tracing::debug!(channel, "listener connection closed"),
             Err(e) => tracing::warn!(channel, error = %e, "listener failed; reconnecting"),
         }
@@ -117,40 +140,76 @@ pub async fn listen_forever(
     }
 }
 
+/// Why a LISTEN connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+    #[error("no answer to the heartbeat within {0:?}: the connection is presumed dead")]
+    Silent(Duration),
+}
+
 /// Listens until the connection ends (`Ok`) or fails (`Err`), or until shutdown.
 async fn listen(
     config: &tokio_postgres::Config,
     channel: &str,
+    heartbeat: Heartbeat,
     shutdown: &CancellationToken,
     on_event: &impl Fn(ListenEvent),
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<(), ListenError> {
     let (client, mut connection) = config.connect(NoTls).await?;
-    let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
-    // The connection only makes progress while its messages are polled.
-    let sql = format!("LISTEN {channel}");
-    let listen = client.batch_execute(&sql);
-    tokio::pin!(listen);
-    loop {
-        tokio::select! {
-            r = &mut listen => { r?; break; }
-            m = messages.next() => match m {
-                Some(Err(e)) => return Err(e),
-                None => return Ok(()),
-                Some(Ok(_)) => {}
-            },
+    // The connection only makes progress while its messages are polled: a task of its own
+    // polls them and forwards notifications, so the heartbeat can wait on the client.
+    let (forward, mut notifications) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    if forward.send(Ok(())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = forward.send(Err(e));
+                    return;
+                }
+            }
         }
-    }
+    });
+    let _driver = AbortOnDrop(driver);
+    client.batch_execute(&format!("LISTEN {channel}")).await?;
     on_event(ListenEvent::Listening);
+    let mut beat = tokio::time::interval(heartbeat.every);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    beat.reset();
     loop {
         tokio::select! {
-            m = messages.next() => match m {
-                Some(Ok(AsyncMessage::Notification(_))) => on_event(ListenEvent::Notified),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e),
+            n = notifications.recv() => match n {
+                Some(Ok(())) => on_event(ListenEvent::Notified),
+                Some(Err(e)) => return Err(e.into()),
                 None => return Ok(()),
             },
+            _ = beat.tick() => {
+                // Notifications arriving meanwhile wait in the channel.
+                match tokio::time::timeout(heartbeat.every, client.simple_query("SELECT 1")).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => return Err(ListenError::Silent(heartbeat.every)),
+                }
+            }
             _ = shutdown.cancelled() => return Ok(()),
         }
+    }
+}
+
+/// Stops the connection's task when the listener returns, however it returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -48,7 +48,7 @@ pub enum ReplayError {
     Log(#[from] LogError),
     #[error("shadow {projection}: {}", chain(.source))]
     Runner {
-        projection: &'static str,
+        projection: String,
         #[source]
         source: RunnerError,
     },
@@ -601,7 +601,7 @@ async fn follow(
                     failures += 1;
                     if crate::failures::is_transient(&e) || failures > 4 * MAX_ISOLATION {
                         return Err(ReplayError::Runner {
-                            projection: runner.name(),
+                            projection: runner.name().to_owned(),
                             source: e,
                         });
                     }
@@ -628,7 +628,7 @@ async fn catch_up(runner: &Runner) -> Result<(), ReplayError> {
                 failures += 1;
                 if crate::failures::is_transient(&e) || failures > 4 * MAX_ISOLATION {
                     return Err(ReplayError::Runner {
-                        projection: runner.name(),
+                        projection: runner.name().to_owned(),
                         source: e,
                     });
                 }

@@ -1,6 +1,14 @@
-//! Runs one projection: reads the log after its checkpoint, applies a batch and advances the
-//! checkpoint in the same transaction. Instances coordinate through a transaction-scoped
-//! advisory lock per projection, so a batch is applied by exactly one of them.
+//! Runs a projection, or a group of projections that must move together: reads the log after
+//! their checkpoints, applies a batch to each and advances each checkpoint, all in one
+//! transaction. Instances coordinate through a transaction-scoped advisory lock per
+//! projection, so a batch is applied by exactly one of them.
+//!
+//! A group is what keeps two read models at the same point of the log: whoever reads both
+//! in one statement sees them agree. Entitlements and the `policy_version` counters are one
+//! group: a token minted from them carries permissions and a counter of the same moment, so
+//! a revoked permission can never ride on a current counter. Each member keeps its own
+//! checkpoint (a replay may promote one alone): a member behind the others is brought up in
+//! the same transactions, and none applies an event twice.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -72,7 +80,10 @@ impl From<tokio_postgres::Error> for RunnerError {
 
 pub struct Runner {
     pool: Pool,
-    projection: Arc<dyn Projection>,
+    /// Applied in this order, in one transaction per step.
+    projections: Vec<Arc<dyn Projection>>,
+    /// `a+b` for a group.
+    name: String,
     schema: String,
     batch_size: i64,
     until: LogPosition,
@@ -82,11 +93,29 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner over the schema `schema` (`projections` for live read models).
+    /// A runner of one projection over the schema `schema` (`projections` for live read
+    /// models).
     pub fn new(pool: Pool, projection: Arc<dyn Projection>, schema: &str, batch_size: i64) -> Self {
+        Self::group(pool, vec![projection], schema, batch_size)
+    }
+
+    /// A runner applying every batch to all of `projections`, in order, in one transaction.
+    pub fn group(
+        pool: Pool,
+        projections: Vec<Arc<dyn Projection>>,
+        schema: &str,
+        batch_size: i64,
+    ) -> Self {
+        assert!(!projections.is_empty(), "a runner needs a projection");
+        let name = projections
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join("+");
         Self {
             pool,
-            projection,
+            projections,
+            name,
             schema: schema.to_owned(),
             batch_size,
             until: LogPosition::END,
@@ -126,8 +155,8 @@ impl Runner {
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.projection.name()
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     fn quarantine(&self) -> MutexGuard<'_, Quarantine> {
@@ -145,11 +174,12 @@ impl Runner {
     pub async fn step(&self) -> Result<Step, RunnerError> {
         let batch_size = self.quarantine().batch_size(self.batch_size);
         let mut client = self.pool.get().await?;
-        let Some((tx, from)) = self.begin(&mut client).await? else {
+        let Some((tx, at)) = self.begin(&mut client).await? else {
             return Ok(Step::Busy);
         };
+        let from = at.from();
         if batch_size == 1 {
-            return self.step_one(tx, from).await;
+            return self.step_one(tx, &at).await;
         }
         let events = match log::read_range(&tx, from, self.until, batch_size).await {
             Ok(events) => events,
@@ -159,7 +189,7 @@ impl Runner {
                 return Err(e.into());
             }
         };
-        self.apply_events(tx, &events).await
+        self.apply_events(tx, &at, &events).await
     }
 
     /// Like [`Runner::step`], with the batch read by the caller: `events` must be the whole
@@ -175,108 +205,118 @@ impl Runner {
             return self.step().await;
         }
         let mut client = self.pool.get().await?;
-        let Some((tx, from)) = self.begin(&mut client).await? else {
+        let Some((tx, at)) = self.begin(&mut client).await? else {
             return Ok(Step::Busy);
         };
+        let from = at.from();
         if from < after {
             drop(tx);
             drop(client);
             return self.step().await;
         }
-        let at = |e: &RecordedEvent| LogPosition {
-            tx_id: e.tx_id,
-            position: e.position,
-        };
-        let fresh = events.partition_point(|e| at(e) <= from);
-        let until = events.partition_point(|e| at(e) <= self.until);
-        self.apply_events(tx, &events[fresh..until.max(fresh)])
+        let fresh = events.partition_point(|e| position(e) <= from);
+        let until = events.partition_point(|e| position(e) <= self.until);
+        self.apply_events(tx, &at, &events[fresh..until.max(fresh)])
             .await
     }
 
-    /// Applies `events` (all after the checkpoint, in order) and advances the checkpoint in
-    /// the step's transaction.
+    /// Applies `events` (in order, the first after the earliest checkpoint) to each member,
+    /// from after its own checkpoint, and advances every checkpoint in the step's transaction.
     async fn apply_events(
         &self,
         tx: Transaction<'_>,
+        at: &Checkpoints,
         events: &[RecordedEvent],
     ) -> Result<Step, RunnerError> {
-        let name = self.projection.name();
         let Some(last) = events.last() else {
             return Ok(Step::Idle);
         };
-        let to = LogPosition {
-            tx_id: last.tx_id,
-            position: last.position,
-        };
-        if let Err((i, e)) = self.projection.apply_batch(&tx, events).await {
-            let event = &events[i.min(events.len() - 1)];
-            if self.quarantine().batch_failed(&e, i + 1) {
-                let at = LogPosition {
-                    tx_id: event.tx_id,
-                    position: event.position,
-                };
-                tracing::warn!(projection = name, event_id = %event.event_id, position = %at,
-                    error = %e, "projection batch failed; applying its events one at a time");
+        let to = position(last);
+        for (projection, from) in self.projections.iter().zip(&at.0) {
+            let fresh = events.partition_point(|e| position(e) <= *from);
+            let mine = &events[fresh..];
+            if mine.is_empty() {
+                continue;
             }
-            return Err(RunnerError::event(&EventRef::from(event), e));
+            if let Err((i, e)) = projection.apply_batch(&tx, mine).await {
+                let event = &mine[i.min(mine.len() - 1)];
+                // Isolate up to the culprit, counted from the start of the whole batch.
+                if self.quarantine().batch_failed(&e, fresh + i + 1) {
+                    tracing::warn!(projection = projection.name(), event_id = %event.event_id,
+                        position = %position(event), error = %e,
+                        "projection batch failed; applying its events one at a time");
+                }
+                return Err(RunnerError::event(&EventRef::from(event), e));
+            }
+            metrics::counter!("charter_projection_events_total", "projection" => projection.name())
+                .increment(mine.len() as u64);
         }
         self.advance(&tx, to).await?;
         tx.commit().await?;
-        metrics::counter!("charter_projection_events_total", "projection" => name)
-            .increment(events.len() as u64);
         Ok(Step::Applied(events.len(), to))
     }
 
-    /// Opens the step's transaction: takes the projection's lock (`None` when another instance
-    /// holds it), points `search_path` at the schema and reads the checkpoint.
+    /// Opens the step's transaction: takes every member's lock (`None` when another instance
+    /// holds one), points `search_path` at the schema and reads the checkpoints.
     async fn begin<'c>(
         &self,
         client: &'c mut deadpool_postgres::Client,
-    ) -> Result<Option<(Transaction<'c>, LogPosition)>, RunnerError> {
-        let name = self.projection.name();
+    ) -> Result<Option<(Transaction<'c>, Checkpoints)>, RunnerError> {
         let tx = client.transaction().await?;
-        // Neither the lock nor the reads assign a transaction id, so this transaction does not
-        // hold back the horizon it reads under.
+        // Neither the locks nor the reads assign a transaction id, so this transaction does
+        // not hold back the horizon it reads under. A lock taken before one that fails is
+        // released with the transaction.
         let lock = tx
             .prepare_cached(&format!("SELECT pg_try_advisory_xact_lock({LOCK_KEY})"))
             .await?;
-        let locked: bool = tx.query_one(&lock, &[&self.schema, &name]).await?.get(0);
-        if !locked {
-            return Ok(None);
+        for projection in &self.projections {
+            let locked: bool = tx
+                .query_one(&lock, &[&self.schema, &projection.name()])
+                .await?
+                .get(0);
+            if !locked {
+                return Ok(None);
+            }
         }
         tx.batch_execute(&format!("SET LOCAL search_path TO {}, public", self.schema))
             .await?;
         let checkpoint = tx
             .prepare_cached("SELECT tx_id::text::bigint, position FROM checkpoints WHERE name = $1")
             .await?;
-        let row = tx.query_one(&checkpoint, &[&name]).await?;
-        let from = LogPosition {
-            tx_id: row.get(0),
-            position: row.get(1),
-        };
-        Ok(Some((tx, from)))
+        let mut at = Vec::with_capacity(self.projections.len());
+        for projection in &self.projections {
+            let row = tx.query_one(&checkpoint, &[&projection.name()]).await?;
+            at.push(LogPosition {
+                tx_id: row.get(0),
+                position: row.get(1),
+            });
+        }
+        Ok(Some((tx, Checkpoints(at))))
     }
 
+    /// Moves every member's checkpoint to `to` (none is past it: `to` is at or after the
+    /// events each one just applied).
     async fn advance(&self, tx: &Transaction<'_>, to: LogPosition) -> Result<(), RunnerError> {
+        let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
         execute(
             tx,
             "UPDATE checkpoints SET tx_id = $2::text::xid8, position = $3, updated_at = now() \
-             WHERE name = $1",
-            &[&self.projection.name(), &to.tx_id.to_string(), &to.position],
+             WHERE name = ANY($1) AND (tx_id, position) < ($2::text::xid8, $3)",
+            &[&names, &to.tx_id.to_string(), &to.position],
         )
         .await?;
         Ok(())
     }
 
-    /// Applies the one event after `from`, under a savepoint: when the event turns out to be
-    /// poison, its failed writes are rolled back and the record of the failure and the
-    /// checkpoint past it commit together.
-    async fn step_one(&self, tx: Transaction<'_>, from: LogPosition) -> Result<Step, RunnerError> {
-        let name = self.projection.name();
-        tx.batch_execute("SAVEPOINT event").await?;
-        let (event, result) = match log::read_range(&tx, from, self.until, 1).await {
-            Ok(events) => match events.first() {
-                Some(e) => (EventRef::from(e), self.projection.apply(&tx, e).await),
+    /// Applies the one event after the earliest checkpoint to each member that has not
+    /// applied it, each under a savepoint: when the event turns out to be poison for a
+    /// member, that member's failed writes are rolled back, and the record of the failure,
+    /// the other members' writes and the checkpoints past it commit together.
+    async fn step_one(&self, tx: Transaction<'_>, at: &Checkpoints) -> Result<Step, RunnerError> {
+        let from = at.from();
+        let recorded = match log::read_range(&tx, from, self.until, 1).await {
+            Ok(events) => match events.into_iter().next() {
+                Some(e) => e,
                 None => {
                     self.quarantine().idle();
                     return Ok(Step::Idle);
@@ -286,39 +326,87 @@ impl Runner {
             Err(LogError::Metadata { position, source }) => {
                 let event = failures::event_at(&tx, position).await?;
                 let e = LogError::Metadata { position, source };
-                (event, Err(ProjectionError::from(e)))
+                return self
+                    .failed_alone(tx, at, event, &[], ProjectionError::from(e))
+                    .await;
             }
             Err(e) => return Err(ProjectionError::from(e).into()),
         };
-        let error = match result {
-            Ok(()) => {
-                tx.batch_execute("RELEASE SAVEPOINT event").await?;
-                self.advance(&tx, event.at).await?;
-                tx.commit().await?;
-                self.quarantine().passed(event.event_id, false);
-                metrics::counter!("charter_projection_events_total", "projection" => name)
-                    .increment(1);
-                return Ok(Step::Applied(1, event.at));
+        let event = EventRef::from(&recorded);
+        let mut failed: Vec<(&'static str, ProjectionError)> = Vec::new();
+        for (projection, done) in self.projections.iter().zip(&at.0) {
+            if *done >= event.at {
+                continue;
             }
-            Err(error) => error,
-        };
+            tx.batch_execute("SAVEPOINT event").await?;
+            match projection.apply(&tx, &recorded).await {
+                Ok(()) => tx.batch_execute("RELEASE SAVEPOINT event").await?,
+                Err(e) => {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT event").await?;
+                    failed.push((projection.name(), e));
+                }
+            }
+        }
+        if failed.is_empty() {
+            self.advance(&tx, event.at).await?;
+            tx.commit().await?;
+            self.quarantine().passed(event.event_id, false);
+            for (projection, done) in self.projections.iter().zip(&at.0) {
+                if *done < event.at {
+                    metrics::counter!("charter_projection_events_total",
+                        "projection" => projection.name())
+                    .increment(1);
+                }
+            }
+            return Ok(Step::Applied(1, event.at));
+        }
+        let names: Vec<&'static str> = failed.iter().map(|(name, _)| *name).collect();
+        let (_, error) = failed.into_iter().next().expect("at least one failure");
+        self.failed_alone(tx, at, event, &names, error).await
+    }
+
+    /// `event` failed on its own in the members named `failed` (every member not past it,
+    /// when empty). Not poison yet: an error the caller retries after a backoff. Poison: its
+    /// failure is recorded for each of them and every checkpoint moves past it, in this
+    /// transaction, with whatever the other members applied.
+    async fn failed_alone(
+        &self,
+        tx: Transaction<'_>,
+        at: &Checkpoints,
+        event: EventRef,
+        failed: &[&'static str],
+        error: ProjectionError,
+    ) -> Result<Step, RunnerError> {
         let verdict = self.quarantine().event_failed(event.event_id, &error);
         // Not poison (yet): the caller logs the error and retries after a backoff.
         let Verdict::Poison { attempts } = verdict else {
             return Err(RunnerError::event(&event, error));
         };
+        let failed: Vec<&'static str> = if failed.is_empty() {
+            self.projections
+                .iter()
+                .zip(&at.0)
+                .filter(|(_, done)| **done < event.at)
+                .map(|(p, _)| p.name())
+                .collect()
+        } else {
+            failed.to_vec()
+        };
         // Recorded and skipped in one transaction: a crash between the two is impossible.
-        tx.batch_execute("ROLLBACK TO SAVEPOINT event").await?;
-        failures::record(&tx, name, &event, &error.to_string(), attempts).await?;
+        for name in &failed {
+            failures::record(&tx, name, &event, &error.to_string(), attempts).await?;
+        }
         self.advance(&tx, event.at).await?;
         tx.commit().await?;
         self.quarantine().passed(event.event_id, true);
-        metrics::counter!("charter_projection_failed_events_total", "projection" => name)
-            .increment(1);
-        tracing::error!(projection = name, event_id = %event.event_id,
-            event_type = %event.event_type, stream_id = %event.stream_id, position = %event.at,
-            error = %error, attempts,
-            "poison event recorded in failed_events and skipped; /ready reports degraded");
+        for name in failed {
+            metrics::counter!("charter_projection_failed_events_total", "projection" => name)
+                .increment(1);
+            tracing::error!(projection = name, event_id = %event.event_id,
+                event_type = %event.event_type, stream_id = %event.stream_id, position = %event.at,
+                error = %error, attempts,
+                "poison event recorded in failed_events and skipped; /ready reports degraded");
+        }
         Ok(Step::Poisoned {
             event_id: event.event_id,
             at: event.at,
@@ -342,7 +430,7 @@ impl Runner {
     /// its full backoff even when appends keep waking the runner, so `max_attempts` spans real
     /// time; a transient failure is retried as soon as something is appended.
     pub async fn run(self, mut wakeup: Wakeup, poll: Duration, shutdown: CancellationToken) {
-        let name = self.projection.name();
+        let name = self.name.clone();
         let mut consecutive: u32 = 0;
         while !shutdown.is_cancelled() {
             let (pause, wake_early) = match self.step().await {
@@ -359,12 +447,12 @@ impl Runner {
                 }
                 Err(e) => {
                     consecutive = consecutive.saturating_add(1);
-                    metrics::counter!("charter_projection_errors_total", "projection" => name)
+                    metrics::counter!("charter_projection_errors_total", "projection" => name.clone())
                         .increment(1);
                     let backoff =
                         Duration::from_millis(100) * 2u32.saturating_pow(consecutive.min(8));
                     let transient = failures::is_transient(&e);
-                    tracing::error!(projection = name, error = %e, attempt = consecutive, transient,
+                    tracing::error!(projection = %name, error = %e, attempt = consecutive, transient,
                         "projection step failed; retrying");
                     (backoff.min(Duration::from_secs(30)), transient)
                 }
@@ -382,6 +470,23 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+/// Where each member of a runner stands, in the runner's order.
+struct Checkpoints(Vec<LogPosition>);
+
+impl Checkpoints {
+    /// The earliest: the step reads the log after it.
+    fn from(&self) -> LogPosition {
+        self.0.iter().copied().min().unwrap_or(LogPosition::START)
+    }
+}
+
+fn position(e: &RecordedEvent) -> LogPosition {
+    LogPosition {
+        tx_id: e.tx_id,
+        position: e.position,
     }
 }
 

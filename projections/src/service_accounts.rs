@@ -1,5 +1,6 @@
 //! Read model `service_accounts`: every service account of every tenant, without secrets.
-//! Owns `service_accounts`.
+//! Owns `service_accounts`. `account_version` counts the secret's rotations: a token minted
+//! before the newest one carries a lower value and is refused.
 
 use charter_events::service_account::ServiceAccountEvent;
 use charter_events::{DomainEvent, RecordedEvent};
@@ -30,26 +31,30 @@ impl Projection for ServiceAccounts {
             ServiceAccountEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
         let (id, tenant_id) = event.ids();
         let (v, at) = (e.stream_version, e.recorded_at);
-        let status = match &event {
+        let (status, rotated) = match &event {
             ServiceAccountEvent::Created(c) => {
                 execute(
                     tx,
-                    "INSERT INTO service_accounts VALUES ($1, $2, $3, 'active', $4, $5, $5)",
+                    "INSERT INTO service_accounts (service_account_id, tenant_id, name, status, \
+                     version, created_at, updated_at, account_version) \
+                     VALUES ($1, $2, $3, 'active', $4, $5, $5, 0)",
                     &[&id, &tenant_id, &c.name, &v, &at],
                 )
                 .await?;
                 return Ok(());
             }
-            ServiceAccountEvent::Disabled(_) => Some("disabled"),
-            ServiceAccountEvent::Enabled(_) => Some("active"),
-            ServiceAccountEvent::Deleted(_) => Some("deleted"),
-            ServiceAccountEvent::SecretIssued(_) | ServiceAccountEvent::SecretRotated(_) => None,
+            ServiceAccountEvent::Disabled(_) => (Some("disabled"), 0i64),
+            ServiceAccountEvent::Enabled(_) => (Some("active"), 0),
+            ServiceAccountEvent::Deleted(_) => (Some("deleted"), 0),
+            ServiceAccountEvent::SecretIssued(_) => (None, 0),
+            ServiceAccountEvent::SecretRotated(_) => (None, 1),
         };
         let touched = execute(
             tx,
             "UPDATE service_accounts SET status = COALESCE($4, status), version = $2, \
-             updated_at = $3 WHERE service_account_id = $1",
-            &[&id, &v, &at, &status],
+             updated_at = $3, account_version = account_version + $5 \
+             WHERE service_account_id = $1",
+            &[&id, &v, &at, &status, &rotated],
         )
         .await?;
         if touched != 1 {

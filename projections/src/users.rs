@@ -99,6 +99,11 @@ impl Writes for Users {
             ),
             UserEvent::MfaActivated(_) => set(MFA, Some(Box::new(true))),
             UserEvent::MfaDisabled(_) => set(MFA, Some(Box::new(false))),
+            UserEvent::MfaReset(c) => set(
+                "UPDATE users SET mfa_enabled = false, account_version = $4, version = $2, \
+                 updated_at = $3 WHERE user_id = $1",
+                Some(Box::new(c.account_version)),
+            ),
             UserEvent::LoginFailed(_) | UserEvent::MfaEnrolled(_) | UserEvent::PlatformAccessGranted(_) => {
                 set("UPDATE users SET version = $2, updated_at = $3 WHERE user_id = $1", None)
             }

@@ -14,6 +14,7 @@ use crate::command::tenant::tenant_stream;
 use crate::command::tenant::{CreateTenant, SLUG_SCOPE};
 use crate::command::user::{user_stream, UserHandler};
 use crate::command::{self, CommandError, CommandHandler, Writer};
+use crate::domain::delegation::Authority;
 use crate::domain::tenant::Tenant;
 use crate::domain::user::User;
 use crate::domain::user::UserAction;
@@ -178,6 +179,7 @@ pub async fn bootstrap(
     let assign = AssignmentHandler {
         tenant_id,
         assignment_id: Uuid::now_v7(),
+        authority: Authority::Platform,
         request: AssignmentRequest::Create {
             role_id,
             subject_type: SubjectType::User,

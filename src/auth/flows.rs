@@ -288,7 +288,12 @@ impl Authenticator {
             Err(e) => return Err(e.into()),
         };
         let access = self
-            .mint_user(&user, request.workspace_id, Some(session_id))
+            .mint_user(
+                &user,
+                user.account_version,
+                request.workspace_id,
+                Some(session_id),
+            )
             .await?;
         Ok(TokenPair {
             access,
@@ -327,8 +332,15 @@ impl Authenticator {
             .load_user(state.user_id)
             .await?
             .ok_or(AuthError::InvalidGrant)?;
+        // The account version the refresh was decided against (it equals the session's), not
+        // the one loaded since: a logout-all committed in between must make this token stale.
         let access = self
-            .mint_user(&user, state.workspace_id, Some(session_id))
+            .mint_user(
+                &user,
+                state.account_version,
+                state.workspace_id,
+                Some(session_id),
+            )
             .await?;
         Ok(TokenPair {
             access,
@@ -362,7 +374,9 @@ impl Authenticator {
             kind: PrincipalKind::ServiceAccount,
             tenant_id: account.tenant_id,
             workspace_id: None,
-            account_version: 0,
+            // The secret's rotations, as read with the secret just checked: a rotation that
+            // commits after this read makes the token stale at once.
+            account_version: account.secret_version,
             platform_permissions: vec![],
             session_id: None,
         };
@@ -382,9 +396,12 @@ impl Authenticator {
             .0)
     }
 
+    /// Mints for `user` under `account_version`: the version its command (login, refresh)
+    /// was decided against, in that command's transaction.
     pub async fn mint_user(
         &self,
         user: &UserState,
+        account_version: i64,
         workspace_id: Option<Uuid>,
         session_id: Option<Uuid>,
     ) -> Result<Minted, AuthError> {
@@ -394,7 +411,7 @@ impl Authenticator {
             kind: PrincipalKind::User,
             tenant_id: user.tenant_id,
             workspace_id,
-            account_version: user.account_version,
+            account_version,
             platform_permissions: user.platform_permissions.clone(),
             session_id,
         };

@@ -1,6 +1,7 @@
-//! Assignment commands. Creating one reads the role, the subject (user or group) and the
-//! workspace from the write side; the same role for the same subject in the same scope is
-//! claimed once.
+//! Assignment commands. Creating one reads the role, the subject (user, group or service
+//! account) and the workspace from the write side; the same role for the same subject in the
+//! same scope is claimed once. The claim is keyed by subject, so it doubles as the write
+//! side's index of a subject's roles (`command::delegation`).
 
 use charter_events::assignment::{AssignmentEvent, SubjectType};
 use charter_events::envelope::stream_id;
@@ -16,6 +17,7 @@ use super::user::user_stream;
 use super::workspace::workspace_stream;
 use super::{CommandError, CommandHandler};
 use crate::domain::assignment::{Assignment, AssignmentAction, AssignmentCommand, RoleFacts};
+use crate::domain::delegation::Authority;
 use crate::domain::group::Group;
 use crate::domain::role::Role;
 use crate::domain::service_account::ServiceAccount;
@@ -26,6 +28,32 @@ use crate::store::events;
 
 pub fn assignment_stream(id: Uuid) -> String {
     stream_id(AssignmentEvent::STREAM_TYPE, id)
+}
+
+/// The claim scope of a subject's assignments: `assignment:<tenant>:<type>:<subject>`.
+pub fn subject_claim_scope(tenant_id: Uuid, subject_type: SubjectType, subject_id: Uuid) -> String {
+    let kind = match subject_type {
+        SubjectType::User => "user",
+        SubjectType::Group => "group",
+        SubjectType::ServiceAccount => "serviceaccount",
+    };
+    format!("assignment:{tenant_id}:{kind}:{subject_id}")
+}
+
+/// The uniqueness claim of an assignment, `(scope, value)`: one per role, subject and scope,
+/// the value `<role>:<workspace or "tenant">` under [`subject_claim_scope`].
+pub fn assignment_claim(
+    tenant_id: Uuid,
+    role_id: Uuid,
+    subject_type: SubjectType,
+    subject_id: Uuid,
+    workspace_id: Option<Uuid>,
+) -> (String, String) {
+    let ws = workspace_id.map_or_else(|| "tenant".to_owned(), |w| w.to_string());
+    (
+        subject_claim_scope(tenant_id, subject_type, subject_id),
+        format!("{role_id}:{ws}"),
+    )
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +70,8 @@ pub enum AssignmentRequest {
 pub struct AssignmentHandler {
     pub tenant_id: Uuid,
     pub assignment_id: Uuid,
+    /// The caller's; an assignment hands out its role's permissions.
+    pub authority: Authority,
     pub request: AssignmentRequest,
 }
 
@@ -79,6 +109,7 @@ impl CommandHandler for AssignmentHandler {
                             tenant_id: r.tenant_id,
                             workspace_id: r.workspace_id,
                             live: !r.deleted && workspace_live,
+                            permissions: r.permissions,
                         })
                     }
                 };
@@ -129,27 +160,36 @@ impl CommandHandler for AssignmentHandler {
         Ok(vec![AssignmentCommand {
             tenant_id: self.tenant_id,
             tenant_status,
+            authority: self.authority.clone(),
             action,
         }])
     }
 
     fn claims(&self, _: &Assignment, events: &[AssignmentEvent]) -> Vec<ClaimChange> {
-        let scope = format!("assignment:{}", self.tenant_id);
-        let key = |role: Uuid, st: SubjectType, subject: Uuid, ws: Option<Uuid>| {
-            let ws = ws.map_or_else(|| "tenant".to_owned(), |w| w.to_string());
-            format!("{role}:{st:?}:{subject}:{ws}")
-        };
+        let t = self.tenant_id;
         events
             .iter()
             .map(|e| match e {
-                AssignmentEvent::Created(c) => ClaimChange::Claim {
-                    scope: scope.clone(),
-                    value: key(c.role_id, c.subject_type, c.subject_id, c.workspace_id),
-                },
-                AssignmentEvent::Deleted(d) => ClaimChange::Release {
-                    scope: scope.clone(),
-                    value: key(d.role_id, d.subject_type, d.subject_id, d.workspace_id),
-                },
+                AssignmentEvent::Created(c) => {
+                    let (scope, value) = assignment_claim(
+                        t,
+                        c.role_id,
+                        c.subject_type,
+                        c.subject_id,
+                        c.workspace_id,
+                    );
+                    ClaimChange::Claim { scope, value }
+                }
+                AssignmentEvent::Deleted(d) => {
+                    let (scope, value) = assignment_claim(
+                        t,
+                        d.role_id,
+                        d.subject_type,
+                        d.subject_id,
+                        d.workspace_id,
+                    );
+                    ClaimChange::Release { scope, value }
+                }
             })
             .collect()
     }

@@ -1,15 +1,19 @@
 //! Group commands: create, delete, and membership. Adding a member reads the user's stream to
-//! check that it is a live user of the same tenant.
+//! check that it is a live user of the same tenant, and what the group's roles grant (a new
+//! member receives all of it, so the caller must hold all of it).
 
+use charter_events::assignment::SubjectType;
 use charter_events::envelope::stream_id;
 use charter_events::group::GroupEvent;
 use charter_events::DomainEvent;
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
+use super::delegation::permissions_of;
 use super::tenant::status_for_update;
 use super::user::user_stream;
 use super::{CommandError, CommandHandler};
+use crate::domain::delegation::Authority;
 use crate::domain::group::{Group, GroupAction, GroupCommand};
 use crate::domain::user::User;
 use crate::store::claims::ClaimChange;
@@ -17,6 +21,17 @@ use crate::store::events;
 
 pub fn group_stream(id: Uuid) -> String {
     stream_id(GroupEvent::STREAM_TYPE, id)
+}
+
+/// The claim of a membership, `(scope, value)`: `group.member:<tenant>:<user>` holding
+/// `<group>`. A user joins a group once, so it is unique; it is kept for the write side to
+/// find a user's groups in the command's transaction (`command::delegation`).
+pub fn membership_claim(tenant_id: Uuid, user_id: Uuid, group_id: Uuid) -> (String, String) {
+    (member_claim_scope(tenant_id, user_id), group_id.to_string())
+}
+
+pub fn member_claim_scope(tenant_id: Uuid, user_id: Uuid) -> String {
+    format!("group.member:{tenant_id}:{user_id}")
 }
 
 /// What the request asks; the user's state is filled in by `prepare`.
@@ -31,6 +46,8 @@ pub enum GroupRequest {
 pub struct GroupHandler {
     pub tenant_id: Uuid,
     pub group_id: Uuid,
+    /// The caller's; a new member receives everything the group's roles grant.
+    pub authority: Authority,
     pub request: GroupRequest,
 }
 
@@ -53,6 +70,8 @@ impl CommandHandler for GroupHandler {
                 GroupAction::AddMember {
                     user_id: *user_id,
                     user: user.state.0.map(|u| (u.tenant_id, u.status)),
+                    confers: permissions_of(tx, self.tenant_id, SubjectType::Group, self.group_id)
+                        .await?,
                 }
             }
             GroupRequest::RemoveMember { user_id } => {
@@ -63,25 +82,44 @@ impl CommandHandler for GroupHandler {
         Ok(vec![GroupCommand {
             tenant_id: self.tenant_id,
             tenant_status,
+            authority: self.authority.clone(),
             action,
         }])
     }
 
+    /// The group's name, and one claim per member.
     fn claims(&self, before: &Group, events: &[GroupEvent]) -> Vec<ClaimChange> {
-        let scope = format!("group.name:{}", self.tenant_id);
-        events
-            .iter()
-            .filter_map(|e| match e {
-                GroupEvent::Created(c) => Some(ClaimChange::Claim {
-                    scope: scope.clone(),
+        let (t, g) = (self.tenant_id, self.group_id);
+        let name_scope = format!("group.name:{t}");
+        let member = |user_id: Uuid| membership_claim(t, user_id, g);
+        let mut changes = Vec::new();
+        for e in events {
+            match e {
+                GroupEvent::Created(c) => changes.push(ClaimChange::Claim {
+                    scope: name_scope.clone(),
                     value: c.name.clone(),
                 }),
-                GroupEvent::Deleted(_) => before.0.as_ref().map(|g| ClaimChange::Release {
-                    scope: scope.clone(),
-                    value: g.name.clone(),
-                }),
-                _ => None,
-            })
-            .collect()
+                GroupEvent::MemberAdded(m) => {
+                    let (scope, value) = member(m.user_id);
+                    changes.push(ClaimChange::Claim { scope, value });
+                }
+                GroupEvent::MemberRemoved(m) => {
+                    let (scope, value) = member(m.user_id);
+                    changes.push(ClaimChange::Release { scope, value });
+                }
+                GroupEvent::Deleted(_) => {
+                    let Some(group) = &before.0 else { continue };
+                    changes.push(ClaimChange::Release {
+                        scope: name_scope.clone(),
+                        value: group.name.clone(),
+                    });
+                    changes.extend(group.members.iter().map(|u| {
+                        let (scope, value) = member(*u);
+                        ClaimChange::Release { scope, value }
+                    }));
+                }
+            }
+        }
+        changes
     }
 }

@@ -13,6 +13,7 @@ use super::permission::unregistered;
 use super::tenant::status_for_update;
 use super::workspace::workspace_stream;
 use super::{CommandError, CommandHandler};
+use crate::domain::delegation::Authority;
 use crate::domain::role::{Role, RoleAction, RoleCommand};
 use crate::domain::workspace::Workspace;
 use crate::store::claims::ClaimChange;
@@ -52,6 +53,8 @@ pub enum RoleRequest {
 pub struct RoleHandler {
     pub tenant_id: Uuid,
     pub role_id: Uuid,
+    /// The caller's; a role's permissions go to whoever holds it.
+    pub authority: Authority,
     pub request: RoleRequest,
 }
 
@@ -106,6 +109,7 @@ impl CommandHandler for RoleHandler {
         Ok(vec![RoleCommand {
             tenant_id: self.tenant_id,
             tenant_status,
+            authority: self.authority.clone(),
             action,
         }])
     }

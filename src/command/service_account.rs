@@ -1,24 +1,40 @@
 //! Service account commands. They hold the tenant's lock shared, like every command of a
-//! tenant's resources.
+//! tenant's resources. Rotating a secret reads what the account holds: whoever rotates it
+//! learns the new secret, so the caller must hold all of that.
 
+use charter_events::assignment::SubjectType;
 use charter_events::envelope::stream_id;
 use charter_events::service_account::ServiceAccountEvent;
 use charter_events::DomainEvent;
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
+use super::delegation::permissions_of;
 use super::tenant::status_for_update;
 use super::{CommandError, CommandHandler};
+use crate::domain::delegation::Authority;
 use crate::domain::service_account::{ServiceAccount, ServiceAccountAction, ServiceAccountCommand};
 
 pub fn service_account_stream(id: Uuid) -> String {
     stream_id(ServiceAccountEvent::STREAM_TYPE, id)
 }
 
+/// What the request asks; what the account holds is filled in by `prepare`.
+#[derive(Debug, Clone)]
+pub enum ServiceAccountRequest {
+    Create { name: String, secret_hash: String },
+    RotateSecret { secret_hash: String },
+    Disable,
+    Enable,
+    Delete,
+}
+
 pub struct ServiceAccountHandler {
     pub tenant_id: Uuid,
     pub service_account_id: Uuid,
-    pub action: ServiceAccountAction,
+    /// The caller's; a rotation hands it the account's access.
+    pub authority: Authority,
+    pub request: ServiceAccountRequest,
 }
 
 impl CommandHandler for ServiceAccountHandler {
@@ -32,10 +48,35 @@ impl CommandHandler for ServiceAccountHandler {
         &self,
         tx: &Transaction<'_>,
     ) -> Result<Vec<ServiceAccountCommand>, CommandError> {
+        let tenant_status = status_for_update(tx, self.tenant_id).await?;
+        let action = match &self.request {
+            ServiceAccountRequest::Create { name, secret_hash } => ServiceAccountAction::Create {
+                id: self.service_account_id,
+                name: name.clone(),
+                secret_hash: secret_hash.clone(),
+            },
+            ServiceAccountRequest::RotateSecret { secret_hash } => {
+                let confers = permissions_of(
+                    tx,
+                    self.tenant_id,
+                    SubjectType::ServiceAccount,
+                    self.service_account_id,
+                )
+                .await?;
+                ServiceAccountAction::RotateSecret {
+                    secret_hash: secret_hash.clone(),
+                    confers,
+                }
+            }
+            ServiceAccountRequest::Disable => ServiceAccountAction::Disable,
+            ServiceAccountRequest::Enable => ServiceAccountAction::Enable,
+            ServiceAccountRequest::Delete => ServiceAccountAction::Delete,
+        };
         Ok(vec![ServiceAccountCommand {
             tenant_id: self.tenant_id,
-            tenant_status: status_for_update(tx, self.tenant_id).await?,
-            action: self.action.clone(),
+            tenant_status,
+            authority: self.authority.clone(),
+            action,
         }])
     }
 }

@@ -6,6 +6,9 @@ use charter_events::assignment::{
 };
 use uuid::Uuid;
 
+use std::collections::BTreeSet;
+
+use super::delegation::{Authority, Escalation};
 use super::tenant::{require_active, TenantGate, TenantStatus};
 use super::{Aggregate, Rejection, RejectionKind};
 
@@ -19,18 +22,23 @@ pub struct AssignmentState {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assignment(pub Option<AssignmentState>);
 
-/// A role as loaded for the decision: its tenant, its workspace scope, whether it is live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A role as loaded for the decision: its tenant, its workspace scope, whether it is live,
+/// and the permissions an assignment of it hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleFacts {
     pub tenant_id: Uuid,
     pub workspace_id: Option<Uuid>,
     pub live: bool,
+    pub permissions: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssignmentCommand {
     pub tenant_id: Uuid,
     pub tenant_status: Option<TenantStatus>,
+    /// Who decides: an assignment hands out its role's permissions, so a caller assigns only
+    /// roles whose every permission it holds.
+    pub authority: Authority,
     pub action: AssignmentAction,
 }
 
@@ -71,6 +79,8 @@ pub enum AssignmentError {
         "role {role} only exists in workspace {role_workspace}; it cannot be assigned elsewhere"
     )]
     RoleWorkspaceMismatch { role: Uuid, role_workspace: Uuid },
+    #[error(transparent)]
+    Escalation(#[from] Escalation),
 }
 
 impl From<AssignmentError> for Rejection {
@@ -84,6 +94,7 @@ impl From<AssignmentError> for Rejection {
             AssignmentError::SubjectNotFound(..) => (Invalid, "subject-not-found"),
             AssignmentError::WorkspaceNotFound(_) => (Invalid, "workspace-not-found"),
             AssignmentError::RoleWorkspaceMismatch { .. } => (Invalid, "role-workspace-mismatch"),
+            AssignmentError::Escalation(e) => return e.clone().into(),
         };
         Rejection::new(kind, code, e)
     }
@@ -148,6 +159,9 @@ impl Aggregate for Assignment {
                     (Some(rw), _) => Some(rw),
                     (None, w) => w,
                 };
+                command
+                    .authority
+                    .may_hand_out(|| format!("assigning role {role_id}"), &role.permissions)?;
                 Ok(vec![AssignmentCreated {
                     assignment_id: *assignment_id,
                     tenant_id,
@@ -189,18 +203,26 @@ mod tests {
     const W: Uuid = Uuid::from_u128(9);
     const W2: Uuid = Uuid::from_u128(10);
 
+    fn role(workspace_id: Option<Uuid>, live: bool) -> RoleFacts {
+        RoleFacts {
+            tenant_id: T,
+            workspace_id,
+            live,
+            permissions: ["iam.users.read", "iam.users.write"]
+                .map(String::from)
+                .into(),
+        }
+    }
+
     fn create(role_ws: Option<Uuid>, ws: Option<(Uuid, bool)>) -> AssignmentCommand {
         AssignmentCommand {
             tenant_id: T,
             tenant_status: Some(TenantStatus::Active),
+            authority: Authority::Platform,
             action: AssignmentAction::Create {
                 assignment_id: A,
                 role_id: R,
-                role: Some(RoleFacts {
-                    tenant_id: T,
-                    workspace_id: role_ws,
-                    live: true,
-                }),
+                role: Some(role(role_ws, true)),
                 subject_type: SubjectType::User,
                 subject_id: U,
                 subject_tenant: Some(T),
@@ -254,12 +276,8 @@ mod tests {
             .when(c)
             .then_error(AssignmentError::SubjectNotFound(SubjectType::User, U));
         let mut c = create(None, None);
-        if let AssignmentAction::Create { role, .. } = &mut c.action {
-            *role = Some(RoleFacts {
-                tenant_id: T,
-                workspace_id: None,
-                live: false,
-            });
+        if let AssignmentAction::Create { role: r, .. } = &mut c.action {
+            *r = Some(role(None, false));
         }
         given::<Assignment>([])
             .when(c)
@@ -270,10 +288,54 @@ mod tests {
     }
 
     #[test]
+    fn a_delegate_assigns_only_roles_it_holds_whole() {
+        // A helpdesk with iam.assignments.write and half the role: refused, whoever the
+        // subject is (itself included) and whatever the scope.
+        for ws in [None, Some((W, true))] {
+            let c = AssignmentCommand {
+                authority: Authority::holding(["iam.assignments.write", "iam.users.read"]),
+                ..create(None, ws)
+            };
+            given::<Assignment>([])
+                .when(c)
+                .then_error(AssignmentError::Escalation(Escalation {
+                    what: format!("assigning role {R}"),
+                    missing: vec!["iam.users.write".into()],
+                }));
+        }
+        let c = AssignmentCommand {
+            authority: Authority::holding(["iam.users.read", "iam.users.write"]),
+            ..create(None, None)
+        };
+        given::<Assignment>([]).when(c).then([created(None)]);
+        // Removing an assignment hands out nothing.
+        let delete = AssignmentCommand {
+            authority: Authority::holding::<&str>([]),
+            ..create(None, None)
+        };
+        let delete = AssignmentCommand {
+            action: AssignmentAction::Delete,
+            ..delete
+        };
+        given::<Assignment>([created(None)])
+            .when(delete)
+            .then([AssignmentDeleted {
+                assignment_id: A,
+                tenant_id: T,
+                workspace_id: None,
+                role_id: R,
+                subject_type: SubjectType::User,
+                subject_id: U,
+            }
+            .into()]);
+    }
+
+    #[test]
     fn deletes_once() {
         let delete = AssignmentCommand {
             tenant_id: T,
             tenant_status: Some(TenantStatus::Active),
+            authority: Authority::Platform,
             action: AssignmentAction::Delete,
         };
         let deleted: AssignmentEvent = AssignmentDeleted {

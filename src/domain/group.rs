@@ -7,6 +7,7 @@ use charter_events::group::{
 };
 use uuid::Uuid;
 
+use super::delegation::{Authority, Escalation};
 use super::tenant::{require_active, TenantGate, TenantStatus};
 use super::user::UserStatus;
 use super::{Aggregate, Rejection, RejectionKind};
@@ -28,6 +29,9 @@ pub struct Group(pub Option<GroupState>);
 pub struct GroupCommand {
     pub tenant_id: Uuid,
     pub tenant_status: Option<TenantStatus>,
+    /// Who decides: a new member receives everything the group's assignments grant, so a
+    /// caller adds members only to groups whose every permission it holds.
+    pub authority: Authority,
     pub action: GroupAction,
 }
 
@@ -38,9 +42,11 @@ pub enum GroupAction {
         name: String,
     },
     /// `user` is the user as loaded from its stream: its tenant and status, `None` if missing.
+    /// `confers` is every permission the group's live assignments grant, in any scope.
     AddMember {
         user_id: Uuid,
         user: Option<(Uuid, UserStatus)>,
+        confers: BTreeSet<String>,
     },
     RemoveMember {
         user_id: Uuid,
@@ -62,6 +68,8 @@ pub enum GroupError {
     TenantNotFound,
     #[error("tenant is blocked")]
     TenantBlocked,
+    #[error(transparent)]
+    Escalation(#[from] Escalation),
 }
 
 impl From<GroupError> for Rejection {
@@ -74,6 +82,7 @@ impl From<GroupError> for Rejection {
             | GroupError::NotAMember(_) => (NotFound, "not-found"),
             GroupError::AlreadyExists => (Conflict, "already-exists"),
             GroupError::TenantBlocked => (Conflict, "tenant-blocked"),
+            GroupError::Escalation(e) => return e.clone().into(),
         };
         Rejection::new(kind, code, e)
     }
@@ -134,7 +143,11 @@ impl Aggregate for Group {
         let group_id = g.id;
         Ok(match &command.action {
             GroupAction::Create { .. } => unreachable!("handled above"),
-            GroupAction::AddMember { user_id, user } => {
+            GroupAction::AddMember {
+                user_id,
+                user,
+                confers,
+            } => {
                 // Only live users of this same tenant can join.
                 match user {
                     Some((t, status)) if *t == tenant_id && *status != UserStatus::Deleted => {}
@@ -143,6 +156,9 @@ impl Aggregate for Group {
                 if g.members.contains(user_id) {
                     vec![]
                 } else {
+                    command
+                        .authority
+                        .may_hand_out(|| format!("adding a member to group {group_id}"), confers)?;
                     vec![GroupMemberAdded {
                         group_id,
                         tenant_id,
@@ -184,6 +200,7 @@ mod tests {
         GroupCommand {
             tenant_id: T,
             tenant_status: Some(TenantStatus::Active),
+            authority: Authority::Platform,
             action,
         }
     }
@@ -207,7 +224,57 @@ mod tests {
     }
 
     fn add(user: Option<(Uuid, UserStatus)>) -> GroupAction {
-        GroupAction::AddMember { user_id: U, user }
+        GroupAction::AddMember {
+            user_id: U,
+            user,
+            confers: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn a_delegate_adds_members_only_to_groups_it_could_have_granted() {
+        let admins = |authority: Authority| GroupCommand {
+            authority,
+            ..cmd(GroupAction::AddMember {
+                user_id: U,
+                user: Some((T, UserStatus::Active)),
+                confers: ["iam.roles.write", "iam.users.write"]
+                    .map(String::from)
+                    .into(),
+            })
+        };
+        given::<Group>([created()])
+            .when(admins(Authority::holding([
+                "iam.groups.write",
+                "iam.users.write",
+            ])))
+            .then_error(GroupError::Escalation(Escalation {
+                what: format!("adding a member to group {G}"),
+                missing: vec!["iam.roles.write".into()],
+            }));
+        given::<Group>([created()])
+            .when(admins(Authority::holding([
+                "iam.roles.write",
+                "iam.users.write",
+            ])))
+            .then([added()]);
+        // Already a member: nothing is handed out, nothing refused.
+        given::<Group>([created(), added()])
+            .when(admins(Authority::holding::<&str>([])))
+            .then([]);
+        // Removing a member hands out nothing.
+        let remove = GroupCommand {
+            authority: Authority::holding::<&str>([]),
+            ..cmd(GroupAction::RemoveMember { user_id: U })
+        };
+        given::<Group>([created(), added()])
+            .when(remove)
+            .then([GroupMemberRemoved {
+                group_id: G,
+                tenant_id: T,
+                user_id: U,
+            }
+            .into()]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! a decision needs from outside its own stream is loaded beforehand and passed in the command.
 
 pub mod assignment;
+pub mod delegation;
 pub mod group;
 pub mod keyring;
 pub mod permission_registry;
@@ -36,6 +37,9 @@ pub enum RejectionKind {
     Conflict,
     /// The command is well-formed but breaks a rule about other aggregates or values.
     Invalid,
+    /// The caller may run this kind of command, but not this one: it would hand out more
+    /// than the caller holds ([`delegation`]).
+    Forbidden,
 }
 
 impl Rejection {

@@ -9,6 +9,7 @@ use charter_events::role::{
 };
 use uuid::Uuid;
 
+use super::delegation::{Authority, Escalation};
 use super::permission_registry::CHARTER_PERMISSIONS;
 use super::tenant::{require_active, TenantGate, TenantStatus};
 use super::{Aggregate, Rejection, RejectionKind};
@@ -32,6 +33,9 @@ pub struct Role(pub Option<RoleState>);
 pub struct RoleCommand {
     pub tenant_id: Uuid,
     pub tenant_status: Option<TenantStatus>,
+    /// Who decides: a role's permissions are handed out to whoever holds it, so a caller
+    /// creates or grants only permissions it holds itself.
+    pub authority: Authority,
     pub action: RoleAction,
 }
 
@@ -76,6 +80,8 @@ pub enum RoleError {
     Unregistered(Vec<String>),
     #[error("system roles cannot be changed")]
     SystemRole,
+    #[error(transparent)]
+    Escalation(#[from] Escalation),
 }
 
 impl From<RoleError> for Rejection {
@@ -88,6 +94,7 @@ impl From<RoleError> for Rejection {
             RoleError::SystemRole => (Conflict, "system-role"),
             RoleError::WorkspaceNotFound(_) => (Invalid, "workspace-not-found"),
             RoleError::Unregistered(_) => (Invalid, "permission-not-registered"),
+            RoleError::Escalation(e) => return e.clone().into(),
         };
         Rejection::new(kind, code, e)
     }
@@ -191,6 +198,9 @@ impl Aggregate for Role {
             if !unregistered.is_empty() {
                 return Err(RoleError::Unregistered(unregistered.clone()));
             }
+            command
+                .authority
+                .may_hand_out(|| format!("creating role {name:?}"), permissions)?;
             return Ok(vec![RoleCreated {
                 role_id: *role_id,
                 tenant_id,
@@ -227,6 +237,9 @@ impl Aggregate for Role {
                     return Err(RoleError::Unregistered(unregistered.clone()));
                 }
                 let new: Vec<String> = permissions.difference(&r.permissions).cloned().collect();
+                command
+                    .authority
+                    .may_hand_out(|| format!("granting to role {role_id}"), &new)?;
                 if new.is_empty() {
                     vec![]
                 } else {
@@ -280,7 +293,16 @@ mod tests {
         RoleCommand {
             tenant_id: T,
             tenant_status: Some(TenantStatus::Active),
+            authority: Authority::Platform,
             action,
+        }
+    }
+
+    /// A delegated administrator holding `held`.
+    fn by(held: &[&str], action: RoleAction) -> RoleCommand {
+        RoleCommand {
+            authority: Authority::holding(held),
+            ..cmd(action)
         }
     }
 
@@ -357,6 +379,53 @@ mod tests {
             }
             .into()]);
         assert_eq!(state.0.unwrap().permissions, set(&["docs.read"]));
+    }
+
+    #[test]
+    fn a_delegate_creates_and_grants_only_what_it_holds() {
+        // A helpdesk holding iam.roles.write cannot mint a role with more than it holds...
+        given::<Role>([])
+            .when(by(&["iam.roles.write", "docs.read"], create(None, &[])))
+            .then_error(RoleError::Escalation(Escalation {
+                what: "creating role \"editor\"".into(),
+                missing: vec!["docs.edit".into()],
+            }));
+        given::<Role>([])
+            .when(by(&["docs.edit", "docs.read"], create(None, &[])))
+            .then([created(None)]);
+        // ...nor grant a role (one it holds itself, say) what it lacks.
+        let grant = |p: &[&str]| RoleAction::Grant {
+            permissions: set(p),
+            unregistered: vec![],
+        };
+        given::<Role>([created(None)])
+            .when(by(
+                &["iam.roles.write"],
+                grant(&["iam.users.write", "docs.read"]),
+            ))
+            .then_error(RoleError::Escalation(Escalation {
+                what: format!("granting to role {R}"),
+                missing: vec!["iam.users.write".into()],
+            }));
+        // What the role already has is not handed out again; what it lacks is.
+        given::<Role>([created(None)])
+            .when(by(&["iam.roles.write"], grant(&["docs.read"])))
+            .then([]);
+        // Revoking hands out nothing.
+        given::<Role>([created(None)])
+            .when(by(
+                &[],
+                RoleAction::Revoke {
+                    permissions: set(&["docs.edit"]),
+                },
+            ))
+            .then([RolePermissionsRevoked {
+                role_id: R,
+                tenant_id: T,
+                workspace_id: None,
+                permissions: vec!["docs.edit".into()],
+            }
+            .into()]);
     }
 
     #[test]

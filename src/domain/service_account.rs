@@ -7,6 +7,9 @@ use charter_events::service_account::{
 };
 use uuid::Uuid;
 
+use std::collections::BTreeSet;
+
+use super::delegation::{Authority, Escalation};
 use super::tenant::{require_active, TenantGate, TenantStatus};
 use super::{Aggregate, Rejection, RejectionKind};
 
@@ -16,6 +19,9 @@ pub struct ServiceAccountState {
     pub tenant_id: Uuid,
     pub name: String,
     pub secret_hash: Option<String>,
+    /// How many times the secret was rotated. Tokens carry it as `account_version`, and a
+    /// token minted before the newest rotation is refused.
+    pub secret_version: i64,
     pub disabled: bool,
     pub deleted: bool,
 }
@@ -27,6 +33,9 @@ pub struct ServiceAccount(pub Option<ServiceAccountState>);
 pub struct ServiceAccountCommand {
     pub tenant_id: Uuid,
     pub tenant_status: Option<TenantStatus>,
+    /// Who decides: whoever rotates a secret learns it and can act as the account, so a
+    /// caller rotates only the secrets of accounts holding nothing it does not hold.
+    pub authority: Authority,
     pub action: ServiceAccountAction,
 }
 
@@ -37,8 +46,10 @@ pub enum ServiceAccountAction {
         name: String,
         secret_hash: String,
     },
+    /// `confers` is every permission the account's live assignments grant, in any scope.
     RotateSecret {
         secret_hash: String,
+        confers: BTreeSet<String>,
     },
     Disable,
     Enable,
@@ -55,6 +66,8 @@ pub enum ServiceAccountError {
     TenantNotFound,
     #[error("tenant is blocked")]
     TenantBlocked,
+    #[error(transparent)]
+    Escalation(#[from] Escalation),
 }
 
 impl From<ServiceAccountError> for Rejection {
@@ -66,6 +79,7 @@ impl From<ServiceAccountError> for Rejection {
             }
             ServiceAccountError::AlreadyExists => (Conflict, "already-exists"),
             ServiceAccountError::TenantBlocked => (Conflict, "tenant-blocked"),
+            ServiceAccountError::Escalation(e) => return e.clone().into(),
         };
         Rejection::new(kind, code, e)
     }
@@ -91,6 +105,7 @@ impl Aggregate for ServiceAccount {
                     tenant_id: e.tenant_id,
                     name: e.name.clone(),
                     secret_hash: None,
+                    secret_version: 0,
                     disabled: false,
                     deleted: false,
                 })),
@@ -98,7 +113,8 @@ impl Aggregate for ServiceAccount {
             };
         };
         match event {
-            ServiceAccountEvent::Created(_) | ServiceAccountEvent::SecretRotated(_) => {}
+            ServiceAccountEvent::Created(_) => {}
+            ServiceAccountEvent::SecretRotated(_) => s.secret_version += 1,
             ServiceAccountEvent::SecretIssued(e) => s.secret_hash = Some(e.secret_hash.clone()),
             ServiceAccountEvent::Disabled(_) => s.disabled = true,
             ServiceAccountEvent::Enabled(_) => s.disabled = false,
@@ -147,19 +163,28 @@ impl Aggregate for ServiceAccount {
         let service_account_id = s.id;
         Ok(match &command.action {
             ServiceAccountAction::Create { .. } => unreachable!("handled above"),
-            ServiceAccountAction::RotateSecret { secret_hash } => vec![
-                ServiceAccountSecretIssued {
-                    service_account_id,
-                    tenant_id,
-                    secret_hash: secret_hash.clone(),
-                }
-                .into(),
-                ServiceAccountSecretRotated {
-                    service_account_id,
-                    tenant_id,
-                }
-                .into(),
-            ],
+            ServiceAccountAction::RotateSecret {
+                secret_hash,
+                confers,
+            } => {
+                command.authority.may_hand_out(
+                    || format!("rotating the secret of service account {service_account_id}"),
+                    confers,
+                )?;
+                vec![
+                    ServiceAccountSecretIssued {
+                        service_account_id,
+                        tenant_id,
+                        secret_hash: secret_hash.clone(),
+                    }
+                    .into(),
+                    ServiceAccountSecretRotated {
+                        service_account_id,
+                        tenant_id,
+                    }
+                    .into(),
+                ]
+            }
             ServiceAccountAction::Disable if s.disabled => vec![],
             ServiceAccountAction::Disable => vec![ServiceAccountDisabled {
                 service_account_id,
@@ -193,7 +218,15 @@ mod tests {
         ServiceAccountCommand {
             tenant_id: T,
             tenant_status: Some(TenantStatus::Active),
+            authority: Authority::Platform,
             action,
+        }
+    }
+
+    fn rotate(secret_hash: &str, confers: &[&str]) -> ServiceAccountAction {
+        ServiceAccountAction::RotateSecret {
+            secret_hash: secret_hash.into(),
+            confers: confers.iter().map(|p| p.to_string()).collect(),
         }
     }
 
@@ -231,9 +264,7 @@ mod tests {
     #[test]
     fn rotation_replaces_the_secret() {
         let state = given::<ServiceAccount>(history())
-            .when(cmd(ServiceAccountAction::RotateSecret {
-                secret_hash: "h2".into(),
-            }))
+            .when(cmd(rotate("h2", &["iam.users.write"])))
             .then([
                 ServiceAccountSecretIssued {
                     service_account_id: S,
@@ -247,7 +278,45 @@ mod tests {
                 }
                 .into(),
             ]);
-        assert_eq!(state.0.unwrap().secret_hash.as_deref(), Some("h2"));
+        let state = state.0.unwrap();
+        assert_eq!(state.secret_hash.as_deref(), Some("h2"));
+        assert_eq!(
+            state.secret_version, 1,
+            "tokens of the old secret are now refused"
+        );
+    }
+
+    #[test]
+    fn a_delegate_rotates_only_secrets_of_accounts_holding_less() {
+        let by = |held: &[&str], action| ServiceAccountCommand {
+            authority: Authority::holding(held),
+            ..cmd(action)
+        };
+        given::<ServiceAccount>(history())
+            .when(by(
+                &["iam.service_accounts.write"],
+                rotate("h2", &["iam.roles.write", "iam.service_accounts.write"]),
+            ))
+            .then_error(ServiceAccountError::Escalation(Escalation {
+                what: format!("rotating the secret of service account {S}"),
+                missing: vec!["iam.roles.write".into()],
+            }));
+        let state = given::<ServiceAccount>(history())
+            .when(by(&["iam.service_accounts.write"], rotate("h2", &[])))
+            .then([
+                ServiceAccountSecretIssued {
+                    service_account_id: S,
+                    tenant_id: T,
+                    secret_hash: "h2".into(),
+                }
+                .into(),
+                ServiceAccountSecretRotated {
+                    service_account_id: S,
+                    tenant_id: T,
+                }
+                .into(),
+            ]);
+        assert_eq!(state.0.unwrap().secret_version, 1);
     }
 
     #[test]
@@ -263,8 +332,7 @@ mod tests {
         given::<ServiceAccount>(history())
             .when(ServiceAccountCommand {
                 tenant_id: Uuid::from_u128(2),
-                tenant_status: Some(TenantStatus::Active),
-                action: ServiceAccountAction::Disable,
+                ..cmd(ServiceAccountAction::Disable)
             })
             .then_error(ServiceAccountError::NotFound);
     }

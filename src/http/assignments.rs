@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::extract::{command_request, validated, CommandHeaders, JsonBody};
 use super::openapi::{CommandRefusals, NotFound};
+use super::principal::Principal;
 use super::problem::ApiError;
 use super::respond::{self, CommandBody, Page};
 use super::AppState;
@@ -93,6 +94,7 @@ fn render(status: StatusCode) -> impl Fn(&Outcome<Assignment>) -> StoredResponse
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<Uuid>,
     body: JsonBody<AssignmentBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -115,6 +117,7 @@ pub async fn create(
     let handler = AssignmentHandler {
         tenant_id: *path,
         assignment_id: Uuid::now_v7(),
+        authority: principal.authority(),
         request: AssignmentRequest::Create {
             role_id: b.role_id,
             subject_type,
@@ -148,12 +151,14 @@ pub async fn create(
 pub async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, assignment_id) = path.into_inner();
     let handler = AssignmentHandler {
         tenant_id,
         assignment_id,
+        authority: principal.authority(),
         request: AssignmentRequest::Delete,
     };
     let request = command_request(&req, b"")?;

@@ -234,8 +234,8 @@ fn user_of(principal: &Principal) -> Result<(Uuid, Uuid), ApiError> {
     let c = principal.claims();
     match c.principal {
         PrincipalKind::User => Ok((c.tenant_id, c.sub)),
-        PrincipalKind::ServiceAccount => Err(ApiError::Forbidden(
-            "service accounts have no sessions, password or second factor".into(),
+        PrincipalKind::ServiceAccount => Err(ApiError::forbidden(
+            "service accounts have no sessions, password or second factor",
         )),
     }
 }
@@ -473,12 +473,22 @@ pub struct Enrollment {
     pub otpauth_uri: String,
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollMfaBody {
+    /// The current password.
+    #[schema(format = Password, max_length = 1024)]
+    pub password: String,
+}
+
 /// Start TOTP enrollment
 ///
-/// A new secret, inactive until `/v1/auth/mfa/activate` proves it works.
+/// A new secret, inactive until `/v1/auth/mfa/activate` proves it works. Needs the current
+/// password; a wrong one counts toward the lockout (`422 wrong-password`).
 #[utoipa::path(
     post, path = "/v1/auth/mfa/enroll", tag = "auth", operation_id = "enrollMfa",
     params(CorrelationHeader),
+    request_body = EnrollMfaBody,
     responses(
         (status = 200, description = "The secret.", body = Enrollment,
             headers(("Cache-Control" = String,
@@ -492,8 +502,14 @@ pub async fn mfa_enroll(
     state: web::Data<AppState>,
     req: HttpRequest,
     principal: Principal,
+    body: JsonBody<EnrollMfaBody>,
 ) -> Result<HttpResponse, ApiError> {
+    validated(|e| validate::bounded("password", &body.value.password, password::MAX_LENGTH, e))?;
     let user = current_user(&state, &principal).await?;
+    let matched = state
+        .auth
+        .password_matches(&user, &body.value.password)
+        .await;
     let internal = |e: &dyn std::fmt::Display| ApiError::Internal(e.to_string());
     let secret = totp::Totp::generate_secret().map_err(|e| internal(&e))?;
     let generator = totp::Totp::new(&secret, &state.config.auth.totp_issuer, &user.username)
@@ -503,12 +519,19 @@ pub async fn mfa_enroll(
         .master()
         .seal(TOTP_SEAL_CONTEXT, secret.as_bytes())
         .map_err(|e| internal(&e))?;
-    run(
-        &state,
-        &req,
-        user_handler(&principal, UserAction::EnrollMfa { sealed_secret })?,
-    )
-    .await?;
+    let action = UserAction::EnrollMfa {
+        proof: state.auth.reauth(matched.clone()),
+        sealed_secret: sealed_secret.clone(),
+    };
+    let outcome = run(&state, &req, user_handler(&principal, action)?).await?;
+    // A wrong password was recorded as a failed attempt; nothing was enrolled.
+    let enrolled = outcome
+        .state
+        .0
+        .is_some_and(|u| u.mfa.pending_secret.as_ref() == Some(&sealed_secret));
+    if matched.is_none() || !enrolled {
+        return Err(wrong_password());
+    }
     Ok(no_store(Enrollment {
         otpauth_uri: generator.uri(),
         secret,

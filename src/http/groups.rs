@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::extract::{validated, CommandHeaders, JsonBody};
 use super::openapi::{CommandRefusals, NotFound};
+use super::principal::Principal;
 use super::problem::ApiError;
 use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
@@ -77,6 +78,7 @@ async fn run(
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<Uuid>,
     body: JsonBody<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -84,6 +86,7 @@ pub async fn create(
     let handler = GroupHandler {
         tenant_id: *path,
         group_id: Uuid::now_v7(),
+        authority: principal.authority(),
         request: GroupRequest::Create { name },
     };
     run(&state, &req, handler, &body.raw, StatusCode::CREATED).await
@@ -104,12 +107,14 @@ pub async fn create(
 pub async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, group_id) = path.into_inner();
     let handler = GroupHandler {
         tenant_id,
         group_id,
+        authority: principal.authority(),
         request: GroupRequest::Delete,
     };
     run(&state, &req, handler, b"", StatusCode::OK).await
@@ -133,12 +138,14 @@ pub async fn delete(
 pub async fn add_member(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, group_id, user_id) = path.into_inner();
     let handler = GroupHandler {
         tenant_id,
         group_id,
+        authority: principal.authority(),
         request: GroupRequest::AddMember { user_id },
     };
     run(&state, &req, handler, b"", StatusCode::OK).await
@@ -159,12 +166,14 @@ pub async fn add_member(
 pub async fn remove_member(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, group_id, user_id) = path.into_inner();
     let handler = GroupHandler {
         tenant_id,
         group_id,
+        authority: principal.authority(),
         request: GroupRequest::RemoveMember { user_id },
     };
     run(&state, &req, handler, b"", StatusCode::OK).await

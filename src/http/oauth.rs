@@ -324,8 +324,8 @@ pub async fn revoke(
         Err(_) => return Ok(HttpResponse::Ok().finish()),
     };
     if !within_reach(&state, &principal, &claims).await {
-        return Err(ApiError::Forbidden(
-            "you may revoke your own tokens, or those of principals you administer".into(),
+        return Err(ApiError::forbidden(
+            "you may revoke your own tokens, or those of principals you administer",
         ));
     }
     let mut request = command_request(&req, &[])?;

@@ -209,7 +209,10 @@ const SHARED: &[(&str, &str)] = &[
     (
         "Forbidden",
         "`forbidden`: the caller lacks the permission (see the operation's description), or \
-         uses a workspace-scoped token.",
+         uses a workspace-scoped token; `privilege-escalation`: the command would hand out a \
+         permission the caller does not hold (creating or granting a role, assigning one, \
+         adding a group member, rotating a service account's secret, resetting a user's \
+         second factor).",
     ),
     (
         "NotFound",
@@ -444,6 +447,7 @@ fn authorization(operation: &mut Operation, rule: Rule) {
     let who = match rule {
         Rule::Public => return,
         Rule::Authenticated => "Any valid access token.".to_owned(),
+        Rule::Account => "An access token not scoped to a workspace (`403` otherwise).".to_owned(),
         Rule::Tenant(p) => {
             format!("Needs `{p}` in the path's tenant or an ancestor (or platform-wide).")
         }
@@ -463,7 +467,7 @@ fn authorization(operation: &mut Operation, rule: Rule) {
             add(operation, "403", "Forbidden");
             add(operation, "404", "NotFound");
         }
-        Rule::Platform(_) => add(operation, "403", "Forbidden"),
+        Rule::Platform(_) | Rule::Account => add(operation, "403", "Forbidden"),
         Rule::Public | Rule::Authenticated => {}
     }
 }
@@ -601,6 +605,7 @@ route_table! {
         users::disable,
         users::enable,
         users::unlock,
+        users::reset_mfa,
         entitlements::lookup,
     ],
     "/v1/tenants/{tenant_id}/groups" => [

@@ -20,16 +20,31 @@ use uuid::Uuid;
 
 use super::problem::ApiError;
 use super::AppState;
+use crate::domain::delegation::Authority;
 use crate::store::hierarchy;
 use crate::token::{Claims, TokenError};
 
 /// The verified caller of a request.
 #[derive(Debug, Clone)]
-pub struct Principal(pub Arc<Claims>);
+pub struct Principal {
+    claims: Arc<Claims>,
+    /// Whether a platform-wide grant covers the route's permission.
+    platform: bool,
+}
 
 impl Principal {
     pub fn claims(&self) -> &Claims {
-        &self.0
+        &self.claims
+    }
+
+    /// What the caller may hand out (`domain::delegation`): everything when a platform grant
+    /// let it in, else exactly the permissions its token carries.
+    pub fn authority(&self) -> Authority {
+        if self.platform {
+            Authority::Platform
+        } else {
+            Authority::holding(&self.claims.permissions)
+        }
     }
 
     /// Whether the caller may exercise `permission` in `tenant_id`: a platform grant, or the
@@ -58,7 +73,7 @@ impl Principal {
         };
         if !reaches {
             return Err(if own {
-                ApiError::Forbidden(format!(
+                ApiError::forbidden(format!(
                     "{permission} is needed in a parent of tenant {tenant_id}"
                 ))
             } else {
@@ -66,13 +81,12 @@ impl Principal {
             });
         }
         if c.workspace_id.is_some() {
-            return Err(ApiError::Forbidden(
-                "a workspace-scoped token cannot use the admin API; log in without workspace_id"
-                    .into(),
+            return Err(ApiError::forbidden(
+                "a workspace-scoped token cannot use the admin API; log in without workspace_id",
             ));
         }
         if !c.has_permission(permission) {
-            return Err(ApiError::Forbidden(format!("this requires {permission}")));
+            return Err(ApiError::forbidden(format!("this requires {permission}")));
         }
         Ok(())
     }
@@ -82,7 +96,7 @@ impl Principal {
         if self.claims().has_platform_permission(permission) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
+            Err(ApiError::forbidden(format!(
                 "this requires a platform-wide {permission} grant"
             )))
         }
@@ -114,6 +128,10 @@ pub enum Rule {
     Public,
     /// Any valid token; the handler decides the rest.
     Authenticated,
+    /// A token of the account itself, not scoped to a workspace: managing one's own
+    /// credentials (password, second factor, sessions). Workspace-scoped tokens are handed to
+    /// services' data planes, and a service must not be able to take over its users.
+    Account,
     /// The permission in the path's tenant, or an ancestor.
     Tenant(&'static str),
     /// The permission in a strict ancestor of the path's tenant (a tenant's lifecycle is its
@@ -153,7 +171,9 @@ pub fn rule(method: &Method, pattern: &str) -> Option<Rule> {
     }
     Some(match (method.clone(), rest) {
         (Method::POST, "auth/login" | "auth/refresh" | "oauth/token") => Public,
-        (_, r) if r.starts_with("auth/") => Authenticated,
+        // Logging out is what a service holding a user's workspace token may still do.
+        (Method::POST, "auth/logout") => Authenticated,
+        (_, r) if r.starts_with("auth/") => Account,
         (Method::POST, "tokens/introspect" | "tokens/revoke") => Authenticated,
         // iam.audit.read, platform-wide or in the caller's tenant (the handler scopes it).
         (Method::GET, "audit/events" | "audit/head") => Authenticated,
@@ -261,9 +281,25 @@ pub async fn authorize(
         Some(token) => token?,
     };
     let claims = state.verifier.verify(&token).await.map_err(token_refused)?;
-    let principal = Principal(Arc::new(claims));
+    let platform = match rule {
+        Rule::Tenant(p) | Rule::Parent(p) | Rule::Platform(p) => claims.has_platform_permission(p),
+        Rule::Public | Rule::Authenticated | Rule::Account => false,
+    };
+    let principal = Principal {
+        claims: Arc::new(claims),
+        platform,
+    };
     match rule {
         Rule::Public | Rule::Authenticated => {}
+        Rule::Account => {
+            if principal.claims().workspace_id.is_some() {
+                return Err(ApiError::forbidden(
+                    "a workspace-scoped token cannot manage the account; log in without \
+                     workspace_id",
+                )
+                .into());
+            }
+        }
         Rule::Platform(permission) => principal.require_platform(permission)?,
         Rule::Tenant(permission) | Rule::Parent(permission) => {
             let tenant_id = path_tenant(&pattern, req.path())
@@ -307,7 +343,9 @@ mod tests {
             Some(Rule::Parent("iam.tenants.write"))
         );
         assert_eq!(rule(&post, "/v1/auth/login"), Some(Rule::Public));
-        assert_eq!(rule(&get, "/v1/auth/me"), Some(Rule::Authenticated));
+        assert_eq!(rule(&get, "/v1/auth/me"), Some(Rule::Account));
+        assert_eq!(rule(&post, "/v1/auth/mfa/enroll"), Some(Rule::Account));
+        assert_eq!(rule(&post, "/v1/auth/logout"), Some(Rule::Authenticated));
         assert_eq!(rule(&get, "/health"), Some(Rule::Public));
         assert_eq!(rule(&get, "/v1/tenants/{tenant_id}/bogus"), None);
         assert_eq!(rule(&Method::PUT, "/v1/keys/rotate"), None);

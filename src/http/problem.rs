@@ -42,9 +42,10 @@ pub enum ApiError {
         detail: String,
         oauth: &'static str,
     },
-    /// 403: authenticated, but not allowed.
-    #[error("{0}")]
-    Forbidden(String),
+    /// 403: authenticated, but not allowed (`forbidden`), or allowed this kind of command but
+    /// not this one (`privilege-escalation`).
+    #[error("{detail}")]
+    Forbidden { slug: &'static str, detail: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{detail}")]
@@ -99,8 +100,8 @@ impl ApiError {
             | ApiError::Conflict { slug, .. }
             | ApiError::Unavailable { slug, .. }
             | ApiError::Unauthorized { slug, .. }
+            | ApiError::Forbidden { slug, .. }
             | ApiError::OAuth { slug, .. } => slug,
-            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::PreconditionFailed(_) => "precondition-failed",
             ApiError::MethodNotAllowed { .. } => "method-not-allowed",
@@ -119,6 +120,14 @@ impl ApiError {
                 s if s >= 500 => "internal",
                 _ => "bad-request",
             },
+        }
+    }
+
+    /// 403 `forbidden`: the caller lacks what the route needs.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        ApiError::Forbidden {
+            slug: "forbidden",
+            detail: detail.into(),
         }
     }
 
@@ -142,7 +151,7 @@ impl ResponseError for ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::OAuth { status, .. } => *status,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -215,6 +224,10 @@ impl From<CommandError> for ApiError {
                     slug: r.code,
                     detail: r.message,
                     errors: vec![],
+                },
+                RejectionKind::Forbidden => ApiError::Forbidden {
+                    slug: r.code,
+                    detail: r.message,
                 },
             },
             CommandError::Invalid(errors) => ApiError::validation(errors),

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::extract::{validated, CommandHeaders, JsonBody};
 use super::openapi::{CommandRefusals, NotFound, PermissionName};
+use super::principal::Principal;
 use super::problem::ApiError;
 use super::respond::{self, CommandBody, Page};
 use super::AppState;
@@ -111,6 +112,7 @@ async fn run(
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<Uuid>,
     body: JsonBody<CreateRoleBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -124,6 +126,7 @@ pub async fn create(
     let handler = RoleHandler {
         tenant_id: *path,
         role_id: Uuid::now_v7(),
+        authority: principal.authority(),
         request: RoleRequest::Create {
             name,
             permissions,
@@ -149,6 +152,7 @@ pub async fn create(
 pub async fn rename(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
     body: JsonBody<RenameRoleBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -157,6 +161,7 @@ pub async fn rename(
     let handler = RoleHandler {
         tenant_id,
         role_id,
+        authority: principal.authority(),
         request: RoleRequest::Rename { name },
     };
     run(&state, &req, handler, &body.raw, StatusCode::OK).await
@@ -180,6 +185,7 @@ pub async fn rename(
 pub async fn grant(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
     body: JsonBody<PermissionsBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -193,6 +199,7 @@ pub async fn grant(
     let handler = RoleHandler {
         tenant_id,
         role_id,
+        authority: principal.authority(),
         request: RoleRequest::Grant { permissions },
     };
     run(&state, &req, handler, &body.raw, StatusCode::OK).await
@@ -213,6 +220,7 @@ pub async fn grant(
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, role_id, name) = path.into_inner();
@@ -220,6 +228,7 @@ pub async fn revoke(
     let handler = RoleHandler {
         tenant_id,
         role_id,
+        authority: principal.authority(),
         request: RoleRequest::Revoke {
             permissions: BTreeSet::from([name]),
         },
@@ -242,12 +251,14 @@ pub async fn revoke(
 pub async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, role_id) = path.into_inner();
     let handler = RoleHandler {
         tenant_id,
         role_id,
+        authority: principal.authority(),
         request: RoleRequest::Delete,
     };
     run(&state, &req, handler, b"", StatusCode::OK).await

@@ -9,13 +9,16 @@ use uuid::Uuid;
 
 use super::extract::{command_request, validated, CommandHeaders, JsonBody};
 use super::openapi::{CommandRefusals, NotFound};
+use super::principal::Principal;
 use super::problem::ApiError;
 use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
 use crate::auth::secrets;
-use crate::command::service_account::{service_account_stream, ServiceAccountHandler};
+use crate::command::service_account::{
+    service_account_stream, ServiceAccountHandler, ServiceAccountRequest,
+};
 use crate::command::Outcome;
-use crate::domain::service_account::{ServiceAccount, ServiceAccountAction};
+use crate::domain::service_account::ServiceAccount;
 use crate::domain::validate;
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -122,17 +125,17 @@ async fn run(
 pub async fn create(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<Uuid>,
     body: JsonBody<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let name = validated(|e| validate::name("name", &body.value.name, e))?;
     let secret = new_secret()?;
-    let id = Uuid::now_v7();
     let handler = ServiceAccountHandler {
         tenant_id: *path,
-        service_account_id: id,
-        action: ServiceAccountAction::Create {
-            id,
+        service_account_id: Uuid::now_v7(),
+        authority: principal.authority(),
+        request: ServiceAccountRequest::Create {
             name,
             secret_hash: secrets::digest(&secret),
         },
@@ -151,15 +154,17 @@ pub async fn create(
 async fn simple(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
-    action: ServiceAccountAction,
+    request: ServiceAccountRequest,
     secret: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, service_account_id) = path.into_inner();
     let handler = ServiceAccountHandler {
         tenant_id,
         service_account_id,
-        action,
+        authority: principal.authority(),
+        request,
     };
     run(&state, &req, handler, b"", StatusCode::OK, secret).await
 }
@@ -183,13 +188,14 @@ async fn simple(
 pub async fn rotate_secret(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let secret = new_secret()?;
-    let action = ServiceAccountAction::RotateSecret {
+    let request = ServiceAccountRequest::RotateSecret {
         secret_hash: secrets::digest(&secret),
     };
-    simple(state, req, path, action, Some(secret)).await
+    simple(state, req, principal, path, request, Some(secret)).await
 }
 
 /// Disable a service account
@@ -208,9 +214,18 @@ pub async fn rotate_secret(
 pub async fn disable(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
-    simple(state, req, path, ServiceAccountAction::Disable, None).await
+    simple(
+        state,
+        req,
+        principal,
+        path,
+        ServiceAccountRequest::Disable,
+        None,
+    )
+    .await
 }
 
 /// Enable a service account
@@ -229,9 +244,18 @@ pub async fn disable(
 pub async fn enable(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
-    simple(state, req, path, ServiceAccountAction::Enable, None).await
+    simple(
+        state,
+        req,
+        principal,
+        path,
+        ServiceAccountRequest::Enable,
+        None,
+    )
+    .await
 }
 
 /// Delete a service account
@@ -250,9 +274,18 @@ pub async fn enable(
 pub async fn delete(
     state: web::Data<AppState>,
     req: HttpRequest,
+    principal: Principal,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
-    simple(state, req, path, ServiceAccountAction::Delete, None).await
+    simple(
+        state,
+        req,
+        principal,
+        path,
+        ServiceAccountRequest::Delete,
+        None,
+    )
+    .await
 }
 
 /// Read a service account

@@ -9,11 +9,12 @@ use uuid::Uuid;
 
 use super::extract::{validated, CommandHeaders, JsonBody};
 use super::openapi::{CommandRefusals, NotFound};
+use super::principal::Principal;
 use super::problem::ApiError;
 use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
 use crate::auth::password;
-use crate::command::user::{user_stream, UserHandler};
+use crate::command::user::{user_stream, ResetMfaHandler, UserHandler};
 use crate::command::Outcome;
 use crate::domain::user::{User, UserAction, UserStatus};
 use crate::domain::validate::{self, FieldError};
@@ -101,10 +102,10 @@ fn view(outcome: &Outcome<User>) -> Option<UserRow> {
     })
 }
 
-async fn run(
+async fn run<H: crate::command::CommandHandler<Aggregate = User>>(
     state: &AppState,
     req: &HttpRequest,
-    handler: UserHandler,
+    handler: H,
     raw: &[u8],
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
@@ -299,6 +300,38 @@ pub async fn unlock(
 ) -> Result<HttpResponse, ApiError> {
     let now = chrono::Utc::now();
     simple(state, req, path, UserAction::Unlock { now }).await
+}
+
+/// Reset a user's second factor
+///
+/// For a user who lost their authenticator: MFA is turned off (enrollment starts over at the
+/// next login) and every session and access token of the user ends (`account_version` is
+/// bumped). The caller must hold every permission the user holds, platform grants included
+/// (`403 privilege-escalation`): a helpdesk cannot weaken an administrator's account.
+#[utoipa::path(
+    post, path = "/v1/tenants/{tenant_id}/users/{user_id}/mfa/reset", tag = "users",
+        operation_id = "resetUserMfa",
+    params(CommandHeaders),
+    responses(
+        (status = 200, description = "The user after the change.", body = CommandBody<UserRow>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
+#[tracing::instrument(skip_all)]
+pub async fn reset_mfa(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, user_id) = path.into_inner();
+    let handler = ResetMfaHandler {
+        tenant_id,
+        user_id,
+        authority: principal.authority(),
+    };
+    run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
 /// Delete a user

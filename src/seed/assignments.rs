@@ -8,19 +8,14 @@ use charter_events::Metadata;
 use super::gen::{pending, Gen};
 use super::make;
 use super::world::{Assignment, Ix, Subject, World};
-use crate::command::assignment::assignment_stream;
+use crate::command::assignment::{assignment_claim, assignment_stream};
 use crate::domain::user::UserStatus;
 
 impl Gen {
-    /// The claim value of an assignment, as `AssignmentHandler::claims` words it.
+    /// The claim of an assignment, as `AssignmentHandler::claims` takes it.
     fn grant_key(&self, a: &Assignment) -> (String, String) {
-        let (_, workspace_id, role_id, subject_type, subject_id) = self.grant(a);
-        let ws = workspace_id.map_or_else(|| "tenant".to_owned(), |w| w.to_string());
-        let tenant_id = self.w.tenants[a.tenant].id;
-        (
-            format!("assignment:{tenant_id}"),
-            format!("{role_id}:{subject_type:?}:{subject_id}:{ws}"),
-        )
+        let (tenant_id, workspace_id, role_id, subject_type, subject_id) = self.grant(a);
+        assignment_claim(tenant_id, role_id, subject_type, subject_id, workspace_id)
     }
 
     fn grant(&self, a: &Assignment) -> make::Grant {

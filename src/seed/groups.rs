@@ -5,7 +5,7 @@ use super::gen::{pending, Gen};
 use super::make;
 use super::names::GROUPS;
 use super::world::Group;
-use crate::command::group::group_stream;
+use crate::command::group::{group_stream, membership_claim};
 use crate::domain::user::UserStatus;
 
 impl Gen {
@@ -55,10 +55,13 @@ impl Gen {
         let tenant_id = self.w.tenants[t].id;
         let group = &mut self.w.groups[g];
         group.deleted = true;
+        let (id, stream, name) = (group.id, group_stream(group.id), group.name.clone());
         for u in std::mem::take(&mut group.members) {
             self.w.members.remove(&(g, u));
+            let (scope, value) = membership_claim(tenant_id, self.w.users[u].id, id);
+            self.out.release(&scope, &value, &stream);
         }
-        let (id, stream, name) = (group.id, group_stream(group.id), group.name.clone());
+        let group = &mut self.w.groups[g];
         let event = pending(
             stream.clone(),
             &mut group.version,
@@ -97,6 +100,8 @@ impl Gen {
         let group = &mut self.w.groups[g];
         group.members.push(u);
         let (id, stream) = (group.id, group_stream(group.id));
+        let (scope, value) = membership_claim(tenant_id, user_id, id);
+        self.out.claim(&scope, &value, &stream);
         let event = pending(
             stream,
             &mut group.version,
@@ -125,6 +130,8 @@ impl Gen {
         self.w.members.remove(&(g, u));
         let (tenant_id, user_id) = (self.w.tenants[t].id, self.w.users[u].id);
         let (id, stream) = (group.id, group_stream(group.id));
+        let (scope, value) = membership_claim(tenant_id, user_id, id);
+        self.out.release(&scope, &value, &stream);
         let event = pending(
             stream,
             &mut group.version,

@@ -40,8 +40,9 @@ pub struct Claims {
     /// The scope's policy version when the token was minted: the workspace's when scoped,
     /// otherwise the tenant's. A token below the current version is stale.
     pub policy_version: i64,
-    /// The user's account version at minting (0 for service accounts); logout-all and a
-    /// password change raise it.
+    /// The principal's account version at minting. A user's is raised by logout-all, a
+    /// password change and an MFA reset; a service account's counts its secret's rotations.
+    /// A token below the principal's current value is refused.
     pub account_version: i64,
     /// The login session the token belongs to (absent for client credentials).
     #[serde(default, skip_serializing_if = "Option::is_none")]

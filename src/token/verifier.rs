@@ -3,20 +3,25 @@
 //!
 //! Static checks (signature, `alg`, `kid`, `iss`, `aud`, `exp`, `nbf`) run on every call.
 //! Dynamic checks (revocation, the session's end, `policy_version`, `account_version`,
-//! principal and tenant status) read the read models in one round trip; a token that passed them is remembered
-//! until PostgreSQL announces, on channel `charter_auth`, a change that could invalidate any
-//! token (migration V10's triggers). While that LISTEN is down nothing is remembered. A
-//! change therefore takes effect once it is projected: within the projection lag.
+//! principal and tenant status) read the read models in one round trip. A token that passed
+//! them is remembered until PostgreSQL announces, on channel `charter_auth`, a change that
+//! could invalidate any token (migration V10's triggers), and for at most
+//! `auth.verify_cache_max_age_ms` in any case. While that LISTEN is down nothing is
+//! remembered, and a heartbeat on it finds a connection that died silently (half-open TCP)
+//! within two `database.listen_heartbeat_ms`. A change therefore takes effect once it is
+//! projected: within the projection lag, and never later than the age cap.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use jsonwebtoken::{Algorithm, Validation};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use charter_projections::listener::Heartbeat;
 
 use super::claims::{Claims, PrincipalKind};
 use super::keys::KeyStore;
@@ -55,6 +60,8 @@ pub enum TokenError {
     Stale,
     #[error("the token was issued before the account's sessions were ended")]
     AccountVersion,
+    #[error("the token was issued before the service account's secret was rotated")]
+    SecretRotated,
     #[error("the principal or its tenant is disabled, blocked or deleted")]
     Inactive,
     #[error("token verification is unavailable: {0}")]
@@ -78,21 +85,30 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
     }
 }
 
-/// Remembers tokens whose dynamic checks passed, until the next invalidation.
+/// Remembers tokens whose dynamic checks passed, until the next invalidation, for at most
+/// `max_age`.
 #[derive(Default)]
 struct PassedCache {
-    entries: Mutex<HashMap<Uuid, i64>>,
+    /// jti → (exp, when the checks passed).
+    entries: Mutex<HashMap<Uuid, (i64, Instant)>>,
     /// Bumped by every invalidation; an answer computed across one is not remembered.
     generation: AtomicU64,
     /// Whether invalidations can currently be heard.
     listening: AtomicBool,
     capacity: usize,
+    /// An entry older than this is checked again, whatever was (or was not) heard.
+    max_age: Duration,
 }
 
 impl PassedCache {
     fn hit(&self, jti: Uuid) -> bool {
-        self.listening.load(Ordering::Acquire)
-            && self.entries.lock().expect("cache lock").contains_key(&jti)
+        if !self.listening.load(Ordering::Acquire) {
+            return false;
+        }
+        let entries = self.entries.lock().expect("cache lock");
+        entries
+            .get(&jti)
+            .is_some_and(|(_, at)| at.elapsed() < self.max_age)
     }
 
     fn remember(&self, jti: Uuid, exp: i64, generation: u64) {
@@ -104,12 +120,13 @@ impl PassedCache {
         }
         if entries.len() >= self.capacity {
             let now = chrono::Utc::now().timestamp();
-            entries.retain(|_, exp| *exp > now);
+            let max_age = self.max_age;
+            entries.retain(|_, (exp, at)| *exp > now && at.elapsed() < max_age);
             if entries.len() >= self.capacity {
                 entries.clear();
             }
         }
-        entries.insert(jti, exp);
+        entries.insert(jti, (exp, Instant::now()));
     }
 
     fn invalidate(&self, listening: bool) {
@@ -144,6 +161,7 @@ impl Verifier {
             validation: Arc::new(validation),
             cache: Arc::new(PassedCache {
                 capacity: config.verify_cache_entries.max(1),
+                max_age: Duration::from_millis(config.verify_cache_max_age_ms),
                 ..PassedCache::default()
             }),
         }
@@ -154,15 +172,26 @@ impl Verifier {
     }
 
     /// Keeps the cache's invalidation channel open until shutdown.
-    pub fn spawn_invalidation(&self, config: tokio_postgres::Config, shutdown: CancellationToken) {
+    pub fn spawn_invalidation(
+        &self,
+        config: tokio_postgres::Config,
+        heartbeat: Heartbeat,
+        shutdown: CancellationToken,
+    ) {
         use charter_projections::listener::{listen_forever, ListenEvent};
         let cache = self.cache.clone();
         tokio::spawn(listen_forever(
             config,
             AUTH_CHANNEL,
+            heartbeat,
             shutdown,
             move |event| cache.invalidate(event != ListenEvent::Lost),
         ));
+    }
+
+    /// Whether invalidations can currently be heard (tokens are remembered only then).
+    pub fn listening(&self) -> bool {
+        self.cache.listening.load(Ordering::Acquire)
     }
 
     /// Every check, static and dynamic. `Ok` means the token may be trusted right now.
@@ -213,8 +242,13 @@ impl Verifier {
                      (SELECT status FROM projections.service_accounts
                       WHERE service_account_id = $3 AND tenant_id = $1)
                    END,
-                   (SELECT account_version FROM projections.users
-                    WHERE user_id = $3 AND tenant_id = $1),
+                   CASE WHEN $5 THEN
+                     (SELECT account_version FROM projections.users
+                      WHERE user_id = $3 AND tenant_id = $1)
+                   ELSE
+                     (SELECT account_version FROM projections.service_accounts
+                      WHERE service_account_id = $3 AND tenant_id = $1)
+                   END,
                    EXISTS (SELECT 1 FROM events WHERE stream_id = $4),
                    EXISTS (SELECT 1 FROM events WHERE stream_id = $6
                            AND event_type = 'session.ended')",
@@ -264,8 +298,12 @@ impl Verifier {
         if claims.policy_version < policy_version {
             return Err(TokenError::Stale);
         }
-        if is_user && claims.account_version < account_version.unwrap_or(i64::MAX) {
-            return Err(TokenError::AccountVersion);
+        if claims.account_version < account_version.unwrap_or(i64::MAX) {
+            return Err(if is_user {
+                TokenError::AccountVersion
+            } else {
+                TokenError::SecretRotated
+            });
         }
         Ok(())
     }

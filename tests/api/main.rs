@@ -25,6 +25,7 @@ mod policy_topic;
 mod rate_limit;
 mod replay;
 mod roles;
+mod security;
 mod seed;
 mod tenants;
 mod tokens;

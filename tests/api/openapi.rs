@@ -685,6 +685,7 @@ async fn real_answers_validate_against_the_document() {
         .anonymous
         .post(app.url("/v1/auth/mfa/enroll"))
         .bearer_auth(access)
+        .json(&json!({"password": PASSWORD}))
         .send()
         .await
         .unwrap();

@@ -17,6 +17,11 @@ use crate::auth::{
 use crate::helpers::{assert_problem, slug, spawn_app, TestApp, TEST_MASTER_KEY};
 
 fn decode_claims(token: &str) -> Claims {
+    serde_json::from_value(claims_of(token)).unwrap()
+}
+
+/// A token's claims as JSON, unverified (what the token says, not whether it holds).
+pub fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
@@ -486,8 +491,10 @@ async fn service_accounts_use_client_credentials() {
         .as_str()
         .unwrap()
         .to_owned();
+    let first_access = access.clone();
     let claims = decode_claims(&access);
     assert_eq!(claims.sub.to_string(), client_id);
+    assert_eq!(claims.account_version, 0, "never rotated");
     assert!(claims.permissions.contains(&"iam.users.read".to_string()));
     assert_eq!(
         get_as(&app, &access, &format!("/v1/tenants/{tid}/users"))
@@ -544,7 +551,25 @@ async fn service_accounts_use_client_credentials() {
         .unwrap()
         .to_owned();
     assert_eq!(grant(&client_id, &secret).await.unwrap().status(), 401);
-    assert_eq!(grant(&client_id, &new_secret).await.unwrap().status(), 200);
+    let r = grant(&client_id, &new_secret).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let access = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(decode_claims(&access).account_version, 1, "one rotation");
+    // ...and so do the tokens minted with it, once the rotation is projected: whoever held
+    // the old secret holds nothing any more.
+    let old = first_access;
+    let waited = until_refused(&app, &old).await;
+    println!("a token of the rotated secret was refused {waited:?} after the rotation");
+    let r = get_as(&app, &old, "/v1/auth/me").await;
+    let body = assert_problem(r, 401, "invalid-token").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("rotated"),
+        "{body}"
+    );
+    assert_eq!(get_as(&app, &access, "/v1/auth/me").await.status(), 200);
     // Disabling refuses new tokens and, once projected, the live ones.
     app.post(
         &format!("/v1/tenants/{tid}/service-accounts/{client_id}/disable"),

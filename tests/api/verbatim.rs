@@ -64,6 +64,7 @@ const LOOKUPS: &[&str] = &[
     "LoginBody.totp_code",
     "CodeBody.code",
     "DisableMfaBody.password",
+    "EnrollMfaBody.password",
     "PasswordBody.old_password",
     "PasswordBody.new_password",
     "RefreshBody.refresh_token",

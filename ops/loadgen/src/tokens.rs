@@ -120,7 +120,11 @@ pub async fn verify(a: VerifyArgs) -> i32 {
     };
     let verifier = charter::token::Verifier::new(keys.clone(), pool.clone(), &auth);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    verifier.spawn_invalidation(database.pg_config().expect("pg config"), shutdown.clone());
+    verifier.spawn_invalidation(
+        database.pg_config().expect("pg config"),
+        database.heartbeat(),
+        shutdown.clone(),
+    );
     // Let the invalidation channel connect (until then nothing is cached), then check once.
     tokio::time::sleep(Duration::from_millis(500)).await;
     if let Err(e) = verifier.verify(&a.token).await {

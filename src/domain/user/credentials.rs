@@ -8,8 +8,8 @@
 
 use charter_events::user::{
     LoginFailure, SecondFactor, UserAccountLocked, UserAccountUnlocked, UserEvent, UserLoginFailed,
-    UserLoginSucceeded, UserMfaActivated, UserMfaDisabled, UserMfaEnrolled, UserPasswordSet,
-    UserPlatformAccessGranted, UserSessionsRevoked,
+    UserLoginSucceeded, UserMfaActivated, UserMfaDisabled, UserMfaEnrolled, UserMfaReset,
+    UserPasswordSet, UserPlatformAccessGranted, UserSessionsRevoked,
 };
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -236,7 +236,17 @@ impl UserState {
         ])
     }
 
-    pub fn decide_mfa_enroll(&self, sealed_secret: &str) -> Result<Vec<UserEvent>, UserError> {
+    /// Enrollment is proven with the current password (a wrong one counts toward the
+    /// lockout): a bearer token alone, stolen from a service, must not be able to put a
+    /// second factor of the thief's on an account that has none.
+    pub fn decide_mfa_enroll(
+        &self,
+        proof: &Reauth,
+        sealed_secret: &str,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        if let Some(failure) = self.reauthenticate(proof)? {
+            return Ok(failure);
+        }
         if self.mfa_active() {
             return Err(UserError::MfaAlreadyActive);
         }
@@ -288,6 +298,19 @@ impl UserState {
             tenant_id: self.tenant_id,
         }
         .into()])
+    }
+
+    /// An administrator's reset of a lost second factor: MFA off, every session over.
+    pub fn decide_mfa_reset(&self) -> Vec<UserEvent> {
+        if !self.mfa_active() && self.mfa.pending_secret.is_none() {
+            return vec![];
+        }
+        vec![UserMfaReset {
+            user_id: self.id,
+            tenant_id: self.tenant_id,
+            account_version: self.account_version + 1,
+        }
+        .into()]
     }
 
     pub fn decide_platform_access(&self, permissions: &[String]) -> Vec<UserEvent> {
@@ -351,6 +374,10 @@ impl UserState {
                 self.mfa.last_step = self.mfa.last_step.max(e.totp_step);
             }
             UserEvent::MfaDisabled(_) => self.mfa = Mfa::default(),
+            UserEvent::MfaReset(e) => {
+                self.mfa = Mfa::default();
+                self.account_version = e.account_version;
+            }
             UserEvent::PlatformAccessGranted(e) => {
                 self.platform_permissions = e.permissions.clone()
             }
@@ -363,6 +390,7 @@ impl UserState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::delegation::Authority;
     use crate::domain::tenant::TenantStatus;
     use crate::domain::testing::given;
     use crate::domain::user::{User, UserAction, UserCommand, UserError};
@@ -527,5 +555,130 @@ mod tests {
             ["user.password_set", "user.sessions_revoked"]
         );
         assert_eq!(state.0.unwrap().account_version, 2);
+    }
+
+    fn reauth(at: i64, ok: bool) -> Reauth {
+        Reauth {
+            now: t(at),
+            matched: ok.then(|| HASH.to_owned()),
+            policy: LockoutPolicy {
+                threshold: 3,
+                duration: Duration::seconds(60),
+            },
+        }
+    }
+
+    fn user(action: UserAction) -> UserCommand {
+        UserCommand {
+            tenant_id: T,
+            tenant_status: Some(TenantStatus::Active),
+            action,
+        }
+    }
+
+    #[test]
+    fn enrolling_a_second_factor_needs_the_password() {
+        let enroll = |at: i64, ok: bool| {
+            user(UserAction::EnrollMfa {
+                proof: reauth(at, ok),
+                sealed_secret: "sealed".into(),
+            })
+        };
+        // A bearer token alone (a wrong or no password) enrolls nothing, and counts.
+        let (state, events) = run(&[enroll(0, false), enroll(1, false), enroll(2, false)]);
+        assert_eq!(
+            types(&events),
+            [
+                "user.login_failed",
+                "user.login_failed",
+                "user.login_failed",
+                "user.account_locked"
+            ]
+        );
+        let u = state.clone().0.unwrap();
+        assert_eq!(u.mfa.pending_secret, None);
+        use crate::domain::Aggregate;
+        assert_eq!(
+            state.decide(&enroll(3, true)),
+            Err(UserError::AccountLocked)
+        );
+        let (state, events) = run(&[enroll(0, true)]);
+        assert_eq!(types(&events), ["user.mfa_enrolled"]);
+        assert_eq!(
+            state.0.unwrap().mfa.pending_secret.as_deref(),
+            Some("sealed")
+        );
+    }
+
+    #[test]
+    fn an_administrator_resets_mfa_and_every_session_ends() {
+        let mfa_on: Vec<UserEvent> = vec![
+            UserMfaEnrolled {
+                user_id: U,
+                tenant_id: T,
+                sealed_secret: "sealed".into(),
+            }
+            .into(),
+            UserMfaActivated {
+                user_id: U,
+                tenant_id: T,
+                recovery_code_hashes: vec!["r".into()],
+                totp_step: 1,
+            }
+            .into(),
+        ];
+        let reset = |authority: Authority| {
+            user(UserAction::ResetMfa {
+                authority,
+                holds: ["iam.users.write", "iam.roles.write"]
+                    .map(String::from)
+                    .into(),
+            })
+        };
+        // A helpdesk holding less than the user cannot strip its second factor.
+        given::<User>(history().into_iter().chain(mfa_on.clone()))
+            .when(reset(Authority::holding(["iam.users.write"])))
+            .then_error(UserError::Escalation(
+                crate::domain::delegation::Escalation {
+                    what: format!("resetting the second factor of user {U}"),
+                    missing: vec!["iam.roles.write".into()],
+                },
+            ));
+        let state = given::<User>(history().into_iter().chain(mfa_on))
+            .when(reset(Authority::holding([
+                "iam.users.write",
+                "iam.roles.write",
+            ])))
+            .then([UserMfaReset {
+                user_id: U,
+                tenant_id: T,
+                account_version: 2,
+            }
+            .into()]);
+        let u = state.0.unwrap();
+        assert!(!u.mfa_active() && u.mfa.recovery_codes.is_empty());
+        assert_eq!(u.account_version, 2);
+        // Nothing to reset: nothing happens.
+        given::<User>(history())
+            .when(reset(Authority::Platform))
+            .then([]);
+        // A platform administrator's factor is reset only by a platform administrator.
+        let platform: UserEvent = UserPlatformAccessGranted {
+            user_id: U,
+            tenant_id: T,
+            permissions: vec!["iam.*".into()],
+        }
+        .into();
+        given::<User>(history().into_iter().chain([platform]))
+            .when(reset(Authority::holding([
+                "iam.users.write",
+                "iam.roles.write",
+            ])))
+            .then_error(UserError::Escalation(
+                crate::domain::delegation::Escalation {
+                    what: format!("resetting the second factor of user {U}"),
+                    missing: vec!["iam.*".into()],
+                },
+            ));
     }
 }

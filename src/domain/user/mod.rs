@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 pub use credentials::{LockoutPolicy, LoginAttempt, Mfa, Reauth, SecondFactorProof};
 
+use std::collections::BTreeSet;
+
+use super::delegation::{Authority, Escalation};
 use super::tenant::{require_active, TenantGate, TenantStatus};
 use super::{Aggregate, Rejection, RejectionKind};
 
@@ -91,6 +94,7 @@ pub enum UserAction {
         new_hash: String,
     },
     EnrollMfa {
+        proof: Reauth,
         sealed_secret: String,
     },
     ActivateMfa {
@@ -99,6 +103,14 @@ pub enum UserAction {
     },
     DisableMfa {
         proof: Reauth,
+    },
+    /// An administrator removes the second factor (and ends every session). `holds` is
+    /// every permission the user holds, in any scope: resetting the second factor of an
+    /// account that holds more than the caller is the first half of taking it over, so the
+    /// caller must hold all of it (platform grants included).
+    ResetMfa {
+        authority: Authority,
+        holds: BTreeSet<String>,
     },
     GrantPlatformAccess {
         permissions: Vec<String>,
@@ -123,6 +135,8 @@ pub enum UserError {
     MfaNotEnrolled,
     #[error("the code is wrong, expired or already used")]
     InvalidCode,
+    #[error(transparent)]
+    Escalation(#[from] Escalation),
 }
 
 impl From<UserError> for Rejection {
@@ -136,6 +150,7 @@ impl From<UserError> for Rejection {
             UserError::MfaAlreadyActive => (Conflict, "mfa-already-active"),
             UserError::MfaNotEnrolled => (Conflict, "mfa-not-enrolled"),
             UserError::InvalidCode => (Invalid, "invalid-code"),
+            UserError::Escalation(e) => return e.clone().into(),
         };
         Rejection::new(kind, code, e)
     }
@@ -271,12 +286,23 @@ impl Aggregate for User {
             UserAction::ChangePassword { proof, new_hash } => {
                 u.decide_password_change(proof, new_hash)?
             }
-            UserAction::EnrollMfa { sealed_secret } => u.decide_mfa_enroll(sealed_secret)?,
+            UserAction::EnrollMfa {
+                proof,
+                sealed_secret,
+            } => u.decide_mfa_enroll(proof, sealed_secret)?,
             UserAction::ActivateMfa {
                 proof,
                 recovery_code_hashes,
             } => u.decide_mfa_activate(proof, recovery_code_hashes)?,
             UserAction::DisableMfa { proof } => u.decide_mfa_disable(proof)?,
+            UserAction::ResetMfa { authority, holds } => {
+                let platform = u.platform_permissions.iter();
+                authority.may_hand_out(
+                    || format!("resetting the second factor of user {user_id}"),
+                    holds.iter().chain(platform),
+                )?;
+                u.decide_mfa_reset()
+            }
             UserAction::GrantPlatformAccess { permissions } => {
                 u.decide_platform_access(permissions)
             }

@@ -15,6 +15,7 @@ use crate::command::group::{GroupHandler, GroupRequest};
 use crate::command::user::UserHandler;
 use crate::command::CommandHandler;
 use crate::domain::assignment::{AssignmentAction, AssignmentCommand, RoleFacts};
+use crate::domain::delegation::Authority;
 use crate::domain::group::{GroupAction, GroupCommand};
 use crate::domain::session::{Holder, Session, SessionCommand};
 use crate::domain::user::{
@@ -156,6 +157,7 @@ impl LogChecker {
                 }
             }
             [UserEvent::MfaEnrolled(m)] => UserAction::EnrollMfa {
+                proof: reauth(&current),
                 sealed_secret: m.sealed_secret.clone(),
             },
             [UserEvent::MfaActivated(m)] => {
@@ -173,6 +175,10 @@ impl LogChecker {
             }
             [UserEvent::MfaDisabled(_)] => UserAction::DisableMfa {
                 proof: reauth(&current),
+            },
+            [UserEvent::MfaReset(_)] => UserAction::ResetMfa {
+                authority: Authority::Platform,
+                holds: Default::default(),
             },
             [UserEvent::PlatformAccessGranted(g)] => UserAction::GrantPlatformAccess {
                 permissions: g.permissions.clone(),
@@ -253,10 +259,13 @@ impl LogChecker {
                     name: c.name.clone(),
                 }
             }
+            // The generator seeds as Charter itself, which the delegation rule exempts: what
+            // the group grants does not matter to the decision.
             [GroupEvent::MemberAdded(m)] => GroupAction::AddMember {
                 user_id: m.user_id,
                 user: (self.users.get(&m.user_id).and_then(|u| u.0.as_ref()))
                     .map(|u| (u.tenant_id, u.status)),
+                confers: Default::default(),
             },
             [GroupEvent::MemberRemoved(m)] => GroupAction::RemoveMember { user_id: m.user_id },
             [GroupEvent::Deleted(_)] => GroupAction::Delete,
@@ -265,6 +274,7 @@ impl LogChecker {
         let command = GroupCommand {
             tenant_id,
             tenant_status: self.tenant_status(tenant_id),
+            authority: Authority::Platform,
             action,
         };
         let state = self.groups.get(&group_id).cloned().unwrap_or_default();
@@ -272,6 +282,7 @@ impl LogChecker {
         let handler = GroupHandler {
             tenant_id,
             group_id,
+            authority: Authority::Platform,
             request: GroupRequest::Delete,
         };
         self.claim(&events[0].stream_id, handler.claims(&state, &recorded))?;
@@ -293,6 +304,7 @@ impl LogChecker {
                         live: !r.deleted
                             && r.workspace_id
                                 .is_none_or(|w| self.workspace_live(w, r.tenant_id)),
+                        permissions: r.permissions.clone(),
                     });
                 let subject_tenant = match c.subject_type {
                     SubjectType::User => (self.users.get(&c.subject_id).and_then(|u| u.0.as_ref()))
@@ -324,6 +336,7 @@ impl LogChecker {
         let command = AssignmentCommand {
             tenant_id,
             tenant_status: self.tenant_status(tenant_id),
+            authority: Authority::Platform,
             action,
         };
         let state = self
@@ -335,6 +348,7 @@ impl LogChecker {
         let handler = AssignmentHandler {
             tenant_id,
             assignment_id,
+            authority: Authority::Platform,
             request: AssignmentRequest::Delete,
         };
         self.claim(&events[0].stream_id, handler.claims(&state, &recorded))?;

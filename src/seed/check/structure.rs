@@ -15,6 +15,7 @@ use crate::command::role::{role_name_scope, RoleHandler, RoleRequest};
 use crate::command::tenant::CreateTenant;
 use crate::command::workspace::WorkspaceHandler;
 use crate::command::CommandHandler;
+use crate::domain::delegation::Authority;
 use crate::domain::permission_registry::Register;
 use crate::domain::role::{self, RoleAction, RoleCommand};
 use crate::domain::tenant::{ParentContext, TenantCommand};
@@ -269,6 +270,7 @@ impl LogChecker {
         let command = RoleCommand {
             tenant_id,
             tenant_status: self.tenant_status(tenant_id),
+            authority: Authority::Platform,
             action,
         };
         let state = self.roles.get(&role_id).cloned().unwrap_or_default();
@@ -276,6 +278,7 @@ impl LogChecker {
         let handler = RoleHandler {
             tenant_id,
             role_id,
+            authority: Authority::Platform,
             request: RoleRequest::Delete,
         };
         self.claim(&events[0].stream_id, handler.claims(&state, &recorded))?;

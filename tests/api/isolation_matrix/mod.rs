@@ -27,6 +27,8 @@ use std::fmt::Write as _;
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
 
+mod escalation;
+
 use crate::auth::{login, tokens, user_with_role, PASSWORD};
 use crate::entitlements::id_of;
 use crate::helpers::{slug, spawn_app_with, TestApp};
@@ -51,6 +53,7 @@ DELETE /v1/tenants/{tenant_id}/users/{user_id}                                  
 POST   /v1/tenants/{tenant_id}/users/{user_id}/disable                             + f + | + f + | n n n | n n n
 POST   /v1/tenants/{tenant_id}/users/{user_id}/enable                              + f + | + f + | n n n | n n n
 POST   /v1/tenants/{tenant_id}/users/{user_id}/unlock                              + f + | + f + | n n n | n n n
+POST   /v1/tenants/{tenant_id}/users/{user_id}/mfa/reset                           + f + | + f + | n n n | n n n
 GET    /v1/tenants/{tenant_id}/users/{user_id}/entitlements                        + + f | + + f | n n n | n n n
 GET    /v1/tenants/{tenant_id}/groups                                              + + + | + + + | n n n | n n n
 POST   /v1/tenants/{tenant_id}/groups                                              + f + | + f + | n n n | n n n
@@ -132,6 +135,16 @@ struct Caller {
 }
 
 impl Caller {
+    /// A user of `tenant` logged in with `PASSWORD`.
+    async fn user(app: &TestApp, tenant: &str, username: &str) -> Caller {
+        let (token, refresh) = tokens(login(app, tenant, username, PASSWORD, None).await).await;
+        Caller {
+            token,
+            refresh: Some(refresh),
+            client: None,
+        }
+    }
+
     async fn renew(&mut self, app: &TestApp) {
         let r = match (&self.refresh, &self.client) {
             (Some(refresh), _) => {
@@ -340,7 +353,7 @@ async fn call(
     method: &Method,
     path: &str,
     body: &Option<Value>,
-) -> (u16, bool) {
+) -> Answer {
     for _ in 0..6 {
         let before = events(app).await;
         let mut request = app
@@ -356,9 +369,30 @@ async fn call(
             caller.renew(app).await;
             continue;
         }
-        return (status, events(app).await != before);
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        let problem = body["type"]
+            .as_str()
+            .and_then(|t| t.rsplit('/').next())
+            .map(str::to_owned);
+        return Answer {
+            status,
+            problem,
+            appended: events(app).await != before,
+        };
     }
-    (401, false)
+    Answer {
+        status: 401,
+        problem: None,
+        appended: false,
+    }
+}
+
+/// What a cell's call got: the status, the problem's slug if any, and whether the log grew
+/// during the attempt that decided it.
+struct Answer {
+    status: u16,
+    problem: Option<String>,
+    appended: bool,
 }
 
 #[tokio::test]
@@ -411,12 +445,7 @@ async fn every_tenant_route_by_every_caller_against_every_relative() {
     app.projected().await;
     let mut callers = Vec::new();
     for username in ["m-admin", "m-viewer"] {
-        let (token, refresh) = tokens(login(&app, &m, username, PASSWORD, None).await).await;
-        callers.push(Caller {
-            token,
-            refresh: Some(refresh),
-            client: None,
-        });
+        callers.push(Caller::user(&app, &m, username).await);
     }
     let mut service = Caller {
         token: String::new(),
@@ -482,7 +511,9 @@ async fn every_tenant_route_by_every_caller_against_every_relative() {
                 };
                 let (path, body) =
                     request_of(&app, method, template, f, disposable.as_deref()).await;
-                let (status, appended) = call(&app, caller, method, &path, &body).await;
+                let Answer {
+                    status, appended, ..
+                } = call(&app, caller, method, &path, &body).await;
                 let got = classify(status);
                 let want = row[target][who];
                 let cell = format!("{} {}", TARGETS[target], CALLERS[who]);
