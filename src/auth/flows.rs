@@ -15,7 +15,7 @@ use super::password;
 use super::rate_limit::{Limited, RateLimits};
 use super::secrets::{self, MasterKey};
 use super::totp::{self, Totp};
-use crate::command::login::LoginHandler;
+use crate::command::login::{self, LoginHandler};
 use crate::command::service_account::service_account_stream;
 use crate::command::session::RefreshHandler;
 use crate::command::user::user_stream;
@@ -157,11 +157,12 @@ impl Authenticator {
     /// The user `username` of `tenant` (id or slug), from the write side's uniqueness claims.
     /// Throttled per `(tenant, username)` first: a refused attempt costs no hash and cannot
     /// count toward the lockout (it never reaches the user's stream).
+    /// Returns the tenant's id too, when the tenant exists.
     async fn find_user(
         &self,
         tenant: &str,
         username: &str,
-    ) -> Result<Option<UserState>, AuthError> {
+    ) -> Result<(Option<Uuid>, Option<UserState>), AuthError> {
         let client = self.pool.get().await?;
         let tenant_id = match Uuid::parse_str(tenant) {
             Ok(id) => Some(id),
@@ -173,18 +174,19 @@ impl Authenticator {
         // Usernames are ASCII (checked at creation). Anything else is nobody, and must not
         // reach the lookup: PostgreSQL's `lower()` folds some non-ASCII letters onto ASCII ones
         // ('İ'), which would reach a real account under another rate-limit key.
-        let Some(tenant_id) = tenant_id.filter(|_| username.is_ascii()) else {
-            return Ok(None);
+        let Some(id) = tenant_id.filter(|_| username.is_ascii()) else {
+            return Ok((tenant_id, None));
         };
-        let scope = format!("user.username:{tenant_id}");
+        let scope = format!("user.username:{id}");
         let Some(user_id) = claims::holder(&client, &scope, username).await? else {
-            return Ok(None);
+            return Ok((tenant_id, None));
         };
         let user = events::load::<User>(&client, &user_stream(user_id))
             .await?
             .state
             .0;
-        Ok(user.filter(|u| u.tenant_id == tenant_id && u.status != UserStatus::Deleted))
+        let user = user.filter(|u| u.tenant_id == id && u.status != UserStatus::Deleted);
+        Ok((tenant_id, user))
     }
 
     /// What the caller offers in place of a second factor, checked against the state read.
@@ -233,9 +235,11 @@ impl Authenticator {
         request: &LoginRequest,
         envelope: &CommandRequest,
     ) -> Result<TokenPair, AuthError> {
-        let user = self.find_user(&request.tenant, &request.username).await?;
+        let (tenant_id, user) = self.find_user(&request.tenant, &request.username).await?;
         let Some(user) = user else {
+            // One hash and one durable transaction, as a known user's failure costs.
             self.check_password(&request.password, None).await;
+            login::decoy(&self.writer, tenant_id).await?;
             return Err(AuthError::InvalidCredentials);
         };
         let password_matched = self.password_matches(&user, &request.password).await;

@@ -76,3 +76,21 @@ impl CommandHandler for LoginHandler {
         Ok(vec![appended])
     }
 }
+
+/// What a failed login of a known user costs the database, paid by an attempt on an unknown
+/// one, so that the two cannot be told apart by their timing: the same transaction shape (the
+/// tenant's lock and stream, a user stream read) ending in a durable commit. A commit of a
+/// transaction that holds a transaction id waits for its WAL flush, like the real failure's
+/// append does; nothing is written, so a username spray cannot grow the log.
+pub async fn decoy(writer: &super::Writer, tenant_id: Option<Uuid>) -> Result<(), CommandError> {
+    let mut client = writer.pool.get().await?;
+    let tx = client.transaction().await?;
+    if let Some(tenant_id) = tenant_id {
+        status_for_update(&tx, tenant_id).await?;
+    }
+    events::load::<User>(&tx, &user_stream(Uuid::nil())).await?;
+    let statement = tx.prepare_cached("SELECT pg_current_xact_id()").await?;
+    tx.query_one(&statement, &[]).await?;
+    tx.commit().await?;
+    Ok(())
+}
