@@ -16,6 +16,10 @@ STATE_DIR="$CHARTER_REPO/.charter"
 LOG_DIR="$STATE_DIR/logs"
 PG_DIR="$STATE_DIR/pg"
 PG_DATA="$PG_DIR/data"
+# A private certificate authority and a server certificate (localhost, 127.0.0.1) for the
+# local PostgreSQL's TLS, and an unrelated authority (other-ca.crt) for tests that must see
+# a certificate refused.
+TLS_DIR="$STATE_DIR/tls"
 PG_SOCK="$PG_DIR/sock"
 BROKER_DIR="$STATE_DIR/broker"
 STACK_ENV="$STATE_DIR/stack.env"
@@ -259,6 +263,7 @@ ensure_packages() {
     local want_build="${1:-}" pkgs=() pgb
     log "checking system packages"
     command -v curl >/dev/null 2>&1 || pkgs+=(curl)
+    command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
     command -v kcat >/dev/null 2>&1 || pkgs+=(kcat)
     command -v flock >/dev/null 2>&1 || pkgs+=(util-linux)
     pgb="$(pg_bin_dir || true)"
@@ -329,8 +334,33 @@ psql_admin() {
     "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PGPORT" -U postgres -d postgres "$@" </dev/null
 }
 
+# ensure_tls_material: the CA, the server certificate and the unrelated CA, made once (with
+# the openssl CLI) and reused. Exports TLS_DIR.
+ensure_tls_material() {
+    mkdir -p "$TLS_DIR"
+    if [[ ! -s "$TLS_DIR/server.crt" || ! -s "$TLS_DIR/other-ca.crt" ]]; then
+        log "creating a private CA and a server certificate in $TLS_DIR"
+        local ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+        local ca_ext=(-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign")
+        openssl req -x509 "${ec[@]}" -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" -days 3650 \
+            -subj "/CN=Charter local CA" "${ca_ext[@]}" >/dev/null 2>&1 || die "openssl: CA"
+        openssl req -x509 "${ec[@]}" -keyout "$TLS_DIR/other-ca.key" -out "$TLS_DIR/other-ca.crt" -days 3650 \
+            -subj "/CN=Some other CA" "${ca_ext[@]}" >/dev/null 2>&1 || die "openssl: other CA"
+        openssl req "${ec[@]}" -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" \
+            -subj "/CN=localhost" >/dev/null 2>&1 || die "openssl: server key"
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+            >"$TLS_DIR/server.ext"
+        openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
+            -CAcreateserial -out "$TLS_DIR/server.crt" -days 3650 -extfile "$TLS_DIR/server.ext" \
+            >/dev/null 2>&1 || die "openssl: server certificate"
+        chmod 600 "$TLS_DIR"/*.key
+    fi
+    export TLS_DIR
+}
+
 ensure_postgres() {
     [[ -n "${PG_BIN:-}" ]] || PG_BIN="$(pg_bin_dir)" || die "PostgreSQL not installed"
+    ensure_tls_material
     mkdir -p "$PG_DIR" "$PG_SOCK" "$LOG_DIR"
     local pglog="$LOG_DIR/postgres.log"
     touch "$pglog"
@@ -360,12 +390,20 @@ ensure_postgres() {
             printf "\n# settings managed by ops/lib.sh\ninclude_if_exists = 'charter.conf'\n" >>"$PG_DATA/postgresql.conf"
     fi
 
+    # The server's copies of its certificate and key, readable by the postgres user only.
+    cp "$TLS_DIR/server.crt" "$PG_DIR/server.crt"
+    cp "$TLS_DIR/server.key" "$PG_DIR/server.key"
+    chmod 600 "$PG_DIR/server.key"
+    [[ "$(id -u)" == 0 ]] && chown postgres: "$PG_DIR/server.crt" "$PG_DIR/server.key"
+    local running=0
     if pg_running && [[ -s "$PG_DIR/port" ]]; then
+        running=1
         PGPORT="$(head -n1 "$PG_DIR/port")"
-        log "postgres already running on port $PGPORT"
     else
         PGPORT="$(persisted_port "$PG_DIR/port" postgres)"
-        cat >"$PG_DATA/charter.conf" <<EOF
+    fi
+    # TLS is offered, not required: each connection chooses (database.tls.mode).
+    cat >"$PG_DATA/charter.conf" <<EOF
 # Written by ops/lib.sh on every start; edit ops/lib.sh, not this file.
 listen_addresses = '127.0.0.1'
 port = $PGPORT
@@ -375,8 +413,16 @@ shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 log_line_prefix = '%m [%p] %q%u@%d '
+ssl = on
+ssl_cert_file = '$PG_DIR/server.crt'
+ssl_key_file = '$PG_DIR/server.key'
 EOF
-        [[ "$(id -u)" == 0 ]] && chown postgres: "$PG_DATA/charter.conf"
+    [[ "$(id -u)" == 0 ]] && chown postgres: "$PG_DATA/charter.conf"
+    if ((running)); then
+        log "postgres already running on port $PGPORT"
+        # ssl and its files reload without a restart.
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -s reload </dev/null >/dev/null 9>&- || warn "pg_ctl reload failed"
+    else
         log "starting postgres on port $PGPORT"
         if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$pglog" -w -t 60 -s start </dev/null >/dev/null 9>&-; then
             tail_log "$pglog"

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct Config {
     pub http: HttpConfig,
+    pub ops: OpsConfig,
     pub database: DatabaseConfig,
     pub kafka: KafkaConfig,
     pub relay: RelayConfig,
@@ -154,6 +155,30 @@ pub struct HttpConfig {
     /// How long in-flight requests may run on after SIGTERM (new connections are refused at
     /// once). The relay's final drain follows, within 2.5 s.
     pub shutdown_timeout_s: u64,
+    /// The `Strict-Transport-Security` value sent with every response (e.g. `max-age=31536000;
+    /// includeSubDomains`), for deployments served over HTTPS. Unset: none is sent.
+    pub strict_transport_security: Option<String>,
+}
+
+/// The operations listener: `/ready` with its details (the relay, the projections, failed
+/// events) and `/metrics`. Loopback by default; expose it only to the monitoring network.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpsConfig {
+    pub enabled: bool,
+    pub host: String,
+    /// 0 picks a free port (tests).
+    pub port: u16,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host: "127.0.0.1".into(),
+            port: 8081,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -175,6 +200,32 @@ pub struct DatabaseConfig {
     /// LISTEN connections (wake-ups, token-cache invalidation) send a round trip this often
     /// and give up on a connection that does not answer within as long, then reconnect.
     pub listen_heartbeat_ms: u64,
+    /// TLS on every connection, the migration one included.
+    pub tls: DatabaseTls,
+}
+
+/// How connections to PostgreSQL are encrypted.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseTls {
+    pub mode: TlsMode,
+    /// PEM file of the certificate authorities to trust; unset, the system's store.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) and its key, for servers that require one.
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+/// `disable`: plaintext (a local socket or loopback only). `verify-full`: TLS, with the
+/// server's certificate checked against the trusted authorities and its name against the
+/// host connected to (libpq's `sslmode=verify-full`). There is no middle ground: encryption
+/// without verification protects against nobody who can sit in the middle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    #[default]
+    Disable,
+    VerifyFull,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -189,6 +240,41 @@ pub struct KafkaConfig {
     pub topic_partitions: i32,
     /// How long librdkafka retries one message before the relay re-sends the batch.
     pub message_timeout_ms: u64,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl` (librdkafka's
+    /// `security.protocol`). With `ssl` the broker's certificate is verified, its host name
+    /// included.
+    pub security_protocol: KafkaSecurity,
+    /// PEM file of the certificate authorities to trust; unset, the system's store.
+    pub ssl_ca_location: Option<String>,
+    /// A client certificate and key (PEM), for brokers that require one.
+    pub ssl_certificate_location: Option<String>,
+    pub ssl_key_location: Option<String>,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, with the `sasl_*` protocols.
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    #[serde(serialize_with = "redacted_opt")]
+    pub sasl_password: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaSecurity {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl KafkaSecurity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KafkaSecurity::Plaintext => "plaintext",
+            KafkaSecurity::Ssl => "ssl",
+            KafkaSecurity::SaslPlaintext => "sasl_plaintext",
+            KafkaSecurity::SaslSsl => "sasl_ssl",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -246,6 +332,7 @@ impl Default for HttpConfig {
             request_timeout_ms: 10_000,
             workers: 0,
             shutdown_timeout_s: 7,
+            strict_transport_security: None,
         }
     }
 }
@@ -259,6 +346,7 @@ impl Default for DatabaseConfig {
             connect_timeout_ms: 2_000,
             statement_timeout_ms: 10_000,
             listen_heartbeat_ms: 2_000,
+            tls: DatabaseTls::default(),
         }
     }
 }
@@ -272,6 +360,13 @@ impl Default for KafkaConfig {
             create_topics: true,
             topic_partitions: 3,
             message_timeout_ms: 30_000,
+            security_protocol: KafkaSecurity::Plaintext,
+            ssl_ca_location: None,
+            ssl_certificate_location: None,
+            ssl_key_location: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
         }
     }
 }
@@ -324,6 +419,7 @@ impl Config {
         // configuration.
         let sections = [
             "http",
+            "ops",
             "database",
             "kafka",
             "relay",

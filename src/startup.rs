@@ -153,6 +153,8 @@ pub const BACKGROUND_STOP: Duration = Duration::from_millis(2_500);
 pub struct Application {
     port: u16,
     server: Server,
+    /// The operations listener (`ops.*`), when enabled, and its port.
+    ops: Option<(u16, Server)>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     pool: deadpool_postgres::Pool,
@@ -164,10 +166,11 @@ impl Application {
         if !applied.is_empty() {
             tracing::info!(?applied, "applied migrations");
         }
+        db::refuse_owning_service_role(&config.database).await?;
         let pool = db::pool(&config.database)?;
         let shutdown = CancellationToken::new();
         let (appended, wakeup) = listener::spawn(
-            config.database.pg_config()?,
+            db::service(&config.database)?,
             config.database.heartbeat(),
             shutdown.clone(),
         );
@@ -228,7 +231,7 @@ impl Application {
         )));
         let verifier = Verifier::new(keys.clone(), pool.clone(), &config.auth);
         verifier.spawn_invalidation(
-            config.database.pg_config()?,
+            db::service(&config.database)?,
             config.database.heartbeat(),
             shutdown.clone(),
         );
@@ -259,13 +262,15 @@ impl Application {
         });
         // Forms (the OAuth endpoints) have the same body limit as JSON.
         let form_limit = state.config.http.max_body_bytes;
+        let state_for_ops = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().limit(form_limit))
                 .wrap(from_fn(http::principal::authorize))
                 .wrap(from_fn(http::edge))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(from_fn(http::security_headers))
+                .wrap(tracing_actix_web::TracingLogger::<telemetry::RequestSpan>::new())
                 .configure(http::routes)
         })
         .workers(workers)
@@ -273,9 +278,31 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(port, "charter is listening");
+        let ops = if state_for_ops.config.ops.enabled {
+            let c = &state_for_ops.config.ops;
+            let listener = TcpListener::bind((c.host.as_str(), c.port))?;
+            let ops_port = listener.local_addr()?.port();
+            let state = state_for_ops.clone();
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .wrap(from_fn(http::security_headers))
+                    .configure(http::ops::routes)
+            })
+            .workers(1)
+            // It stops with the public listener (SIGTERM reaches both).
+            .shutdown_timeout(1)
+            .listen(listener)?
+            .run();
+            tracing::info!(port = ops_port, "operations listener (/ready, /metrics)");
+            Some((ops_port, server))
+        } else {
+            None
+        };
         Ok(Self {
             port,
             server,
+            ops,
             shutdown,
             tasks,
             pool,
@@ -286,6 +313,11 @@ impl Application {
         self.port
     }
 
+    /// The operations listener's port, when it is enabled.
+    pub fn ops_port(&self) -> Option<u16> {
+        self.ops.as_ref().map(|(port, _)| *port)
+    }
+
     pub fn pool(&self) -> deadpool_postgres::Pool {
         self.pool.clone()
     }
@@ -294,7 +326,16 @@ impl Application {
     /// `http.shutdown_timeout_s`, then stops the projectors and lets the relay publish what
     /// the last requests committed (bounded by [`BACKGROUND_STOP`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let ops = self.ops.map(|(_, server)| server);
+        let ops_handle = ops.as_ref().map(|s| s.handle());
+        let ops_task = ops.map(tokio::spawn);
         let result = self.server.await;
+        if let Some(handle) = ops_handle {
+            handle.stop(false).await;
+        }
+        if let Some(task) = ops_task {
+            let _ = task.await;
+        }
         tracing::info!("no request in flight; stopping the projectors and the relay");
         self.shutdown.cancel();
         let drain = futures::future::join_all(self.tasks);

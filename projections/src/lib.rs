@@ -12,6 +12,7 @@ pub mod groups;
 pub mod listener;
 pub mod log;
 pub mod permissions;
+pub mod pg;
 pub mod policy_versions;
 pub mod projection;
 pub mod replay;

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use futures::{stream, StreamExt};
 use tokio::sync::{watch, Notify};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+
+use crate::pg::PgConnect;
 use tokio_util::sync::CancellationToken;
 
 pub const CHANNEL: &str = "charter_log";
@@ -71,7 +73,7 @@ impl Default for Heartbeat {
 
 /// Spawns the LISTEN connection and the coalescing NOTIFY sender.
 pub fn spawn(
-    config: tokio_postgres::Config,
+    config: PgConnect,
     heartbeat: Heartbeat,
     shutdown: CancellationToken,
 ) -> (Signal, Wakeup) {
@@ -124,7 +126,7 @@ pub enum ListenEvent {
 /// Keeps a LISTEN on `channel` alive (reconnecting every second after a failure) until
 /// shutdown, reporting to `on_event`.
 pub async fn listen_forever(
-    config: tokio_postgres::Config,
+    config: PgConnect,
     channel: &'static str,
     heartbeat: Heartbeat,
     shutdown: CancellationToken,
@@ -151,13 +153,13 @@ enum ListenError {
 
 /// Listens until the connection ends (`Ok`) or fails (`Err`), or until shutdown.
 async fn listen(
-    config: &tokio_postgres::Config,
+    config: &PgConnect,
     channel: &str,
     heartbeat: Heartbeat,
     shutdown: &CancellationToken,
     on_event: &impl Fn(ListenEvent),
 ) -> Result<(), ListenError> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect().await?;
     // The connection only makes progress while its messages are polled: a task of its own
     // polls them and forwards notifications, so the heartbeat can wait on the client.
     let (forward, mut notifications) = tokio::sync::mpsc::unbounded_channel();
@@ -215,11 +217,11 @@ impl Drop for AbortOnDrop {
 
 /// Sends one NOTIFY per burst of appends, outside any command transaction.
 async fn notify(
-    config: &tokio_postgres::Config,
+    config: &PgConnect,
     signal: &Signal,
     shutdown: &CancellationToken,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
+    let (client, connection) = config.connect().await?;
     let driver = tokio::spawn(connection);
     let statement = client.prepare("SELECT pg_notify($1, '')").await?;
     loop {

@@ -57,6 +57,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         }));
 }
 
+/// Security headers on every response: `X-Content-Type-Options: nosniff`;
+/// `Cache-Control: no-store` on everything but the public documents (JWKS, the OpenID
+/// configuration, the OpenAPI document), since every other answer may hold personal data or
+/// tokens; `Strict-Transport-Security` when `http.strict_transport_security` is set.
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let hsts = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.config.http.strict_transport_security.clone());
+    let public_document = req.path().starts_with("/.well-known/") || req.path() == "/openapi.json";
+    // An error (a request timeout) becomes its problem response further out, marked by
+    // `ApiError` itself; every other answer, refusals included, is a response here.
+    let mut response = next.call(req).await?;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    if !public_document {
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    if let Some(value) = hsts.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, value);
+    }
+    Ok(response)
+}
+
 /// Times out slow requests (503), records request metrics, and turns any error response the
 /// framework produced on its own (405, 404 of a method mismatch, ...) into problem+json.
 pub async fn edge(

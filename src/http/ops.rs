@@ -1,4 +1,10 @@
 //! `/health`, `/ready` and `/metrics`.
+//!
+//! The public listener answers `/health` and a plain `/ready` (`{"status"}` and the status
+//! code, for load balancers). What an operator needs beyond that (the relay's backlog and
+//! errors, each projection's position, failed events with their stream ids and database
+//! errors, and the Prometheus metrics) is on the operations listener, `ops.host:ops.port`
+//! (loopback by default), which serves nothing else.
 
 use std::time::Duration;
 
@@ -6,8 +12,6 @@ use actix_web::{web, HttpResponse};
 use charter_projections::{checkpoint, failures, log};
 use serde::Serialize;
 use serde_json::json;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
-use utoipa::openapi::RefOr;
 
 use super::problem::Problem;
 use super::AppState;
@@ -33,79 +37,58 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// The body of `/ready`. Its schema is written by hand: the body is assembled as JSON, and the
-/// relay's and the projections' details are informative rather than a contract.
-pub struct Readiness;
-
-impl utoipa::PartialSchema for Readiness {
-    fn schema() -> RefOr<Schema> {
-        let boolean = || ObjectBuilder::new().schema_type(Type::Boolean);
-        let integer = || ObjectBuilder::new().schema_type(Type::Integer);
-        ObjectBuilder::new()
-            .property(
-                "status",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(["ok", "degraded", "unavailable"])),
-            )
-            .required("status")
-            .property(
-                "database",
-                ObjectBuilder::new()
-                    .property("ok", boolean())
-                    .required("ok")
-                    .property("error", ObjectBuilder::new().schema_type(Type::String)),
-            )
-            .required("database")
-            .property(
-                "migrations",
-                ObjectBuilder::new()
-                    .property("ok", boolean())
-                    .property("applied", integer())
-                    .property("expected", integer()),
-            )
-            .property("relay", ObjectBuilder::new().schema_type(Type::Object))
-            .required("relay")
-            .property(
-                "projections",
-                ArrayBuilder::new().items(
-                    ObjectBuilder::new()
-                        .property("name", ObjectBuilder::new().schema_type(Type::String))
-                        .property("position", ObjectBuilder::new().schema_type(Type::String))
-                        .property("caught_up", boolean()),
-                ),
-            )
-            .property("failed_events_count", integer())
-            .property(
-                "failed_events",
-                ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)),
-            )
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Readiness {}
-
 /// How many recorded poison events `/ready` lists (newest first; the count covers them all).
 const FAILED_EVENTS_LISTED: i64 = 20;
 
+/// The public body of `/ready`: the status alone.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    /// `ok`, `degraded` (the broker is unreachable or an event failed to project: commands
+    /// still succeed) or `unavailable`.
+    #[schema(pattern = "^(ok|degraded|unavailable)$")]
+    pub status: String,
+}
+
 /// Readiness
 ///
-/// The database answers and carries this binary's migrations. The relay and the
-/// projections are reported; a broker outage degrades but does not unready the service,
-/// because commands still succeed into the outbox. So does a poison event a projection
-/// recorded in `failed_events` and skipped: reads still work, but one of them is missing an
-/// event until someone deals with it.
+/// The database answers and carries this binary's migrations. A broker outage degrades but
+/// does not unready the service, because commands still succeed into the outbox. So does a
+/// poison event a projection recorded in `failed_events` and skipped: reads still work, but
+/// one of them is missing an event until someone deals with it. The details are on the
+/// operations listener (`ops.port`), not here.
 #[utoipa::path(
     get, path = "/ready", tag = "operations", operation_id = "ready",
     responses(
-        (status = 200, description = "Ready (`status` is `ok` or `degraded`).", body = Readiness),
+        (status = 200, description = "Ready (`status` is `ok` or `degraded`).", body = Ready),
         (status = 503,
             description = "Not ready: the database is unreachable or lacks this binary's migrations (or the request timed out: a problem).",
-            content((Readiness = "application/json"), (Problem = "application/problem+json"))),
+            content((Ready = "application/json"), (Problem = "application/problem+json"))),
     ),
 )]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let (ok, body) = readiness(&state).await;
+    let status = Ready {
+        status: body["status"].as_str().unwrap_or("unavailable").to_owned(),
+    };
+    if ok {
+        HttpResponse::Ok().json(status)
+    } else {
+        HttpResponse::ServiceUnavailable().json(status)
+    }
+}
+
+/// `/ready` on the operations listener: the status with every detail (README, Operations).
+pub async fn ready_detail(state: web::Data<AppState>) -> HttpResponse {
+    let (ok, body) = readiness(&state).await;
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Whether the service is ready, and the report of why.
+async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
     let relay = state.relay.snapshot();
     let probe = async {
         let client = state.pool.get().await.map_err(|e| e.to_string())?;
@@ -157,24 +140,12 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
             )
         }
     };
-    if status {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    (status, body)
 }
 
-/// Prometheus metrics
-///
-/// The Prometheus text format. The outbox and failed-event gauges are read from the database
-/// at scrape time, so they are right whichever instance is the relay leader or hit the event.
-#[utoipa::path(
-    get, path = "/metrics", tag = "operations", operation_id = "metrics",
-    responses(
-        (status = 200, description = "The Prometheus text exposition format 0.0.4.",
-            content_type = "text/plain", body = String),
-    ),
-)]
+/// Prometheus metrics, on the operations listener. The outbox and failed-event gauges are
+/// read from the database at scrape time, so they are right whichever instance is the relay
+/// leader or hit the event.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Ok(client) = state.pool.get().await {
         if let Ok((backlog, lag)) = relay::backlog(&client).await {
@@ -188,4 +159,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
+}
+
+/// The routes of the operations listener.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready_detail))
+        .route("/metrics", web::get().to(metrics))
+        .default_service(web::to(|| async {
+            use actix_web::ResponseError;
+            super::problem::ApiError::NotFound("no such route".into()).error_response()
+        }));
 }

@@ -81,9 +81,7 @@ impl Principal {
             });
         }
         if c.workspace_id.is_some() {
-            return Err(ApiError::forbidden(
-                "a workspace-scoped token cannot use the admin API; log in without workspace_id",
-            ));
+            return Err(workspace_token_refused());
         }
         if !c.has_permission(permission) {
             return Err(ApiError::forbidden(format!("this requires {permission}")));
@@ -139,6 +137,9 @@ pub enum Rule {
     Parent(&'static str),
     /// A platform-wide grant.
     Platform(&'static str),
+    /// The permission in the caller's own token, whatever its tenant, or a platform grant:
+    /// global resources every tenant's administrators may read (the permission registry).
+    Holds(&'static str),
 }
 
 /// The authorization table: `pattern` is the route as registered.
@@ -179,7 +180,7 @@ pub fn rule(method: &Method, pattern: &str) -> Option<Rule> {
         (Method::GET, "audit/events" | "audit/head") => Authenticated,
         // Tenants: creation and listing depend on the body and the caller (handlers).
         (Method::POST | Method::GET, "tenants") => Authenticated,
-        (Method::GET, "permissions") => Authenticated,
+        (Method::GET, "permissions") => Holds("iam.permissions.read"),
         (Method::POST, "permissions/register") => Platform("iam.permissions.write"),
         (Method::POST, "keys/rotate") => Platform("iam.keys.write"),
         _ => return None,
@@ -231,25 +232,39 @@ pub fn token_refused(e: TokenError) -> ApiError {
     }
 }
 
-/// Authenticates and authorizes every request before routing, per [`rule`].
+/// Authenticates and authorizes every request before routing, per [`rule`]. A refusal is
+/// answered here, as a response (not an error), so the middlewares around see and mark it
+/// like any other answer.
 pub async fn authorize(
     req: ServiceRequest,
     next: actix_web::middleware::Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    match admit(&req).await {
+        Ok(Some(principal)) => {
+            req.extensions_mut().insert(principal);
+            next.call(req).await
+        }
+        Ok(None) => next.call(req).await,
+        Err(refusal) => Ok(req.error_response(refusal)),
+    }
+}
+
+/// Decides a request: `Ok(None)` for routes that need no token, the caller when its token
+/// and permissions admit it, the refusal otherwise.
+async fn admit(req: &ServiceRequest) -> Result<Option<Principal>, ApiError> {
     let Some(pattern) = req.match_pattern() else {
-        return next.call(req).await;
+        return Ok(None);
     };
     // Only what the OpenAPI document lists is served: a route registered around the table
     // would be undocumented.
     match super::openapi::allowed_methods(&pattern) {
-        None => return Err(ApiError::NotFound("no such route".into()).into()),
+        None => return Err(ApiError::NotFound("no such route".into())),
         Some(allowed) if !allowed.contains(req.method()) => {
             let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
             return Err(ApiError::MethodNotAllowed {
                 detail: format!("{} is not allowed on {pattern}", req.method()),
                 allow: allow.join(", "),
-            }
-            .into());
+            });
         }
         Some(_) => {}
     }
@@ -259,48 +274,53 @@ pub async fn authorize(
         return Err(ApiError::Status {
             status: actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
             detail: format!("{} is not allowed on {pattern}", req.method()),
-        }
-        .into());
+        });
     };
     if rule == Rule::Public {
-        return next.call(req).await;
+        return Ok(None);
     }
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
         .expect("AppState is registered");
-    let token = match bearer(&req) {
+    let token = match bearer(req) {
         None => {
             return Err(ApiError::Unauthorized {
                 slug: "unauthorized",
                 detail: "this route needs a bearer token".into(),
                 oauth: None,
-            }
-            .into())
+            })
         }
         Some(token) => token?,
     };
     let claims = state.verifier.verify(&token).await.map_err(token_refused)?;
     let platform = match rule {
-        Rule::Tenant(p) | Rule::Parent(p) | Rule::Platform(p) => claims.has_platform_permission(p),
+        Rule::Tenant(p) | Rule::Parent(p) | Rule::Platform(p) | Rule::Holds(p) => {
+            claims.has_platform_permission(p)
+        }
         Rule::Public | Rule::Authenticated | Rule::Account => false,
     };
     let principal = Principal {
         claims: Arc::new(claims),
         platform,
     };
+    let workspace_scoped = principal.claims().workspace_id.is_some();
     match rule {
         Rule::Public | Rule::Authenticated => {}
-        Rule::Account => {
-            if principal.claims().workspace_id.is_some() {
-                return Err(ApiError::forbidden(
-                    "a workspace-scoped token cannot manage the account; log in without \
-                     workspace_id",
-                )
-                .into());
+        Rule::Account if workspace_scoped => {
+            return Err(ApiError::forbidden(
+                "a workspace-scoped token cannot manage the account; log in without workspace_id",
+            ))
+        }
+        Rule::Account => {}
+        Rule::Platform(permission) => principal.require_platform(permission)?,
+        Rule::Holds(_) if workspace_scoped => return Err(workspace_token_refused()),
+        Rule::Holds(permission) => {
+            let c = principal.claims();
+            if !c.has_platform_permission(permission) && !c.has_permission(permission) {
+                return Err(ApiError::forbidden(format!("this requires {permission}")));
             }
         }
-        Rule::Platform(permission) => principal.require_platform(permission)?,
         Rule::Tenant(permission) | Rule::Parent(permission) => {
             let tenant_id = path_tenant(&pattern, req.path())
                 .expect("tenant rules only match tenant routes")?;
@@ -314,8 +334,13 @@ pub async fn authorize(
                 .await?;
         }
     }
-    req.extensions_mut().insert(principal);
-    next.call(req).await
+    Ok(Some(principal))
+}
+
+fn workspace_token_refused() -> ApiError {
+    ApiError::forbidden(
+        "a workspace-scoped token cannot use the admin API; log in without workspace_id",
+    )
 }
 
 #[cfg(test)]

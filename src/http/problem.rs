@@ -192,6 +192,13 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)));
+        // Wherever the problem is rendered (a middleware's error travels past the one that
+        // adds these to every response), it is never sniffed and never cached.
+        response.insert_header((
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ));
+        response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         if let ApiError::Unauthorized { oauth, .. } = self {
             let challenge = match oauth {
                 Some(code) => format!("Bearer realm=\"charter\", error=\"{code}\""),

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use charter_projections::listener::Wakeup;
 use charter_projections::log::{event_from_row, EVENT_COLUMNS};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-pub use producer::{producer_config, PolicyBump, Publisher};
+pub use producer::{client_config, producer_config, PolicyBump, Publisher};
 pub use status::RelayStatus;
 
 use crate::config::{Config, KafkaConfig};
@@ -39,6 +39,8 @@ pub enum RelayError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("cloudevent: {0}")]
     CloudEvent(String),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("{published} of {total} messages acknowledged; first failure: {error}")]
     Partial {
         published: usize,
@@ -48,7 +50,7 @@ pub enum RelayError {
 }
 
 pub struct Relay {
-    db: tokio_postgres::Config,
+    db: charter_projections::pg::PgConnect,
     kafka: KafkaConfig,
     publisher: Publisher,
     batch_size: i64,
@@ -60,7 +62,8 @@ pub struct Relay {
 impl Relay {
     pub fn new(config: &Config, status: RelayStatus) -> Result<Self, RelayError> {
         Ok(Self {
-            db: config.database.pg_config().map_err(RelayError::Db)?,
+            db: crate::db::service(&config.database)
+                .map_err(|e| RelayError::Config(e.to_string()))?,
             kafka: config.kafka.clone(),
             publisher: Publisher::new(&config.kafka)?,
             batch_size: config.relay.batch_size,
@@ -103,7 +106,7 @@ impl Relay {
         wakeup: &mut Wakeup,
         shutdown: &CancellationToken,
     ) -> Result<(), RelayError> {
-        let (client, connection) = self.db.connect(NoTls).await?;
+        let (client, connection) = self.db.connect().await?;
         let driver = tokio::spawn(connection);
         loop {
             let locked: bool = client

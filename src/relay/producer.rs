@@ -18,7 +18,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::RelayError;
-use crate::config::KafkaConfig;
+use crate::config::{KafkaConfig, KafkaSecurity};
 
 pub struct Publisher {
     producer: FutureProducer,
@@ -61,13 +61,43 @@ pub struct PartialPublish {
     pub error: String,
 }
 
+/// Every client's settings: the brokers, and how the link to them is secured
+/// (`kafka.security_protocol`, `kafka.ssl_*`, `kafka.sasl_*`). TLS verifies the broker's
+/// certificate and host name (`ssl.endpoint.identification.algorithm=https`, librdkafka's
+/// default, set here so no build default can turn it off).
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    use secrecy::ExposeSecret;
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &kafka.brokers)
         .set("client.id", "charter-relay")
         .set("socket.keepalive.enable", "true")
-        .set("reconnect.backoff.max.ms", "1000");
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("security.protocol", kafka.security_protocol.as_str());
+    if matches!(
+        kafka.security_protocol,
+        KafkaSecurity::Ssl | KafkaSecurity::SaslSsl
+    ) {
+        config.set("ssl.endpoint.identification.algorithm", "https");
+        for (key, value) in [
+            ("ssl.ca.location", &kafka.ssl_ca_location),
+            ("ssl.certificate.location", &kafka.ssl_certificate_location),
+            ("ssl.key.location", &kafka.ssl_key_location),
+        ] {
+            if let Some(value) = value {
+                config.set(key, value);
+            }
+        }
+    }
+    if let Some(mechanism) = &kafka.sasl_mechanism {
+        config.set("sasl.mechanism", mechanism);
+    }
+    if let Some(username) = &kafka.sasl_username {
+        config.set("sasl.username", username);
+    }
+    if let Some(password) = &kafka.sasl_password {
+        config.set("sasl.password", password.expose_secret());
+    }
     config
 }
 
@@ -111,7 +141,9 @@ impl Publisher {
             )
             .set("cleanup.policy", "compact"),
         ];
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let options = AdminOptions::new()
+            .operation_timeout(Some(Duration::from_secs(10)))
+            .request_timeout(Some(Duration::from_secs(10)));
         for result in admin.create_topics(&topics, &options).await? {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -174,7 +174,7 @@ impl Verifier {
     /// Keeps the cache's invalidation channel open until shutdown.
     pub fn spawn_invalidation(
         &self,
-        config: tokio_postgres::Config,
+        config: charter_projections::pg::PgConnect,
         heartbeat: Heartbeat,
         shutdown: CancellationToken,
     ) {

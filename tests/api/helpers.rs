@@ -28,6 +28,8 @@ pub const TEST_MASTER_KEY: &str =
 
 pub struct TestApp {
     pub address: String,
+    /// The operations listener (`/ready` with its details, `/metrics`).
+    pub ops_address: String,
     /// Sends the platform administrator's bearer token with every request.
     pub http: reqwest::Client,
     /// Sends no credentials.
@@ -71,6 +73,7 @@ pub fn test_config(name: &str) -> Config {
     config.database.pool_size = 40;
     config.http.port = 0;
     config.http.workers = 2;
+    config.ops.port = 0;
     config.kafka.brokers = env("KAFKA_BROKERS");
     let topic = format!("charter.test.{}", Uuid::now_v7().simple());
     config.kafka.events_topic = format!("{topic}.events");
@@ -172,6 +175,7 @@ pub async fn spawn_with_config(config: Config) -> TestApp {
     }
     let app = Application::build(config.clone()).await.expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let ops_address = format!("http://127.0.0.1:{}", app.ops_port().unwrap_or(0));
     let pool = app.pool();
     tokio::spawn(app.run_until_stopped());
     let root = config.bootstrap.tenant.clone().expect("a bootstrap tenant");
@@ -197,6 +201,7 @@ pub async fn spawn_with_config(config: Config) -> TestApp {
     };
     TestApp {
         address,
+        ops_address,
         http: client(Some(admin_token.as_str()).filter(|t| !t.is_empty())),
         anonymous: client(None),
         pool,
@@ -209,6 +214,15 @@ pub async fn spawn_with_config(config: Config) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// `GET path` on the operations listener.
+    pub async fn ops(&self, path: &str) -> Response {
+        self.anonymous
+            .get(format!("{}{path}", self.ops_address))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Response {
@@ -396,15 +410,7 @@ pub async fn published_event_ids(pool: &Pool) -> Vec<Uuid> {
 /// `labels` (`key="value"`). The recorder is shared by every app of the test process, so
 /// callers compare differences.
 pub async fn metric_sum(app: &TestApp, name: &str, labels: &[&str]) -> f64 {
-    let text = app
-        .anonymous
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.ops("/metrics").await.text().await.unwrap();
     let prefix = format!("{name}{{");
     text.lines()
         .filter(|l| l.starts_with(&prefix))

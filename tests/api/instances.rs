@@ -21,7 +21,7 @@ async fn instances_share_one_database_with_exactly_one_relay_leader() {
     let leaders = loop {
         let mut leaders = 0;
         for app in &apps {
-            let ready: Value = app.get("/ready").await.json().await.unwrap();
+            let ready: Value = app.ops("/ready").await.json().await.unwrap();
             assert_eq!(ready["migrations"]["ok"], true, "{ready}");
             if ready["relay"]["detail"]["leader"] == true {
                 leaders += 1;

@@ -167,7 +167,6 @@ async fn the_served_document_is_the_committed_one() {
     for expected in [
         "GET /health",
         "GET /ready",
-        "GET /metrics",
         "GET /openapi.json",
         "GET /.well-known/jwks.json",
         "GET /.well-known/openid-configuration",
@@ -746,7 +745,6 @@ async fn real_answers_validate_against_the_document() {
     for path in [
         "/health",
         "/ready",
-        "/metrics",
         "/.well-known/jwks.json",
         "/.well-known/openid-configuration",
         "/openapi.json",

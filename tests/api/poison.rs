@@ -167,7 +167,7 @@ async fn a_poison_event_is_recorded_skipped_and_reported() {
     assert!(error.contains("touched 0 tenant rows"), "{error}");
     assert_eq!(*attempts, 3);
 
-    let r = app.get("/ready").await;
+    let r = app.ops("/ready").await;
     assert_eq!(
         r.status(),
         200,
@@ -188,7 +188,7 @@ async fn a_poison_event_is_recorded_skipped_and_reported() {
     assert!(!listed["error"].as_str().unwrap().is_empty());
     assert!(listed["failed_at"].is_string());
 
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.ops("/metrics").await.text().await.unwrap();
     let gauge = metrics
         .lines()
         .find_map(|l| l.strip_prefix("charter_projection_failed_events "))

@@ -121,7 +121,7 @@ pub async fn verify(a: VerifyArgs) -> i32 {
     let verifier = charter::token::Verifier::new(keys.clone(), pool.clone(), &auth);
     let shutdown = tokio_util::sync::CancellationToken::new();
     verifier.spawn_invalidation(
-        database.pg_config().expect("pg config"),
+        charter::db::service(&database).expect("database config"),
         database.heartbeat(),
         shutdown.clone(),
     );

@@ -1,8 +1,7 @@
 //! A broker outage: commands keep succeeding into the outbox, `/ready` and `/metrics` show
 //! the backlog, and after the broker returns every event arrives, in order.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use super::Broker;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -10,67 +9,9 @@ use serde_json::Value;
 use super::knob;
 use super::load::{self, Load, Target};
 use crate::helpers::{
-    env, fresh_database, login_eventually, slug, spawn_with_config, test_config, ADMIN,
-    ADMIN_PASSWORD,
+    fresh_database, login_eventually, slug, spawn_with_config, test_config, ADMIN, ADMIN_PASSWORD,
 };
 use crate::kafka::{consume, dedup, wait_for_empty_outbox};
-
-/// A private tansu on its own port and sqlite file, so this test can stop it freely.
-struct Broker {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start(dir: PathBuf, port: u16) -> Broker {
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.join("broker.log")).unwrap();
-        let child = Command::new(env("TANSU_BIN"))
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start tansu");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker {
-            dir,
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        *self = Broker::start(self.dir.clone(), self.port);
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_succeed_while_the_broker_is_down_and_the_backlog_drains_in_order() {
@@ -109,7 +50,7 @@ async fn commands_succeed_while_the_broker_is_down_and_the_backlog_drains_in_ord
     let mut degraded = false;
     while stopped_at.elapsed() < down_for {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let r = app.get("/ready").await;
+        let r = app.ops("/ready").await;
         assert_eq!(
             r.status(),
             200,
@@ -117,7 +58,7 @@ async fn commands_succeed_while_the_broker_is_down_and_the_backlog_drains_in_ord
         );
         let ready: Value = r.json().await.unwrap();
         degraded |= ready["status"] == "degraded";
-        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let metrics = app.ops("/metrics").await.text().await.unwrap();
         let gauge = metrics
             .lines()
             .find_map(|l| l.strip_prefix("charter_outbox_backlog "))

@@ -26,6 +26,7 @@ async fn a_database_restart_fails_fast_and_recovers_without_a_restart() {
     let target = Target::create(&service.address(), &token, &slug("pgrestart")).await;
     let http = super::client(&token, Duration::from_secs(30));
     let address = service.address();
+    let ops = service.ops_address();
     let command = |name: String| {
         http.post(format!(
             "{address}/v1/tenants/{}/workspaces",
@@ -53,6 +54,10 @@ async fn a_database_restart_fails_fast_and_recovers_without_a_restart() {
         );
         let ready = http.get(format!("{address}/ready")).send().await.unwrap();
         assert_eq!(ready.status(), 503, "/ready is false without the database");
+        let ready: Value = ready.json().await.unwrap();
+        assert_eq!(ready, serde_json::json!({"status": "unavailable"}));
+        let ready = http.get(format!("{ops}/ready")).send().await.unwrap();
+        assert_eq!(ready.status(), 503);
         let ready: Value = ready.json().await.unwrap();
         assert_eq!(ready["status"], "unavailable", "{ready}");
         assert_eq!(ready["database"]["ok"], false, "{ready}");

@@ -46,6 +46,8 @@ pub fn free_port() -> u16 {
 /// clients keep their address, as behind a load balancer.
 pub struct Service {
     pub port: u16,
+    /// The operations listener's (`/ready` with its details, `/metrics`).
+    pub ops_port: u16,
     vars: Vec<(String, String)>,
     child: Option<Child>,
     pub log: PathBuf,
@@ -57,6 +59,7 @@ impl Service {
     /// use them), with the relay and the projections on.
     pub fn new(config: &Config) -> Service {
         let port = free_port();
+        let ops_port = free_port();
         let secret = |s: &secrecy::SecretString| s.expose_secret().to_owned();
         let mut vars = vec![
             ("CHARTER_DATABASE__URL", secret(&config.database.url)),
@@ -64,6 +67,7 @@ impl Service {
             ("CHARTER_HTTP__HOST", "127.0.0.1".into()),
             ("CHARTER_HTTP__PORT", port.to_string()),
             ("CHARTER_HTTP__WORKERS", "2".into()),
+            ("CHARTER_OPS__PORT", ops_port.to_string()),
             ("CHARTER_KAFKA__BROKERS", config.kafka.brokers.clone()),
             (
                 "CHARTER_KAFKA__EVENTS_TOPIC",
@@ -101,11 +105,16 @@ impl Service {
         let log = std::env::temp_dir().join(format!("charter-fault-{port}.log"));
         Service {
             port,
+            ops_port,
             vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             child: None,
             log,
             starts: 0,
         }
+    }
+
+    pub fn ops_address(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ops_port)
     }
 
     pub fn address(&self) -> String {
@@ -341,4 +350,68 @@ pub async fn assert_all_on_the_broker(
         &missing[..missing.len().min(5)]
     );
     (published.len(), received.len(), ids.len())
+}
+
+/// A private tansu on its own port and sqlite file, so this test can stop it freely.
+pub struct Broker {
+    dir: PathBuf,
+    pub port: u16,
+    advertised: String,
+    child: Option<Child>,
+}
+
+impl Broker {
+    pub fn start(dir: PathBuf, port: u16) -> Broker {
+        Broker::advertising(dir, port, &format!("tcp://127.0.0.1:{port}"))
+    }
+
+    /// A broker on `port` that tells clients to connect to `advertised` (a proxy in front).
+    pub fn advertising(dir: PathBuf, port: u16, advertised: &str) -> Broker {
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("broker.log")).unwrap();
+        let child = Command::new(crate::helpers::env("TANSU_BIN"))
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                advertised,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker {
+            dir,
+            port,
+            advertised: advertised.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        *self = Broker::advertising(self.dir.clone(), self.port, &self.advertised.clone());
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -36,7 +36,7 @@ async fn verifier(
     let mut url = url::Url::parse(&url_for("DATABASE_URL", &app.database_name())).unwrap();
     url.set_port(Some(proxy.addr.port())).unwrap();
     verifier.spawn_invalidation(
-        url.as_str().parse().unwrap(),
+        charter_projections::pg::PgConnect::plain(url.as_str().parse().unwrap()),
         Heartbeat { every: heartbeat },
         shutdown.clone(),
     );
