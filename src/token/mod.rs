@@ -2,6 +2,7 @@
 //! one verification function the HTTP extractor, introspection and the benchmark all use.
 
 pub mod claims;
+pub mod crypto;
 pub mod keys;
 pub mod mint;
 pub mod verifier;

@@ -148,6 +148,7 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(keys: KeyStore, pool: Pool, config: &AuthConfig) -> Self {
+        super::crypto::install();
         let mut validation = Validation::new(Algorithm::ES256);
         validation.algorithms = vec![Algorithm::ES256];
         validation.set_issuer(&[&config.issuer]);
