@@ -239,7 +239,7 @@ impl Authenticator {
         let Some(user) = user else {
             // One hash and one durable transaction, as a known user's failure costs.
             self.check_password(&request.password, None).await;
-            login::decoy(&self.writer, tenant_id).await?;
+            login::decoy(&self.writer, tenant_id, &envelope.metadata).await?;
             return Err(AuthError::InvalidCredentials);
         };
         let password_matched = self.password_matches(&user, &request.password).await;

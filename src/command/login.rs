@@ -2,8 +2,8 @@
 //! it succeeds, starts the session in the same transaction.
 
 use charter_events::session::SessionStarted;
-use charter_events::user::UserEvent;
-use charter_events::Metadata;
+use charter_events::user::{LoginFailure, UserEvent, UserLoginFailed};
+use charter_events::{DomainEvent, Metadata};
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
@@ -79,18 +79,41 @@ impl CommandHandler for LoginHandler {
 
 /// What a failed login of a known user costs the database, paid by an attempt on an unknown
 /// one, so that the two cannot be told apart by their timing: the same transaction shape (the
-/// tenant's lock and stream, a user stream read) ending in a durable commit. A commit of a
-/// transaction that holds a transaction id waits for its WAL flush, like the real failure's
-/// append does; nothing is written, so a username spray cannot grow the log.
-pub async fn decoy(writer: &super::Writer, tenant_id: Option<Uuid>) -> Result<(), CommandError> {
+/// tenant's lock and stream, a user stream read, the append of a `user.login_failed` with its
+/// outbox row) ending in a durable commit. The append runs in a savepoint that is rolled back:
+/// its rows never become visible and never reach a reader, so a username spray cannot grow
+/// the log, but their WAL is written and the commit waits for its flush, as the real
+/// failure's does. (The position it draws from the sequence is a gap, like any aborted
+/// append's; readers follow transaction ids, not gap-free positions.)
+pub async fn decoy(
+    writer: &super::Writer,
+    tenant_id: Option<Uuid>,
+    metadata: &Metadata,
+) -> Result<(), CommandError> {
     let mut client = writer.pool.get().await?;
-    let tx = client.transaction().await?;
+    let mut tx = client.transaction().await?;
     if let Some(tenant_id) = tenant_id {
         status_for_update(&tx, tenant_id).await?;
     }
-    events::load::<User>(&tx, &user_stream(Uuid::nil())).await?;
-    let statement = tx.prepare_cached("SELECT pg_current_xact_id()").await?;
-    tx.query_one(&statement, &[]).await?;
+    let stream_id = user_stream(Uuid::nil());
+    events::load::<User>(&tx, &stream_id).await?;
+    let failed = UserEvent::LoginFailed(UserLoginFailed {
+        user_id: Uuid::nil(),
+        tenant_id: tenant_id.unwrap_or_default(),
+        reason: LoginFailure::BadPassword,
+        consecutive_failures: 1,
+    });
+    let savepoint = tx.savepoint("decoy").await?;
+    events::append(
+        &savepoint,
+        UserEvent::STREAM_TYPE,
+        &stream_id,
+        0,
+        &[NewEvent::of(&failed)],
+        metadata,
+    )
+    .await?;
+    savepoint.rollback().await?;
     tx.commit().await?;
     Ok(())
 }

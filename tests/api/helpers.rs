@@ -110,6 +110,9 @@ fn client(token: Option<&str>) -> reqwest::Client {
     }
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        // Below the server's keep-alive (actix: 5 s), so the pool never writes a request into
+        // a connection the server is closing (hyper's IncompleteMessage race, hyper#2136).
+        .pool_idle_timeout(Duration::from_secs(2))
         .default_headers(headers)
         .build()
         .unwrap()

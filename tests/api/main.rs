@@ -28,6 +28,7 @@ mod roles;
 mod security;
 mod seed;
 mod tenants;
+mod timing;
 mod tokens;
 mod upcasting;
 mod users;
