@@ -8,3 +8,4 @@ mod links;
 mod mfa;
 mod proxy;
 mod revocation;
+mod upgrade;
