@@ -55,10 +55,9 @@ fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>
             .map_err(|_| ErrorKind::InvalidEcdsaKey)?;
             Box::new(Es256Signer(pair))
         }
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Box::new(Hmac {
-            key: hmac::Key::new(hmac_algorithm(*algorithm), key.try_get_hmac_secret()?),
-            algorithm: *algorithm,
-        }),
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            Box::new(Hmac::new(*algorithm, key.try_get_hmac_secret()?))
+        }
         _ => return Err(ErrorKind::InvalidAlgorithm.into()),
     })
 }
@@ -71,10 +70,9 @@ fn verifier(algorithm: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerif
             }
             Box::new(Es256Verifier(key.as_bytes().to_vec()))
         }
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Box::new(Hmac {
-            key: hmac::Key::new(hmac_algorithm(*algorithm), key.try_get_hmac_secret()?),
-            algorithm: *algorithm,
-        }),
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            Box::new(Hmac::new(*algorithm, key.try_get_hmac_secret()?))
+        }
         _ => return Err(ErrorKind::InvalidAlgorithm.into()),
     })
 }
@@ -143,11 +141,18 @@ impl JwtVerifier for Hmac {
     }
 }
 
-fn hmac_algorithm(algorithm: Algorithm) -> hmac::Algorithm {
-    match algorithm {
-        Algorithm::HS384 => hmac::HMAC_SHA384,
-        Algorithm::HS512 => hmac::HMAC_SHA512,
-        _ => hmac::HMAC_SHA256,
+impl Hmac {
+    /// `algorithm` is one of HS256, HS384, HS512 (the factories match on it first).
+    fn new(algorithm: Algorithm, secret: &[u8]) -> Self {
+        let digest = match algorithm {
+            Algorithm::HS384 => hmac::HMAC_SHA384,
+            Algorithm::HS512 => hmac::HMAC_SHA512,
+            _ => hmac::HMAC_SHA256,
+        };
+        Hmac {
+            key: hmac::Key::new(digest, secret),
+            algorithm,
+        }
     }
 }
 
