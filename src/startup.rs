@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use charter_projections::index::Index;
 use charter_projections::{checkpoint, listener, Runner};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +45,8 @@ pub enum StartupError {
     Config(String),
     #[error("signing keys: {0}")]
     Keys(String),
+    #[error("entitlement index: {0}")]
+    Index(String),
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] crate::auth::bootstrap::BootstrapError),
 }
@@ -205,6 +208,23 @@ impl Application {
             }
         }
 
+        // The entitlement index: loaded from the read models, then following the log.
+        let index = Arc::new(
+            Index::load(&mut pool.get().await?)
+                .await
+                .map_err(|e| StartupError::Index(e.to_string()))?,
+        );
+        index
+            .catch_up(&pool)
+            .await
+            .map_err(|e| StartupError::Index(e.to_string()))?;
+        tasks.push(tokio::spawn(index.clone().follow(
+            pool.clone(),
+            wakeup.clone(),
+            Duration::from_millis(config.projections.poll_interval_ms),
+            shutdown.clone(),
+        )));
+
         let relay_status = RelayStatus::default();
         if config.relay.enabled {
             let relay = Relay::new(&config, relay_status.clone())?;
@@ -240,8 +260,14 @@ impl Application {
             Duration::from_secs(config.rate_limit.prune_interval_s),
             shutdown.clone(),
         ));
-        let auth = Authenticator::new(writer.clone(), keys, config.auth.clone(), limits)
-            .map_err(|e| StartupError::Config(e.to_string()))?;
+        let auth = Authenticator::new(
+            writer.clone(),
+            keys,
+            config.auth.clone(),
+            limits,
+            index.clone(),
+        )
+        .map_err(|e| StartupError::Config(e.to_string()))?;
         bootstrap_from_config(&writer, &config).await?;
 
         let listener = TcpListener::bind((config.http.host.as_str(), config.http.port))?;
@@ -259,6 +285,7 @@ impl Application {
             metrics: telemetry::metrics_handle(),
             verifier,
             auth,
+            index,
         });
         // Forms (the OAuth endpoints) have the same body limit as JSON.
         let form_limit = state.config.http.max_body_bytes;

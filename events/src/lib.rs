@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod group;
 pub mod keyring;
 pub mod permission;
+pub mod policy;
 pub mod role;
 pub mod service_account;
 pub mod session;

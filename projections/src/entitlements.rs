@@ -1,13 +1,20 @@
-//! Read model `entitlements`: for each user x scope (every workspace, and the tenant itself
-//! under the nil workspace id), the effective roles and permissions, reached directly and
-//! through groups. A lookup is one indexed read; the resolution happens here, once per change.
+//! Read model `entitlements`: what was decided, never its fan-out. Bindings of a subject (a
+//! user, a service account or a group) to a role in a scope (the tenant, or one workspace),
+//! each role's permissions, group memberships, and whether each tenant, workspace, principal,
+//! group and role is live. A change writes a fixed number of rows, whatever the size of the
+//! tenant; resolving a user's permissions in a scope happens on read, in memory
+//! ([`crate::index`]), or in SQL for audits ([`fan_out`]).
 //!
-//! Owns `ent_*` (its private copy of tenants, workspaces, users, groups, members, roles and
-//! assignments) and `entitlements`. Rules:
-//! - a tenant-wide assignment applies to the tenant scope and to every live workspace;
-//! - a workspace assignment applies to that workspace only;
-//! - a disabled or deleted user, a blocked or deleted tenant, a deleted workspace, role or
-//!   group yields nothing.
+//! Owns `ent_*`. Resolution rules (the same in [`fan_out`], in the index and in the model
+//! test's naive fold):
+//! - a tenant-wide binding applies to the tenant scope and to every live workspace;
+//! - a workspace binding applies to that workspace only;
+//! - a disabled or deleted principal, a blocked or deleted tenant, a deleted workspace, role
+//!   or group yields nothing.
+//!
+//! Every event is first turned into [`Change`]s by [`changes`], a pure function: the SQL
+//! writes here and the in-process index apply the same list, so the two cannot disagree on
+//! what an event means.
 
 use charter_events::assignment::{AssignmentEvent, SubjectType};
 use charter_events::group::GroupEvent;
@@ -21,26 +28,88 @@ use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{apply_writes, Param, Projection, ProjectionError, Write, Writes};
 
 pub struct Entitlements;
 
 /// The workspace id of the tenant scope.
 pub const TENANT_SCOPE: Uuid = Uuid::nil();
 
-/// Which users' entitlements to recompute.
-enum Affected {
-    Nobody,
-    Users(Vec<Uuid>),
-    Tenant,
+/// One change to the entitlement model, in the tenant of the event that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    TenantCreated(Uuid),
+    TenantActive(bool),
+    WorkspaceCreated(Uuid),
+    WorkspaceDeleted(Uuid),
+    /// A user or a service account (principals share one id space).
+    PrincipalCreated(Uuid),
+    PrincipalActive(Uuid, bool),
+    PrincipalDeleted(Uuid),
+    GroupCreated(Uuid),
+    /// The group and all its memberships go.
+    GroupDeleted(Uuid),
+    MemberAdded {
+        group: Uuid,
+        user: Uuid,
+    },
+    MemberRemoved {
+        group: Uuid,
+        user: Uuid,
+    },
+    RoleCreated {
+        role: Uuid,
+        workspace: Option<Uuid>,
+        permissions: Vec<String>,
+    },
+    PermissionsGranted {
+        role: Uuid,
+        permissions: Vec<String>,
+    },
+    PermissionsRevoked {
+        role: Uuid,
+        permissions: Vec<String>,
+    },
+    RoleDeleted(Uuid),
+    Bound(Binding),
+    Unbound {
+        assignment: Uuid,
+        subject: Uuid,
+    },
 }
 
-/// Service accounts are principals like users: they live in `ent_users` and their
-/// assignments are stored as user assignments (ids never collide).
-fn subject(t: SubjectType) -> &'static str {
-    match t {
-        SubjectType::User | SubjectType::ServiceAccount => "user",
-        SubjectType::Group => "group",
+/// A subject's role in a scope (`workspace: None` is tenant-wide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Binding {
+    pub assignment: Uuid,
+    pub subject: Uuid,
+    pub subject_kind: SubjectKind,
+    pub role: Uuid,
+    pub workspace: Option<Uuid>,
+}
+
+/// Service accounts are principals like users: their bindings are stored as user bindings
+/// (ids never collide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SubjectKind {
+    Principal,
+    Group,
+}
+
+impl SubjectKind {
+    pub fn of(t: SubjectType) -> Self {
+        match t {
+            SubjectType::User | SubjectType::ServiceAccount => SubjectKind::Principal,
+            SubjectType::Group => SubjectKind::Group,
+        }
+    }
+
+    /// How `ent_assignments.subject_type` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Principal => "user",
+            SubjectKind::Group => "group",
+        }
     }
 }
 
@@ -50,6 +119,90 @@ fn decode<E: DomainEvent>(e: &RecordedEvent) -> Result<E, ProjectionError> {
         e.schema_version as u32,
         e.data.clone(),
     )?)
+}
+
+/// What `e` changes in the entitlement model (nothing, for events it does not depend on).
+pub fn changes(e: &RecordedEvent) -> Result<Vec<Change>, ProjectionError> {
+    use Change as C;
+    let change = match e.stream_type.as_str() {
+        "tenant" => match decode::<TenantEvent>(e)? {
+            TenantEvent::Created(c) => C::TenantCreated(c.tenant_id),
+            TenantEvent::Blocked(_) | TenantEvent::Deleted(_) => C::TenantActive(false),
+            TenantEvent::Unblocked(_) => C::TenantActive(true),
+            TenantEvent::Renamed(_) | TenantEvent::Moved(_) => return Ok(vec![]),
+        },
+        "workspace" => match decode::<WorkspaceEvent>(e)? {
+            WorkspaceEvent::Created(c) => C::WorkspaceCreated(c.workspace_id),
+            WorkspaceEvent::Deleted(d) => C::WorkspaceDeleted(d.workspace_id),
+            WorkspaceEvent::Renamed(_) => return Ok(vec![]),
+        },
+        "user" => {
+            let event = decode::<UserEvent>(e)?;
+            let u = event.user_id();
+            match event {
+                UserEvent::Created(_) => C::PrincipalCreated(u),
+                UserEvent::Disabled(_) => C::PrincipalActive(u, false),
+                UserEvent::Enabled(_) => C::PrincipalActive(u, true),
+                UserEvent::Deleted(_) => C::PrincipalDeleted(u),
+                _ => return Ok(vec![]),
+            }
+        }
+        "service_account" => {
+            let event = decode::<ServiceAccountEvent>(e)?;
+            let (u, _) = event.ids();
+            match event {
+                ServiceAccountEvent::Created(_) => C::PrincipalCreated(u),
+                ServiceAccountEvent::Disabled(_) => C::PrincipalActive(u, false),
+                ServiceAccountEvent::Enabled(_) => C::PrincipalActive(u, true),
+                ServiceAccountEvent::Deleted(_) => C::PrincipalDeleted(u),
+                _ => return Ok(vec![]),
+            }
+        }
+        "group" => match decode::<GroupEvent>(e)? {
+            GroupEvent::Created(c) => C::GroupCreated(c.group_id),
+            GroupEvent::MemberAdded(m) => C::MemberAdded {
+                group: m.group_id,
+                user: m.user_id,
+            },
+            GroupEvent::MemberRemoved(m) => C::MemberRemoved {
+                group: m.group_id,
+                user: m.user_id,
+            },
+            GroupEvent::Deleted(d) => C::GroupDeleted(d.group_id),
+        },
+        "role" => match decode::<RoleEvent>(e)? {
+            RoleEvent::Created(c) => C::RoleCreated {
+                role: c.role_id,
+                workspace: c.workspace_id,
+                permissions: c.permissions,
+            },
+            RoleEvent::PermissionsGranted(g) => C::PermissionsGranted {
+                role: g.role_id,
+                permissions: g.permissions,
+            },
+            RoleEvent::PermissionsRevoked(r) => C::PermissionsRevoked {
+                role: r.role_id,
+                permissions: r.permissions,
+            },
+            RoleEvent::Deleted(d) => C::RoleDeleted(d.role_id),
+            RoleEvent::Renamed(_) => return Ok(vec![]),
+        },
+        "assignment" => match decode::<AssignmentEvent>(e)? {
+            AssignmentEvent::Created(c) => C::Bound(Binding {
+                assignment: c.assignment_id,
+                subject: c.subject_id,
+                subject_kind: SubjectKind::of(c.subject_type),
+                role: c.role_id,
+                workspace: c.workspace_id,
+            }),
+            AssignmentEvent::Deleted(d) => C::Unbound {
+                assignment: d.assignment_id,
+                subject: d.subject_id,
+            },
+        },
+        _ => return Ok(vec![]),
+    };
+    Ok(vec![change])
 }
 
 #[async_trait::async_trait]
@@ -67,405 +220,188 @@ impl Projection for Entitlements {
             "ent_members",
             "ent_roles",
             "ent_assignments",
-            "entitlements",
         ]
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        match write(tx, e).await? {
-            Affected::Nobody => Ok(()),
-            Affected::Users(users) if users.is_empty() => Ok(()),
-            Affected::Users(users) => recompute(tx, e.tenant_id, Some(&users)).await,
-            Affected::Tenant => recompute(tx, e.tenant_id, None).await,
-        }
+        apply_writes(self, tx, std::slice::from_ref(e))
+            .await
+            .map_err(|(_, e)| e)
     }
 
-    /// Entitlements are a function of the `ent_*` tables, so a batch applies every event's
-    /// writes in order and then re-derives each affected user (or tenant) once, instead of
-    /// once per event.
     async fn apply_batch(
         &self,
         tx: &Transaction<'_>,
         events: &[RecordedEvent],
     ) -> Result<(), (usize, ProjectionError)> {
-        // Per tenant, in order of first appearance: `None` means every user of the tenant.
-        let mut dirty: Vec<(Uuid, Option<Vec<Uuid>>)> = Vec::new();
-        let mut seen: std::collections::HashMap<Uuid, usize> = Default::default();
-        for (i, e) in events.iter().enumerate() {
-            let affected = write(tx, e).await.map_err(|err| (i, err))?;
-            let at = *seen.entry(e.tenant_id).or_insert_with(|| {
-                dirty.push((e.tenant_id, Some(Vec::new())));
-                dirty.len() - 1
-            });
-            match (affected, &mut dirty[at].1) {
-                (Affected::Nobody, _) | (_, None) => {}
-                (Affected::Tenant, users) => *users = None,
-                (Affected::Users(more), Some(users)) => users.extend(more),
-            }
-        }
-        let last = events.len().saturating_sub(1);
-        for (tenant, users) in dirty {
-            match users {
-                Some(mut users) if !users.is_empty() => {
-                    users.sort_unstable();
-                    users.dedup();
-                    recompute(tx, tenant, Some(&users)).await
-                }
-                Some(_) => Ok(()),
-                None => recompute(tx, tenant, None).await,
-            }
-            .map_err(|err| (last, err))?;
-        }
-        Ok(())
+        apply_writes(self, tx, events).await
     }
 }
 
-/// Applies one event to the `ent_*` tables and says whose entitlements it may change.
-async fn write(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<Affected, ProjectionError> {
-    let t = e.tenant_id;
-    let affected = match e.stream_type.as_str() {
-        "tenant" => match decode::<TenantEvent>(e)? {
-            TenantEvent::Created(c) => {
-                execute(
-                    tx,
+impl Writes for Entitlements {
+    /// At most two single-key writes per event.
+    fn writes(&self, e: &RecordedEvent) -> Result<Vec<Write>, ProjectionError> {
+        let t = e.tenant_id;
+        let mut writes = Vec::new();
+        for change in changes(e)? {
+            let w = |sql: &'static str, params: Vec<Param>| Write::new(sql, params);
+            match change {
+                Change::TenantCreated(id) => writes.push(w(
                     "INSERT INTO ent_tenants VALUES ($1, true)",
-                    &[&c.tenant_id],
-                )
-                .await?;
-                Affected::Nobody
-            }
-            TenantEvent::Blocked(_) | TenantEvent::Deleted(_) => {
-                execute(
-                    tx,
-                    "UPDATE ent_tenants SET active = false WHERE tenant_id = $1",
-                    &[&t],
-                )
-                .await?;
-                Affected::Tenant
-            }
-            TenantEvent::Unblocked(_) => {
-                execute(
-                    tx,
-                    "UPDATE ent_tenants SET active = true WHERE tenant_id = $1",
-                    &[&t],
-                )
-                .await?;
-                Affected::Tenant
-            }
-            TenantEvent::Renamed(_) | TenantEvent::Moved(_) => Affected::Nobody,
-        },
-        "workspace" => match decode::<WorkspaceEvent>(e)? {
-            WorkspaceEvent::Created(c) => {
-                execute(
-                    tx,
+                    vec![Box::new(id)],
+                )),
+                Change::TenantActive(active) => writes.push(w(
+                    "UPDATE ent_tenants SET active = $2 WHERE tenant_id = $1",
+                    vec![Box::new(t), Box::new(active)],
+                )),
+                Change::WorkspaceCreated(id) => writes.push(w(
                     "INSERT INTO ent_workspaces VALUES ($1, $2, true)",
-                    &[&c.workspace_id, &t],
-                )
-                .await?;
-                // Only tenant-wide grants reach a new workspace (no assignment names it yet),
-                // so its entitlements are each user's tenant-scope row: copied, instead of
-                // re-deriving the whole tenant. A user re-derived later in the same batch gets
-                // every workspace, this one included, from scratch.
-                execute(
-                    tx,
-                    "INSERT INTO entitlements (tenant_id, user_id, workspace_id, roles, permissions) \
-                     SELECT tenant_id, user_id, $2, roles, permissions FROM entitlements \
-                     WHERE tenant_id = $1 AND workspace_id = $3",
-                    &[&t, &c.workspace_id, &TENANT_SCOPE],
-                )
-                .await?;
-                Affected::Nobody
-            }
-            WorkspaceEvent::Deleted(d) => {
-                execute(
-                    tx,
+                    vec![Box::new(id), Box::new(t)],
+                )),
+                Change::WorkspaceDeleted(id) => writes.push(w(
                     "UPDATE ent_workspaces SET live = false WHERE workspace_id = $1",
-                    &[&d.workspace_id],
-                )
-                .await?;
-                execute(
-                    tx,
-                    "DELETE FROM entitlements WHERE tenant_id = $1 AND workspace_id = $2",
-                    &[&t, &d.workspace_id],
-                )
-                .await?;
-                Affected::Nobody
-            }
-            WorkspaceEvent::Renamed(_) => Affected::Nobody,
-        },
-        "user" => {
-            let event = decode::<UserEvent>(e)?;
-            let u = event.user_id();
-            match event {
-                UserEvent::Created(_) => {
-                    execute(
-                        tx,
-                        "INSERT INTO ent_users VALUES ($1, $2, true, true)",
-                        &[&u, &t],
-                    )
-                    .await?;
-                    Affected::Nobody
-                }
-                UserEvent::Disabled(_) => {
-                    execute(
-                        tx,
-                        "UPDATE ent_users SET active = false WHERE user_id = $1",
-                        &[&u],
-                    )
-                    .await?;
-                    Affected::Users(vec![u])
-                }
-                UserEvent::Enabled(_) => {
-                    execute(
-                        tx,
-                        "UPDATE ent_users SET active = true WHERE user_id = $1",
-                        &[&u],
-                    )
-                    .await?;
-                    Affected::Users(vec![u])
-                }
-                UserEvent::Deleted(_) => {
-                    execute(
-                        tx,
-                        "UPDATE ent_users SET active = false, live = false WHERE user_id = $1",
-                        &[&u],
-                    )
-                    .await?;
-                    Affected::Users(vec![u])
-                }
-                _ => Affected::Nobody,
-            }
-        }
-        "service_account" => {
-            let event = decode::<ServiceAccountEvent>(e)?;
-            let (u, _) = event.ids();
-            let statement = match event {
-                ServiceAccountEvent::Created(_) => {
-                    execute(
-                        tx,
-                        "INSERT INTO ent_users VALUES ($1, $2, true, true)",
-                        &[&u, &t],
-                    )
-                    .await?;
-                    None
-                }
-                ServiceAccountEvent::Disabled(_) => {
-                    Some("UPDATE ent_users SET active = false WHERE user_id = $1")
-                }
-                ServiceAccountEvent::Enabled(_) => {
-                    Some("UPDATE ent_users SET active = true WHERE user_id = $1")
-                }
-                ServiceAccountEvent::Deleted(_) => {
-                    Some("UPDATE ent_users SET active = false, live = false WHERE user_id = $1")
-                }
-                _ => None,
-            };
-            match statement {
-                Some(sql) => {
-                    execute(tx, sql, &[&u]).await?;
-                    Affected::Users(vec![u])
-                }
-                None => Affected::Nobody,
-            }
-        }
-        "group" => match decode::<GroupEvent>(e)? {
-            GroupEvent::Created(c) => {
-                execute(
-                    tx,
+                    vec![Box::new(id)],
+                )),
+                Change::PrincipalCreated(id) => writes.push(w(
+                    "INSERT INTO ent_users VALUES ($1, $2, true, true)",
+                    vec![Box::new(id), Box::new(t)],
+                )),
+                Change::PrincipalActive(id, active) => writes.push(w(
+                    "UPDATE ent_users SET active = $2 WHERE user_id = $1",
+                    vec![Box::new(id), Box::new(active)],
+                )),
+                Change::PrincipalDeleted(id) => writes.push(w(
+                    "UPDATE ent_users SET active = false, live = false WHERE user_id = $1",
+                    vec![Box::new(id)],
+                )),
+                Change::GroupCreated(id) => writes.push(w(
                     "INSERT INTO ent_groups VALUES ($1, $2, true)",
-                    &[&c.group_id, &t],
-                )
-                .await?;
-                Affected::Nobody
-            }
-            GroupEvent::MemberAdded(m) => {
-                execute(
-                    tx,
+                    vec![Box::new(id), Box::new(t)],
+                )),
+                Change::GroupDeleted(id) => {
+                    writes.push(w(
+                        "UPDATE ent_groups SET live = false WHERE group_id = $1",
+                        vec![Box::new(id)],
+                    ));
+                    writes.push(w(
+                        "DELETE FROM ent_members WHERE group_id = $1",
+                        vec![Box::new(id)],
+                    ));
+                }
+                Change::MemberAdded { group, user } => writes.push(w(
                     "INSERT INTO ent_members VALUES ($1, $2)",
-                    &[&m.group_id, &m.user_id],
-                )
-                .await?;
-                Affected::Users(vec![m.user_id])
-            }
-            GroupEvent::MemberRemoved(m) => {
-                execute(
-                    tx,
+                    vec![Box::new(group), Box::new(user)],
+                )),
+                Change::MemberRemoved { group, user } => writes.push(w(
                     "DELETE FROM ent_members WHERE group_id = $1 AND user_id = $2",
-                    &[&m.group_id, &m.user_id],
-                )
-                .await?;
-                Affected::Users(vec![m.user_id])
-            }
-            GroupEvent::Deleted(d) => {
-                let members = members(tx, d.group_id).await?;
-                execute(
-                    tx,
-                    "UPDATE ent_groups SET live = false WHERE group_id = $1",
-                    &[&d.group_id],
-                )
-                .await?;
-                execute(
-                    tx,
-                    "DELETE FROM ent_members WHERE group_id = $1",
-                    &[&d.group_id],
-                )
-                .await?;
-                Affected::Users(members)
-            }
-        },
-        "role" => match decode::<RoleEvent>(e)? {
-            RoleEvent::Created(c) => {
-                execute(
-                    tx,
+                    vec![Box::new(group), Box::new(user)],
+                )),
+                Change::RoleCreated {
+                    role,
+                    workspace,
+                    permissions,
+                } => writes.push(w(
                     "INSERT INTO ent_roles VALUES ($1, $2, $3, $4, true)",
-                    &[&c.role_id, &t, &c.workspace_id, &c.permissions],
-                )
-                .await?;
-                Affected::Nobody
-            }
-            RoleEvent::PermissionsGranted(g) => {
-                execute(
-                    tx,
-                    "UPDATE ent_roles SET permissions = ARRAY(SELECT DISTINCT p FROM \
-                         unnest(permissions || $2::text[]) p) WHERE role_id = $1",
-                    &[&g.role_id, &g.permissions],
-                )
-                .await?;
-                Affected::Users(holders(tx, g.role_id).await?)
-            }
-            RoleEvent::PermissionsRevoked(r) => {
-                execute(
-                    tx,
-                    "UPDATE ent_roles SET permissions = ARRAY(SELECT p FROM unnest(permissions) p \
-                         WHERE p <> ALL($2::text[])) WHERE role_id = $1",
-                    &[&r.role_id, &r.permissions],
-                )
-                .await?;
-                Affected::Users(holders(tx, r.role_id).await?)
-            }
-            RoleEvent::Deleted(d) => {
-                execute(
-                    tx,
-                    "UPDATE ent_roles SET live = false WHERE role_id = $1",
-                    &[&d.role_id],
-                )
-                .await?;
-                Affected::Users(holders(tx, d.role_id).await?)
-            }
-            RoleEvent::Renamed(_) => Affected::Nobody,
-        },
-        "assignment" => match decode::<AssignmentEvent>(e)? {
-            AssignmentEvent::Created(c) => {
-                execute(
-                    tx,
-                    "INSERT INTO ent_assignments VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[
-                        &c.assignment_id,
-                        &t,
-                        &c.workspace_id,
-                        &c.role_id,
-                        &subject(c.subject_type),
-                        &c.subject_id,
+                    vec![
+                        Box::new(role),
+                        Box::new(t),
+                        Box::new(workspace),
+                        Box::new(permissions),
                     ],
-                )
-                .await?;
-                Affected::Users(subject_users(tx, c.subject_type, c.subject_id).await?)
-            }
-            AssignmentEvent::Deleted(d) => {
-                execute(
-                    tx,
+                )),
+                Change::PermissionsGranted { role, permissions } => writes.push(w(
+                    "UPDATE ent_roles SET permissions = ARRAY(SELECT DISTINCT p FROM \
+                     unnest(permissions || $2::text[]) p) WHERE role_id = $1",
+                    vec![Box::new(role), Box::new(permissions)],
+                )),
+                Change::PermissionsRevoked { role, permissions } => writes.push(w(
+                    "UPDATE ent_roles SET permissions = ARRAY(SELECT p FROM unnest(permissions) p \
+                     WHERE p <> ALL($2::text[])) WHERE role_id = $1",
+                    vec![Box::new(role), Box::new(permissions)],
+                )),
+                Change::RoleDeleted(id) => writes.push(w(
+                    "UPDATE ent_roles SET live = false WHERE role_id = $1",
+                    vec![Box::new(id)],
+                )),
+                Change::Bound(b) => writes.push(w(
+                    "INSERT INTO ent_assignments VALUES ($1, $2, $3, $4, $5, $6)",
+                    vec![
+                        Box::new(b.assignment),
+                        Box::new(t),
+                        Box::new(b.workspace),
+                        Box::new(b.role),
+                        Box::new(b.subject_kind.as_str()),
+                        Box::new(b.subject),
+                    ],
+                )),
+                Change::Unbound { assignment, .. } => writes.push(w(
                     "DELETE FROM ent_assignments WHERE assignment_id = $1",
-                    &[&d.assignment_id],
-                )
-                .await?;
-                Affected::Users(subject_users(tx, d.subject_type, d.subject_id).await?)
+                    vec![Box::new(assignment)],
+                )),
             }
-        },
-        _ => Affected::Nobody,
-    };
-    Ok(affected)
-}
-
-async fn members(tx: &Transaction<'_>, group_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
-    let statement = tx
-        .prepare_cached("SELECT user_id FROM ent_members WHERE group_id = $1")
-        .await?;
-    Ok(tx
-        .query(&statement, &[&group_id])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
-}
-
-/// Users holding `role_id`, directly or through a group.
-async fn holders(tx: &Transaction<'_>, role_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
-    let statement = tx
-        .prepare_cached(
-            "SELECT a.subject_id FROM ent_assignments a WHERE a.role_id = $1 AND a.subject_type = 'user' \
-             UNION \
-             SELECT m.user_id FROM ent_assignments a JOIN ent_members m ON m.group_id = a.subject_id \
-             WHERE a.role_id = $1 AND a.subject_type = 'group'",
-        )
-        .await?;
-    Ok(tx
-        .query(&statement, &[&role_id])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
-}
-
-async fn subject_users(
-    tx: &Transaction<'_>,
-    subject_type: SubjectType,
-    subject_id: Uuid,
-) -> Result<Vec<Uuid>, ProjectionError> {
-    match subject_type {
-        SubjectType::User | SubjectType::ServiceAccount => Ok(vec![subject_id]),
-        SubjectType::Group => members(tx, subject_id).await,
+        }
+        Ok(writes)
     }
 }
 
-/// Re-derives the entitlements of `users` (every user of the tenant when `None`). Two
-/// statements each way rather than one with `$2 IS NULL OR …`: a generic plan of that form
-/// cannot use the `(tenant_id, user_id, …)` key and reads the whole tenant every time.
-async fn recompute(
-    tx: &Transaction<'_>,
+/// One scope of a user's entitlements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScopeEntitlements {
+    pub workspace_id: Uuid,
+    /// The scope's effective policy version: the tenant's counter, plus the workspace's for a
+    /// workspace.
+    pub policy_version: i64,
+    pub roles: Vec<Uuid>,
+    pub permissions: Vec<String>,
+}
+
+/// A user's entitlements: tenant-wide, and in the workspaces that add to them (or in one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserEntitlements {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    /// The tenant's counter.
+    pub policy_version: i64,
+    /// Tenant-wide grants (what a token not scoped to a workspace carries). They apply in
+    /// every live workspace too.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub tenant: Option<ScopeEntitlements>,
+    /// Without `workspace_id`: each live workspace where a workspace binding adds to the
+    /// tenant-wide grants, with its effective (tenant-wide included) roles and permissions. A
+    /// live workspace not listed has exactly the tenant scope's. With `workspace_id`: that
+    /// workspace, when anything applies in it.
+    pub workspaces: Vec<ScopeEntitlements>,
+}
+
+/// One user × scope of the fan-out, as [`fan_out`] derives it: sorted roles and permissions.
+pub type FanOutRow = (Uuid, Uuid, Vec<Uuid>, Vec<String>);
+
+/// Every active user × scope (nil = the tenant scope, then every live workspace) of `tenant`
+/// with at least one role, derived in SQL from the `ent_*` tables of the schema on the
+/// `search_path`. Auditors and tests compare it with the in-process index; the service never
+/// runs it.
+pub async fn fan_out(
+    client: &impl GenericClient,
     tenant_id: Uuid,
-    users: Option<&[Uuid]>,
-) -> Result<(), ProjectionError> {
-    match users {
-        Some(users) => {
-            let users = users.to_vec();
-            execute(
-                tx,
-                "DELETE FROM entitlements WHERE tenant_id = $1 AND user_id = ANY($2)",
-                &[&tenant_id, &users],
-            )
-            .await?;
-            execute(tx, &DERIVE_USERS, &[&tenant_id, &TENANT_SCOPE, &users]).await?;
-        }
-        None => {
-            execute(
-                tx,
-                "DELETE FROM entitlements WHERE tenant_id = $1",
-                &[&tenant_id],
-            )
-            .await?;
-            execute(tx, &DERIVE_TENANT, &[&tenant_id, &TENANT_SCOPE]).await?;
-        }
-    }
-    Ok(())
+) -> Result<Vec<FanOutRow>, tokio_postgres::Error> {
+    let rows = client.query(FAN_OUT, &[&tenant_id, &TENANT_SCOPE]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            // Sorted by byte, as everywhere else (the database's collation may differ).
+            let mut permissions: Vec<String> = r.get(3);
+            permissions.sort();
+            (r.get(0), r.get(1), r.get(2), permissions)
+        })
+        .collect())
 }
 
-/// Derives and inserts the entitlements of a tenant's active users, filtered by `{users}`.
-/// `$1` is the tenant, `$2` the tenant scope's workspace id (and `$3` the users, when filtered).
-const DERIVE: &str = "INSERT INTO entitlements (tenant_id, user_id, workspace_id, roles, permissions)
-         WITH users AS (
+const FAN_OUT: &str = "WITH users AS (
              SELECT u.user_id FROM ent_users u
              JOIN ent_tenants t ON t.tenant_id = u.tenant_id AND t.active
-             WHERE u.tenant_id = $1 AND u.active {users}
+             WHERE u.tenant_id = $1 AND u.active
          ), subjects AS (
              SELECT user_id, 'user' AS subject_type, user_id AS subject_id FROM users
              UNION ALL
@@ -491,90 +427,6 @@ const DERIVE: &str = "INSERT INTO entitlements (tenant_id, user_id, workspace_id
              SELECT user_id, workspace_id, array_agg(DISTINCT p ORDER BY p) AS permissions
              FROM scoped, unnest(permissions) AS p GROUP BY user_id, workspace_id
          )
-         SELECT $1, r.user_id, r.workspace_id, r.roles, COALESCE(p.permissions, '{}')
-         FROM by_roles r LEFT JOIN by_permissions p USING (user_id, workspace_id)";
-
-static DERIVE_USERS: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| DERIVE.replace("{users}", "AND u.user_id = ANY($3)"));
-static DERIVE_TENANT: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| DERIVE.replace("{users}", ""));
-
-/// One scope of a user's entitlements.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ScopeEntitlements {
-    pub workspace_id: Uuid,
-    pub policy_version: i64,
-    pub roles: Vec<Uuid>,
-    pub permissions: Vec<String>,
-}
-
-/// A user's entitlements in every workspace (or one), with the tenant's scope and counter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct UserEntitlements {
-    pub tenant_id: Uuid,
-    pub user_id: Uuid,
-    pub policy_version: i64,
-    /// Tenant-wide grants (what a token not scoped to a workspace carries).
-    #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub tenant: Option<ScopeEntitlements>,
-    pub workspaces: Vec<ScopeEntitlements>,
-}
-
-/// One indexed read. `None` when the user is not a live user of the tenant.
-pub async fn lookup(
-    client: &impl GenericClient,
-    tenant_id: Uuid,
-    user_id: Uuid,
-    workspace_id: Option<Uuid>,
-) -> Result<Option<UserEntitlements>, tokio_postgres::Error> {
-    let statement = client
-        .prepare_cached(
-            "SELECT e.workspace_id, e.roles, e.permissions, COALESCE(pv.version, 0),
-                    COALESCE((SELECT version FROM projections.policy_versions
-                              WHERE tenant_id = $1 AND workspace_id = $4), 0)
-             FROM projections.ent_users u
-             LEFT JOIN projections.entitlements e
-                    ON e.tenant_id = u.tenant_id AND e.user_id = u.user_id
-                   AND ($3::uuid IS NULL OR e.workspace_id IN ($3, $4))
-             LEFT JOIN projections.policy_versions pv
-                    ON pv.tenant_id = e.tenant_id AND pv.workspace_id = e.workspace_id
-             WHERE u.tenant_id = $1 AND u.user_id = $2 AND u.live
-             ORDER BY e.workspace_id",
-        )
-        .await?;
-    let rows = client
-        .query(
-            &statement,
-            &[&tenant_id, &user_id, &workspace_id, &TENANT_SCOPE],
-        )
-        .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mut result = UserEntitlements {
-        tenant_id,
-        user_id,
-        policy_version: first.get(4),
-        tenant: None,
-        workspaces: vec![],
-    };
-    for row in &rows {
-        let Some(workspace_id) = row.get::<_, Option<Uuid>>(0) else {
-            continue;
-        };
-        let scope = ScopeEntitlements {
-            workspace_id,
-            policy_version: row.get(3),
-            roles: row.get(1),
-            permissions: row.get(2),
-        };
-        if workspace_id == TENANT_SCOPE {
-            result.tenant = Some(scope);
-        } else {
-            result.workspaces.push(scope);
-        }
-    }
-    Ok(Some(result))
-}
+         SELECT r.user_id, r.workspace_id, r.roles, COALESCE(p.permissions, '{}')
+         FROM by_roles r LEFT JOIN by_permissions p USING (user_id, workspace_id)
+         ORDER BY 1, 2";

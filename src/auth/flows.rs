@@ -94,6 +94,8 @@ pub struct Authenticator {
     pub config: Arc<AuthConfig>,
     /// The throttles of the credential endpoints (the HTTP edge checks the per-address ones).
     pub limits: Arc<RateLimits>,
+    /// This instance's entitlement index: tokens are minted from it.
+    pub index: Arc<charter_projections::index::Index>,
     /// Verified against when there is no real hash, so that every path costs one hash.
     dummy_hash: Arc<String>,
 }
@@ -104,6 +106,7 @@ impl Authenticator {
         keys: KeyStore,
         config: AuthConfig,
         limits: Arc<RateLimits>,
+        index: Arc<charter_projections::index::Index>,
     ) -> Result<Self, password::PasswordError> {
         let dummy_hash = password::hash("charter-dummy-password", config.pbkdf2_iterations)?;
         Ok(Self {
@@ -112,6 +115,7 @@ impl Authenticator {
             keys,
             config: Arc::new(config),
             limits,
+            index,
             dummy_hash: Arc::new(dummy_hash),
         })
     }
@@ -384,7 +388,7 @@ impl Authenticator {
             platform_permissions: vec![],
             session_id: None,
         };
-        mint::mint(&client, &self.keys, &self.config, &subject)
+        mint::mint(&client, &self.index, &self.keys, &self.config, &subject)
             .await
             .map_err(|e| match e {
                 MintError::TenantInactive => AuthError::InvalidClient,
@@ -419,7 +423,7 @@ impl Authenticator {
             platform_permissions: user.platform_permissions.clone(),
             session_id,
         };
-        mint::mint(&client, &self.keys, &self.config, &subject)
+        mint::mint(&client, &self.index, &self.keys, &self.config, &subject)
             .await
             .map_err(|e| match e {
                 MintError::TenantInactive => AuthError::InvalidCredentials,

@@ -20,6 +20,7 @@ use crate::command::user::UserHandler;
 use crate::command::{self, CommandHandler, CommandRequest};
 use crate::domain::user::{SecondFactorProof, UserAction, UserState};
 use crate::domain::validate;
+use crate::token::mint::MintError;
 use crate::token::PrincipalKind;
 
 /// The longest `tenant` of a login: a slug (63) or an id (36).
@@ -101,6 +102,11 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::RateLimited(limited) => limited.into(),
             AuthError::Command(e) => e.into(),
+            AuthError::Mint(e @ MintError::IndexBehind) => ApiError::Unavailable {
+                slug: "index-behind",
+                detail: format!("{e}; retry shortly"),
+            },
+            AuthError::Mint(MintError::Db(e)) => e.into(),
             AuthError::Mint(e) => ApiError::Internal(e.to_string()),
         }
     }

@@ -1,32 +1,38 @@
-//! Entitlement queries: the lookup, the permission check, and the policy-version counters.
-//! Each is one indexed read of the entitlements and policy_versions read models.
+//! Entitlement queries: the lookup, the permission check (one, or a batch) and the
+//! policy-version counters. Each is answered from this instance's in-process entitlement
+//! index, without a database round trip; `consistency=` waits until the index itself has
+//! applied the token.
 
 use actix_web::{web, HttpResponse};
-use charter_projections::{entitlements, policy_versions};
+use charter_projections::index::Snapshot;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::extract::{validated, JsonBody};
 use super::openapi::{NotFound, PermissionName};
 use super::problem::ApiError;
-use super::respond::wait_for_consistency;
+use super::respond::wait_for_index;
 use super::AppState;
-use crate::domain::validate;
+use crate::domain::validate::{self, FieldError};
+
+/// The most items one batch `check` takes.
+pub const MAX_CHECK_ITEMS: usize = 100;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ScopeParams {
-    /// One workspace (absent: the tenant, and for a lookup every workspace).
+    /// One workspace (absent: the tenant, and for a lookup the workspaces that add to it).
     pub workspace_id: Option<Uuid>,
-    /// A `consistency_token` from a command response: wait until the read models include it.
+    /// A `consistency_token` from a command response: wait until the answer includes it.
     pub consistency: Option<String>,
 }
 
 /// A user's entitlements
 ///
-/// The effective roles and permissions, through groups, tenant-wide and per workspace. One
-/// indexed read.
+/// The effective roles and permissions, through groups: tenant-wide, and in each live
+/// workspace where a workspace binding adds to them (a workspace not listed has exactly the
+/// tenant-wide ones); with `workspace_id`, in that workspace. Answered from memory.
 #[utoipa::path(
     get, path = "/v1/tenants/{tenant_id}/users/{user_id}/entitlements", tag = "entitlements",
     operation_id = "getEntitlements",
@@ -44,45 +50,89 @@ pub async fn lookup(
     params: web::Query<ScopeParams>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant_id, user_id) = path.into_inner();
-    wait_for_consistency(&state, params.consistency.as_deref()).await?;
-    let client = state.pool.get().await?;
-    match entitlements::lookup(&client, tenant_id, user_id, params.workspace_id).await? {
+    wait_for_index(&state, params.consistency.as_deref()).await?;
+    match state
+        .index
+        .snapshot()
+        .lookup(tenant_id, user_id, params.workspace_id)
+    {
         Some(found) => Ok(HttpResponse::Ok().json(found)),
         None => Err(ApiError::NotFound(format!("user {user_id} not found"))),
     }
 }
 
+/// One question, or a batch of them: either `user_id` and `permission` (and `workspace_id`),
+/// or `items`.
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
+    /// The user or service account (a single check).
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
+    /// A single check's permission.
+    #[serde(default)]
+    #[schema(value_type = Option<PermissionName>)]
+    pub permission: Option<String>,
+    /// A single check's workspace (absent: tenant-wide).
+    #[serde(default)]
+    pub workspace_id: Option<Uuid>,
+    /// A batch: 1 to 100 questions, answered in order. Every permission must be registered,
+    /// every user and workspace must be the tenant's.
+    #[serde(default)]
+    #[schema(max_items = 100, min_items = 1)]
+    pub items: Option<Vec<CheckItem>>,
+    /// A `consistency_token` from a command response: wait until the answer includes it.
+    #[serde(default)]
+    pub consistency: Option<String>,
+}
+
+/// One question of a batch.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckItem {
     pub user_id: Uuid,
     #[schema(value_type = PermissionName)]
     pub permission: String,
     #[serde(default)]
     pub workspace_id: Option<Uuid>,
-    /// A `consistency_token` from a command response: wait until the read models include it.
-    #[serde(default)]
-    pub consistency: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CheckResult {
     pub allowed: bool,
-    /// The scope's policy version the answer rests on.
+    /// The scope's effective policy version the answer rests on.
     pub policy_version: i64,
 }
 
-/// Check a permission
+/// The answers of a batch, in the order of its items.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CheckResults {
+    pub results: Vec<CheckResult>,
+}
+
+/// A single check's answer, or a batch's.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum CheckAnswer {
+    One(CheckResult),
+    Batch(CheckResults),
+}
+
+/// Check a permission, or a batch of up to 100
 ///
-/// Whether the user holds the permission tenant-wide, or in one workspace.
+/// Whether a user holds a permission tenant-wide, or in one workspace. With `items`, answers
+/// each question in order (`{"results": [...]}`). Answered from memory.
 #[utoipa::path(
     post, path = "/v1/tenants/{tenant_id}/check", tag = "entitlements",
         operation_id = "checkPermission",
     request_body = CheckBody,
     responses(
-        (status = 200, description = "The answer.", body = CheckResult),
+        (status = 200, description = "The answer (`CheckResult`), or the batch's answers \
+            (`CheckResults`).", body = CheckAnswer),
         NotFound,
-        (status = 422, description = "`validation-failed`, or `invalid-body`.",
+        (status = 422, description = "`validation-failed`: neither or both of a single check \
+            and `items`, more than 100 items, an unregistered permission, or an item naming \
+            a user or workspace the tenant does not have.",
             body = crate::http::problem::Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -92,25 +142,95 @@ pub async fn check(
     path: web::Path<Uuid>,
     body: JsonBody<CheckBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let tenant_id = *path;
     let b = &body.value;
-    let permission = validated(|e| validate::permission_name("permission", &b.permission, e))?;
-    wait_for_consistency(&state, b.consistency.as_deref()).await?;
-    let client = state.pool.get().await?;
-    let found = entitlements::lookup(&client, *path, b.user_id, b.workspace_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("user {} not found", b.user_id)))?;
-    let scope = match b.workspace_id {
-        None => found.tenant.as_ref(),
-        Some(w) => found.workspaces.iter().find(|s| s.workspace_id == w),
-    };
-    let policy_version = match b.workspace_id {
-        None => found.policy_version,
-        Some(w) => policy_versions::current(&client, *path, Some(w)).await?,
-    };
-    Ok(HttpResponse::Ok().json(CheckResult {
-        allowed: scope.is_some_and(|s| s.permissions.contains(&permission)),
-        policy_version,
-    }))
+    match (&b.items, b.user_id, &b.permission) {
+        (None, Some(user_id), Some(permission)) => {
+            let permission = validated(|e| validate::permission_name("permission", permission, e))?;
+            wait_for_index(&state, b.consistency.as_deref()).await?;
+            let snapshot = state.index.snapshot();
+            let tenant = snapshot
+                .tenant(tenant_id)
+                .filter(|t| t.principal(user_id).is_some())
+                .ok_or_else(|| ApiError::NotFound(format!("user {user_id} not found")))?;
+            Ok(HttpResponse::Ok().json(CheckAnswer::One(CheckResult {
+                allowed: tenant.allows(user_id, b.workspace_id, &permission),
+                policy_version: tenant.policy_version(b.workspace_id),
+            })))
+        }
+        (Some(items), None, None) if b.workspace_id.is_none() => {
+            if items.is_empty() || items.len() > MAX_CHECK_ITEMS {
+                return Err(ApiError::validation(vec![FieldError::new(
+                    "items",
+                    format!("must hold 1 to {MAX_CHECK_ITEMS} items"),
+                )]));
+            }
+            validated(|e| {
+                for (i, item) in items.iter().enumerate() {
+                    validate::permission_name(
+                        &format!("items[{i}].permission"),
+                        &item.permission,
+                        e,
+                    );
+                }
+            })?;
+            wait_for_index(&state, b.consistency.as_deref()).await?;
+            let snapshot = state.index.snapshot();
+            Ok(HttpResponse::Ok().json(CheckAnswer::Batch(check_batch(
+                &snapshot, tenant_id, items,
+            )?)))
+        }
+        _ => Err(ApiError::validation(vec![FieldError::new(
+            "",
+            "give either user_id and permission (and workspace_id), or items",
+        )])),
+    }
+}
+
+/// Answers a batch from one snapshot. Any item naming an unregistered permission, or a user
+/// or workspace this tenant does not have (another tenant's included), refuses the whole
+/// batch, naming each such item, and answers nothing.
+fn check_batch(
+    snapshot: &Snapshot,
+    tenant_id: Uuid,
+    items: &[CheckItem],
+) -> Result<CheckResults, ApiError> {
+    let tenant = snapshot
+        .tenant(tenant_id)
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant_id} not found")))?;
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if !snapshot.is_registered(&item.permission) {
+            errors.push(FieldError::new(
+                format!("items[{i}].permission"),
+                "is not a registered permission",
+            ));
+        }
+        if tenant.principal(item.user_id).is_none() {
+            errors.push(FieldError::new(
+                format!("items[{i}].user_id"),
+                "is not a user or service account of this tenant",
+            ));
+        }
+        if item.workspace_id.is_some_and(|w| !tenant.has_workspace(w)) {
+            errors.push(FieldError::new(
+                format!("items[{i}].workspace_id"),
+                "is not a workspace of this tenant",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    Ok(CheckResults {
+        results: items
+            .iter()
+            .map(|item| CheckResult {
+                allowed: tenant.allows(item.user_id, item.workspace_id, &item.permission),
+                policy_version: tenant.policy_version(item.workspace_id),
+            })
+            .collect(),
+    })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -124,8 +244,8 @@ pub struct PolicyVersion {
 
 /// A policy-version counter
 ///
-/// The counter of the tenant, or of one of its workspaces. A token carrying an older one is
-/// stale.
+/// The effective policy version of the tenant, or of one of its workspaces (the tenant's
+/// counter plus the workspace's). A token carrying an older one is stale.
 #[utoipa::path(
     get, path = "/v1/tenants/{tenant_id}/policy-version", tag = "entitlements",
     operation_id = "getPolicyVersion",
@@ -141,12 +261,15 @@ pub async fn policy_version(
     path: web::Path<Uuid>,
     params: web::Query<ScopeParams>,
 ) -> Result<HttpResponse, ApiError> {
-    wait_for_consistency(&state, params.consistency.as_deref()).await?;
+    wait_for_index(&state, params.consistency.as_deref()).await?;
     if !super::tenants::exists(&state.pool, *path).await? {
         return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
     }
-    let client = state.pool.get().await?;
-    let version = policy_versions::current(&client, *path, params.workspace_id).await?;
+    let version = state
+        .index
+        .snapshot()
+        .tenant(*path)
+        .map_or(0, |t| t.policy_version(params.workspace_id));
     Ok(HttpResponse::Ok().json(PolicyVersion {
         tenant_id: *path,
         workspace_id: params.workspace_id,

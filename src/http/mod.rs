@@ -45,6 +45,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub verifier: crate::token::Verifier,
     pub auth: crate::auth::flows::Authenticator,
+    /// This instance's entitlement index (lookups, `check`, policy versions, minting).
+    pub index: Arc<charter_projections::index::Index>,
 }
 
 /// Every route, from the table in [`openapi`], and the problem+json 404 of anything else.

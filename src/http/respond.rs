@@ -161,6 +161,28 @@ pub async fn wait_for_consistency(state: &AppState, token: Option<&str>) -> Resu
     }
 }
 
+/// Waits until this instance's entitlement index includes `token` (read-your-writes for
+/// the queries it answers), or answers 503.
+pub async fn wait_for_index(state: &AppState, token: Option<&str>) -> Result<(), ApiError> {
+    let Some(token) = token else { return Ok(()) };
+    let token: LogPosition = token.parse().map_err(|_| ApiError::Malformed {
+        slug: "invalid-consistency-token",
+        detail: "consistency must be a token returned by a command".into(),
+    })?;
+    let timeout = std::time::Duration::from_millis(state.config.projections.consistency_timeout_ms);
+    if state.index.wait_for(token, timeout).await {
+        Ok(())
+    } else {
+        Err(ApiError::Unavailable {
+            slug: "consistency-timeout",
+            detail: format!(
+                "the entitlement index did not reach the consistency token within {} ms",
+                timeout.as_millis()
+            ),
+        })
+    }
+}
+
 /// Runs a command and renders its outcome: `view` of the new state (`None` for an empty
 /// stream) and, for a 201, a `Location` built by `location`.
 pub async fn run_command<H, V>(

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use charter_events::cloudevent::to_cloudevent;
+use charter_events::policy::PolicyMessage;
 use charter_events::RecordedEvent;
 use cloudevents::binding::rdkafka::{FutureRecordExt, MessageRecord};
 use futures::future::join_all;
@@ -14,7 +15,6 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::RelayError;
@@ -42,16 +42,16 @@ impl PolicyBump {
         format!("{}/{}", self.tenant_id, self.workspace_id)
     }
 
-    /// `{"tenant_id", "workspace_id" (null for the tenant scope), "policy_version"}`.
+    /// A [`PolicyMessage`]: `{"tenant_id", "workspace_id" (null for the tenant scope),
+    /// "policy_version", "contract"}` (`schemas/policy-topic.json`).
     pub fn payload(&self) -> Vec<u8> {
-        let workspace_id = (!self.workspace_id.is_nil()).then_some(self.workspace_id);
-        json!({
-            "tenant_id": self.tenant_id,
-            "workspace_id": workspace_id,
-            "policy_version": self.policy_version,
-        })
-        .to_string()
-        .into_bytes()
+        let message = PolicyMessage {
+            tenant_id: self.tenant_id,
+            workspace_id: (!self.workspace_id.is_nil()).then_some(self.workspace_id),
+            policy_version: self.policy_version,
+            contract: charter_events::policy::CONTRACT,
+        };
+        serde_json::to_vec(&message).expect("a policy message serializes")
     }
 }
 
@@ -256,6 +256,7 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_bump_is_keyed_by_scope_and_the_tenant_scope_has_no_workspace() {
@@ -270,7 +271,7 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&tenant.payload()).unwrap();
         assert_eq!(
             value,
-            json!({"tenant_id": tenant_id, "workspace_id": null, "policy_version": 3})
+            json!({"tenant_id": tenant_id, "workspace_id": null, "policy_version": 3, "contract": 2})
         );
         let workspace = PolicyBump {
             workspace_id,
@@ -280,7 +281,7 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&workspace.payload()).unwrap();
         assert_eq!(
             value,
-            json!({"tenant_id": tenant_id, "workspace_id": workspace_id, "policy_version": 3})
+            json!({"tenant_id": tenant_id, "workspace_id": workspace_id, "policy_version": 3, "contract": 2})
         );
     }
 }

@@ -37,9 +37,13 @@ pub struct Claims {
     /// Permission patterns granted in every tenant (`iam.*` for the bootstrap administrator).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platform_permissions: Vec<String>,
-    /// The scope's policy version when the token was minted: the workspace's when scoped,
-    /// otherwise the tenant's. A token below the current version is stale.
+    /// The scope's effective policy version when the token was minted: the tenant's counter,
+    /// plus the workspace's counter when the token is scoped to a workspace. A token below its
+    /// scope's current effective version is stale.
     pub policy_version: i64,
+    /// What `policy_version` means: contract 2 (tenant counter + workspace counter). A token
+    /// without it was minted under contract 1, before the upgrade to 2, and is refused.
+    pub policy_contract: u32,
     /// The principal's account version at minting. A user's is raised by logout-all, a
     /// password change and an MFA reset; a service account's counts its secret's rotations.
     /// A token below the principal's current value is refused.

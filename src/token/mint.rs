@@ -1,11 +1,14 @@
 //! Minting access tokens: the subject's roles and permissions in the token's scope and that
-//! scope's policy version, read together from the read models (one snapshot), then signed
-//! with the active key.
+//! scope's effective policy version, read together from one snapshot of the entitlement
+//! index, then signed with the active key.
 
 use chrono::Utc;
 use deadpool_postgres::GenericClient;
 use jsonwebtoken::{Algorithm, Header};
 use uuid::Uuid;
+
+use charter_projections::index::{Index, Snapshot};
+use charter_projections::policy_versions;
 
 use super::claims::{Claims, PrincipalKind};
 use super::keys::KeyStore;
@@ -20,6 +23,10 @@ pub enum MintError {
     /// The subject's tenant is blocked, deleted or unknown to the read models.
     #[error("the tenant is not active")]
     TenantInactive,
+    /// This instance's entitlement index did not reach the read model's policy version in
+    /// time (it follows the log; the database is slow or unreachable).
+    #[error("the entitlement index is behind the read model")]
+    IndexBehind,
 }
 
 /// Who the token is for.
@@ -42,36 +49,46 @@ pub struct Minted {
     pub expires_in: u64,
 }
 
+/// How long minting waits for this instance's index to reach the read model's policy
+/// version of the token's scope (the index is normally ahead of it).
+const INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Mints from this instance's entitlement index: the roles, permissions and effective
+/// policy version of one snapshot. The index is first brought to at least the read model's
+/// version of the scope, which verifiers compare against, so a fresh token is never stale
+/// on arrival.
 pub async fn mint(
     client: &impl GenericClient,
+    index: &Index,
     keys: &KeyStore,
     config: &AuthConfig,
     subject: &Subject,
 ) -> Result<Minted, MintError> {
-    let scope = subject
-        .workspace_id
-        .unwrap_or(charter_projections::entitlements::TENANT_SCOPE);
-    let statement = client
-        .prepare_cached(
-            "SELECT COALESCE(e.roles, '{}'), COALESCE(e.permissions, '{}'),
-                    COALESCE((SELECT version FROM projections.policy_versions
-                              WHERE tenant_id = $1 AND workspace_id = $3), 0),
-                    (SELECT status FROM projections.tenants WHERE tenant_id = $1)
-             FROM (SELECT 1) AS one
-             LEFT JOIN projections.entitlements e
-                    ON e.tenant_id = $1 AND e.user_id = $2 AND e.workspace_id = $3",
-        )
-        .await?;
-    let row = client
-        .query_one(&statement, &[&subject.tenant_id, &subject.id, &scope])
-        .await?;
-    if row.get::<_, Option<String>>(3).as_deref() != Some("active") {
-        return Err(MintError::TenantInactive);
+    let floor = policy_versions::effective(client, subject.tenant_id, subject.workspace_id).await?;
+    let version_of = |s: &Snapshot| {
+        s.tenant(subject.tenant_id)
+            .map_or(0, |t| t.policy_version(subject.workspace_id))
+    };
+    let mut snapshot = index.snapshot();
+    if version_of(&snapshot) < floor {
+        let deadline = tokio::time::Instant::now() + INDEX_WAIT;
+        while version_of(&snapshot) < floor && tokio::time::Instant::now() < deadline {
+            index.wait_past(snapshot.at, deadline).await;
+            snapshot = index.snapshot();
+        }
+        if version_of(&snapshot) < floor {
+            return Err(MintError::IndexBehind);
+        }
     }
-    let mut roles: Vec<Uuid> = row.get(0);
-    let mut permissions: Vec<String> = row.get(1);
-    roles.sort();
-    permissions.sort();
+    let tenant = snapshot
+        .tenant(subject.tenant_id)
+        .filter(|t| t.is_active())
+        .ok_or(MintError::TenantInactive)?;
+    let (roles, permissions) = tenant
+        .resolve(subject.id, subject.workspace_id)
+        .map(|s| (s.roles, s.permissions))
+        .unwrap_or_default();
+    let policy_version = tenant.policy_version(subject.workspace_id);
     let now = Utc::now().timestamp();
     let ttl = config.access_token_ttl_s;
     let claims = Claims {
@@ -89,7 +106,8 @@ pub async fn mint(
         } else {
             subject.platform_permissions.clone()
         },
-        policy_version: row.get(2),
+        policy_version,
+        policy_contract: policy_versions::CONTRACT,
         account_version: subject.account_version,
         sid: subject.session_id,
         jti: Uuid::now_v7(),

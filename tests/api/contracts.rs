@@ -59,3 +59,19 @@ fn jwt_claims_schema_matches_the_code() {
         .unwrap_or_else(|_| panic!("{} is missing; run with CHARTER_BLESS=1", path.display()));
     assert_eq!(committed, text, "{} is out of date", path.display());
 }
+
+/// `schemas/policy-topic.json` is the contract of the policy topic's message values.
+#[test]
+fn policy_topic_schema_matches_the_code() {
+    let mut value =
+        serde_json::to_value(schemars::schema_for!(charter_events::policy::PolicyMessage)).unwrap();
+    value["$id"] = "https://charter.dev/schemas/policy-topic.json".into();
+    let text = serde_json::to_string_pretty(&value).unwrap() + "\n";
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/policy-topic.json");
+    if std::env::var("CHARTER_BLESS").is_ok() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing; run with CHARTER_BLESS=1", path.display()));
+    assert_eq!(committed, text, "{} is out of date", path.display());
+}

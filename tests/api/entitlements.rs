@@ -44,14 +44,33 @@ async fn entitlements(app: &TestApp, t: &str, user: &str, token: &str) -> Value 
     r.json().await.unwrap()
 }
 
+/// A user's permissions in one live workspace, from a lookup without `workspace_id`: the
+/// workspace's entry when one is listed, otherwise exactly the tenant-wide ones.
 fn permissions_in(e: &Value, workspace: &str) -> Vec<String> {
-    e["workspaces"]
+    let listed = e["workspaces"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|w| w["workspace_id"] == workspace)
-        .map(|w| serde_json::from_value(w["permissions"].clone()).unwrap())
-        .unwrap_or_default()
+        .find(|w| w["workspace_id"] == workspace);
+    let scope = listed.unwrap_or(&e["tenant"]);
+    if scope.is_null() {
+        return vec![];
+    }
+    serde_json::from_value(scope["permissions"].clone()).unwrap()
+}
+
+/// The lookup scoped to one workspace: that workspace's entry, or null when nothing applies.
+async fn entitlements_in(app: &TestApp, t: &str, user: &str, ws: &str, token: &str) -> Value {
+    let r = app
+        .get(&format!(
+            "/v1/tenants/{t}/users/{user}/entitlements?workspace_id={ws}&consistency={token}"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let entries = body["workspaces"].as_array().unwrap();
+    assert!(entries.len() <= 1, "{body}");
+    entries.first().cloned().unwrap_or(Value::Null)
 }
 
 async fn check(app: &TestApp, t: &str, user: &str, permission: &str, ws: Option<&str>) -> bool {
@@ -175,6 +194,11 @@ async fn entitlements_follow_assignments_groups_and_user_status() {
     assert_eq!(permissions_in(&a, &w1), ["docs.read"]);
     assert_eq!(permissions_in(&a, &w2), ["docs.read"]);
     assert_eq!(a["tenant"]["permissions"], json!(["docs.read"]));
+    // Tenant-wide grants are not repeated per workspace: the listing is only what adds.
+    assert!(a["workspaces"].as_array().unwrap().is_empty(), "{a}");
+    let in_w2 = entitlements_in(&app, &t, &alice, &w2, &token).await;
+    assert_eq!(in_w2["permissions"], json!(["docs.read"]));
+    assert_eq!(in_w2["workspace_id"], w2.as_str());
     let b = entitlements(&app, &t, &bob, &token).await;
     assert_eq!(permissions_in(&b, &w1), ["docs.edit"]);
     assert!(permissions_in(&b, &w2).is_empty());
@@ -233,24 +257,30 @@ async fn entitlements_follow_assignments_groups_and_user_status() {
             .await,
     )
     .await;
+    let a = entitlements(&app, &t, &alice, &token).await;
     assert_eq!(
-        entitlements(&app, &t, &alice, &token).await["workspaces"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
+        a["tenant"]["permissions"],
+        json!(["docs.edit", "docs.read"])
     );
+    for w in [&w1, &w2] {
+        let entry = entitlements_in(&app, &t, &alice, w, &token).await;
+        assert_eq!(entry["permissions"], json!(["docs.edit", "docs.read"]));
+    }
     let token = token_of(
         app.send(Method::DELETE, &format!("{base}/workspaces/{w2}"), None)
             .await,
     )
     .await;
-    let a = entitlements(&app, &t, &alice, &token).await;
-    assert_eq!(
-        a["workspaces"].as_array().unwrap().len(),
-        1,
-        "only W1 is left"
+    assert!(
+        entitlements_in(&app, &t, &alice, &w2, &token)
+            .await
+            .is_null(),
+        "nothing applies in a deleted workspace"
     );
+    assert!(!entitlements_in(&app, &t, &alice, &w1, &token)
+        .await
+        .is_null());
+    assert!(!check(&app, &t, &alice, "docs.read", Some(&w2)).await);
 
     // Another tenant's path: 404, whatever the route.
     let other = app.create_tenant(&slug("other")).await["id"]

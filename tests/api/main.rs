@@ -12,6 +12,7 @@ mod faults;
 mod fuzz;
 mod groups;
 mod helpers;
+mod index;
 mod instances;
 mod isolation;
 mod isolation_matrix;

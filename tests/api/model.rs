@@ -2,8 +2,10 @@
 //!
 //! 1. A seeded random walk of commands over a small world, through the real HTTP API. A naive
 //!    resolver, written here from the README's rules and independent of the projection code,
-//!    folds the tenant's events in global order; `projections.entitlements` and
-//!    `projections.policy_versions` must equal what it derives.
+//!    folds the tenant's events in global order. Three things must equal what it derives,
+//!    for every user and scope: the read model (the `ent_*` tables, resolved in SQL by
+//!    `entitlements::fan_out`), the in-process index (through the lookup API, for every
+//!    user and every scope), and the policy counters with their effective versions.
 //! 2. 16 concurrent writers over 8 tenants; every tenant still matches the naive model, and
 //!    every projection rebuilt from position 0 into a shadow schema is identical to the live
 //!    read models, table by table.
@@ -183,7 +185,7 @@ struct ModelAssignment {
     subject: Uuid,
 }
 
-/// One row of `projections.entitlements`: user, scope (nil = tenant), sorted roles and
+/// One user x scope of the fan-out: user, scope (nil = tenant), sorted roles and
 /// permissions.
 type Row = (Uuid, Uuid, Vec<Uuid>, Vec<String>);
 
@@ -257,17 +259,19 @@ impl Model {
         model
     }
 
-    /// A change in the tenant scope: the tenant and every workspace live right now.
+    /// A change in the tenant scope: the tenant's own counter (contract 2: every workspace's
+    /// effective version is the tenant's counter plus its own).
     fn bump_tenant(&mut self) {
         *self.counters.entry(Uuid::nil()).or_default() += 1;
-        let live: Vec<Uuid> = self
-            .workspaces
-            .iter()
-            .filter(|(_, live)| **live)
-            .map(|(w, _)| *w)
-            .collect();
-        for w in live {
-            *self.counters.entry(w).or_default() += 1;
+    }
+
+    /// The effective version of a scope (nil = the tenant): what a token carries.
+    fn effective(&self, scope: Uuid) -> i64 {
+        let tenant = self.counters.get(&Uuid::nil()).copied().unwrap_or(0);
+        if scope.is_nil() {
+            tenant
+        } else {
+            tenant + self.counters.get(&scope).copied().unwrap_or(0)
         }
     }
 
@@ -466,25 +470,97 @@ impl Model {
     }
 }
 
+/// The read model's entitlements, resolved in SQL from the `ent_*` tables.
 async fn projected_entitlements(pool: &Pool, tenant: Uuid) -> BTreeSet<Row> {
-    let client = pool.get().await.unwrap();
-    client
-        .query(
-            "SELECT user_id, workspace_id, roles, permissions FROM projections.entitlements \
-             WHERE tenant_id = $1",
-            &[&tenant],
-        )
+    let mut client = pool.get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    tx.batch_execute("SET LOCAL search_path TO projections, public")
         .await
-        .unwrap()
+        .unwrap();
+    let rows = charter_projections::entitlements::fan_out(&tx, tenant)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    rows.into_iter().collect()
+}
+
+/// The in-process index's entitlements, through the lookup API at `token`: every live
+/// principal in every scope (the tenant, each live workspace), with each answer's effective
+/// policy version checked against the model's. The lookup without a workspace must list
+/// exactly the per-workspace answers of the workspaces it lists.
+async fn indexed_entitlements(
+    app: &TestApp,
+    tenant: Uuid,
+    model: &Model,
+    token: Token,
+    ctx: &str,
+) -> BTreeSet<Row> {
+    let mut rows = BTreeSet::new();
+    let live: Vec<Uuid> = model
+        .workspaces
         .iter()
-        .map(|r| {
-            let mut roles: Vec<Uuid> = r.get(2);
-            let mut permissions: Vec<String> = r.get(3);
-            roles.sort_unstable();
-            permissions.sort_unstable();
-            (r.get(0), r.get(1), roles, permissions)
-        })
-        .collect()
+        .filter(|(_, l)| **l)
+        .map(|(w, _)| *w)
+        .collect();
+    let row_of = |user: Uuid, e: &Value| -> Row {
+        let mut roles: Vec<Uuid> = serde_json::from_value(e["roles"].clone()).unwrap();
+        let mut permissions: Vec<String> =
+            serde_json::from_value(e["permissions"].clone()).unwrap();
+        roles.sort();
+        permissions.sort();
+        (
+            user,
+            e["workspace_id"].as_str().unwrap().parse().unwrap(),
+            roles,
+            permissions,
+        )
+    };
+    for (user, status) in &model.users {
+        if *status == UserStatus::Deleted {
+            continue;
+        }
+        let base = format!(
+            "/v1/tenants/{tenant}/users/{user}/entitlements?consistency={}.{}",
+            token.0, token.1
+        );
+        let all = call(app, Method::GET, &base, None).await;
+        assert_eq!(all.status, 200, "{ctx}: lookup {}", all.body);
+        assert_eq!(
+            all.body["policy_version"],
+            model.effective(Uuid::nil()),
+            "{ctx}"
+        );
+        if let Some(t) = all.body["tenant"].as_object() {
+            let t = Value::Object(t.clone());
+            assert_eq!(t["policy_version"], model.effective(Uuid::nil()), "{ctx}");
+            rows.insert(row_of(*user, &t));
+        }
+        let mut listed = BTreeMap::new();
+        for w in all.body["workspaces"].as_array().unwrap() {
+            listed.insert(row_of(*user, w).1, w.clone());
+        }
+        for w in &live {
+            let one = call(app, Method::GET, &format!("{base}&workspace_id={w}"), None).await;
+            assert_eq!(one.status, 200, "{ctx}: lookup {}", one.body);
+            let entries = one.body["workspaces"].as_array().unwrap();
+            assert!(entries.len() <= 1, "{ctx}: {}", one.body);
+            if let Some(e) = entries.first() {
+                assert_eq!(e["policy_version"], model.effective(*w), "{ctx}");
+                rows.insert(row_of(*user, e));
+                if let Some(l) = listed.remove(w) {
+                    assert_eq!(
+                        &l, e,
+                        "{ctx}: the listing disagrees with the workspace's answer"
+                    );
+                }
+            }
+        }
+        assert!(
+            listed.is_empty(),
+            "{ctx}: listed workspaces {listed:?} that answer nothing"
+        );
+    }
+    rows
 }
 
 async fn projected_counters(pool: &Pool, tenant: Uuid) -> BTreeMap<Uuid, i64> {
@@ -530,13 +606,35 @@ impl Labels {
 /// Compares the read models of `tenant` with the model folded from its events. Returns the
 /// number of entitlement rows and counters compared.
 async fn assert_matches_model(
-    pool: &Pool,
+    app: &TestApp,
     tenant: Uuid,
     labels: &Labels,
+    token: Token,
     ctx: &str,
 ) -> (usize, usize) {
+    let pool = &app.pool;
     let model = Model::load(pool, tenant).await;
     let expected = model.resolve();
+    let indexed = indexed_entitlements(app, tenant, &model, token, ctx).await;
+    if expected != indexed {
+        let missing: Vec<String> = expected
+            .difference(&indexed)
+            .map(|r| labels.row(r))
+            .collect();
+        let extra: Vec<String> = indexed
+            .difference(&expected)
+            .map(|r| labels.row(r))
+            .collect();
+        panic!(
+            "{ctx}: the in-process index differs from the model of {} events\n\
+             expected but not indexed ({}):\n  {}\nindexed but not expected ({}):\n  {}",
+            model.events,
+            missing.len(),
+            missing.join("\n  "),
+            extra.len(),
+            extra.join("\n  ")
+        );
+    }
     let actual = projected_entitlements(pool, tenant).await;
     let rows = actual.len();
     if expected != actual {
@@ -549,7 +647,7 @@ async fn assert_matches_model(
             .map(|r| labels.row(r))
             .collect();
         panic!(
-            "{ctx}: projections.entitlements differs from the model of {} events\n\
+            "{ctx}: the read model (ent_*, resolved) differs from the model of {} events\n\
              expected but not projected ({}):\n  {}\nprojected but not expected ({}):\n  {}",
             model.events,
             missing.len(),
@@ -833,7 +931,14 @@ impl World<'_> {
         let failed = failed_events(&self.app.pool).await;
         assert!(failed.is_empty(), "{ctx}: poison events {failed:?}");
         let tenant = self.base.rsplit('/').next().unwrap().parse().unwrap();
-        assert_matches_model(&self.app.pool, tenant, &self.labels, ctx).await
+        assert_matches_model(
+            self.app,
+            tenant,
+            &self.labels,
+            self.tally.max_token.unwrap(),
+            ctx,
+        )
+        .await
     }
 }
 
@@ -1380,9 +1485,10 @@ async fn concurrent_writers_then_a_rebuild_from_zero_equals_live() {
     // Every tenant's entitlements and counters still match the naive model.
     for t in tenants.iter() {
         assert_matches_model(
-            &app.pool,
+            &app,
             t.id.parse().unwrap(),
             &Labels::default(),
+            target,
             &format!("tenant {}", t.id),
         )
         .await;

@@ -1,6 +1,9 @@
 //! Every policy_version bump reaches the compacted policy topic, keyed
-//! `<tenant_id>/<workspace_id>` (nil workspace for the tenant scope), as plain JSON
-//! `{tenant_id, workspace_id, policy_version}` that an outside consumer group can read.
+//! `<tenant_id>/<workspace_id>` (nil workspace for the tenant's counter), as plain JSON
+//! `{tenant_id, workspace_id, policy_version, contract}` that an outside consumer group can
+//! read. Contract 2: a tenant-wide change moves the tenant's counter alone (one message,
+//! whatever the number of workspaces), and a workspace's effective version is the tenant's
+//! counter plus its own.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -135,7 +138,7 @@ async fn every_entitlement_change_reaches_the_policy_topic() {
     )
     .await;
 
-    // Tenant-wide assignment: the tenant and W1. W2 comes later, so its counter starts later.
+    // Tenant-wide assignment: the tenant's counter.
     let r = app
         .post(
             &format!("{base}/assignments"),
@@ -155,7 +158,7 @@ async fn every_entitlement_change_reaches_the_policy_topic() {
         )
         .await;
     assert_eq!(r.status(), 201);
-    // A tenant role's permissions, then the user's status: the tenant and both workspaces.
+    // A tenant role's permissions, then the user's status: the tenant's counter, twice.
     let r = app
         .post(
             &format!("{base}/roles/{reader}/permissions"),
@@ -174,6 +177,8 @@ async fn every_entitlement_change_reaches_the_policy_topic() {
         .get(&format!("{base}/policy-version?consistency={token}"))
         .await;
     assert_eq!(r.status(), 200);
+    // (That waited for the index; the read model is read below.)
+    app.projected().await;
     let tenant_id: Uuid = t.parse().unwrap();
     let counters: BTreeMap<String, i64> = app
         .pool
@@ -191,12 +196,26 @@ async fn every_entitlement_change_reaches_the_policy_topic() {
         .collect();
     let expected: BTreeMap<String, i64> = [
         (format!("{t}/{}", Uuid::nil()), 3),
-        (format!("{t}/{w1}"), 4),
-        (format!("{t}/{w2}"), 2),
+        (format!("{t}/{w1}"), 1),
     ]
     .into_iter()
     .collect();
-    assert_eq!(counters, expected, "the bump rule");
+    assert_eq!(
+        counters, expected,
+        "the bump rule: no tenant-wide change reached a workspace row"
+    );
+    // The effective versions: the tenant's counter, plus the workspace's.
+    for (w, effective) in [(&w1, 4), (&w2, 3)] {
+        let r: Value = app
+            .get(&format!(
+                "{base}/policy-version?workspace_id={w}&consistency={token}"
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["policy_version"], effective, "{w}");
+    }
     // Every scope starts at 0, so the counters add up to the number of bumps.
     let bumps: i64 = counters.values().sum();
 
@@ -253,7 +272,8 @@ async fn every_entitlement_change_reaches_the_policy_topic() {
         };
         assert_eq!(
             m.value,
-            json!({"tenant_id": t, "workspace_id": workspace_json, "policy_version": version}),
+            json!({"tenant_id": t, "workspace_id": workspace_json, "policy_version": version,
+                   "contract": 2}),
             "value of {}",
             m.key
         );

@@ -195,6 +195,23 @@ async fn forged_and_altered_tokens_are_all_rejected() {
     for (name, c) in signed {
         forged.push((name, sign(&app, &c).await));
     }
+    // Minted before the upgrade to policy contract 2 (no `policy_contract`), or claiming
+    // contract 1 with a current version.
+    forged.push((
+        "policy contract 1",
+        sign(&app, &with(&|c| c.policy_contract = 1)).await,
+    ));
+    {
+        let mut old = serde_json::to_value(with(&|_| {})).unwrap();
+        old.as_object_mut().unwrap().remove("policy_contract");
+        let keys = keys(&app).await.current();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(keys.signing_kid.clone());
+        forged.push((
+            "minted before the contract",
+            jsonwebtoken::encode(&header, &old, &keys.signing).unwrap(),
+        ));
+    }
     // Revoked by jti.
     let revoked = sign(&app, &with(&|_| {})).await;
     assert_eq!(

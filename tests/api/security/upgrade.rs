@@ -70,7 +70,7 @@ CREATE TRIGGER service_accounts_notify_auth
     AFTER UPDATE ON projections.service_accounts
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION projections.notify_auth();
-DELETE FROM refinery_schema_history WHERE version IN (15, 16);
+DELETE FROM refinery_schema_history WHERE version IN (15, 16, 17);
 COMMIT;";
 
 #[tokio::test]
@@ -211,4 +211,216 @@ async fn state_without_versions(db: &tokio_postgres::Client) -> Vec<(String, Str
     .iter()
     .map(|r| (r.get(0), r.get(1), r.get(2)))
     .collect()
+}
+
+/// The counters, sorted: `(tenant, workspace or nil, value)`.
+async fn counters(db: &tokio_postgres::Client) -> Vec<(String, String, i64)> {
+    db.query(
+        "SELECT tenant_id::text, workspace_id::text, version FROM projections.policy_versions
+         ORDER BY 1, 2",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+/// What the release before V17 left: the fan-out table `projections.entitlements` (filled
+/// with each user x workspace, as it derived them), `pv_workspaces`, and policy counters
+/// under contract 1, where every tenant-wide bump was copied into each workspace that was
+/// live then: rebuilt here from the log, exactly as that release counted.
+const DOWNGRADE_V17: &str = "
+BEGIN;
+CREATE TABLE projections.pv_workspaces (
+    workspace_id uuid PRIMARY KEY,
+    tenant_id    uuid    NOT NULL,
+    live         boolean NOT NULL
+);
+INSERT INTO projections.pv_workspaces SELECT workspace_id, tenant_id, live FROM projections.ent_workspaces;
+CREATE TABLE projections.entitlements (
+    tenant_id    uuid   NOT NULL,
+    user_id      uuid   NOT NULL,
+    workspace_id uuid   NOT NULL,
+    roles        uuid[] NOT NULL,
+    permissions  text[] NOT NULL,
+    PRIMARY KEY (tenant_id, user_id, workspace_id)
+);
+INSERT INTO projections.entitlements
+SELECT u.tenant_id, u.user_id, w.workspace_id, ARRAY[a.role_id], r.permissions
+FROM projections.ent_users u
+JOIN projections.ent_assignments a ON a.subject_id = u.user_id
+JOIN projections.ent_roles r ON r.role_id = a.role_id
+JOIN projections.ent_workspaces w ON w.tenant_id = u.tenant_id AND w.live
+ON CONFLICT DO NOTHING;
+DO $$ DECLARE owner text; BEGIN
+  SELECT tableowner INTO owner FROM pg_tables WHERE schemaname = 'projections' AND tablename = 'ent_users';
+  EXECUTE format('ALTER TABLE projections.entitlements OWNER TO %I', owner);
+  EXECUTE format('ALTER TABLE projections.pv_workspaces OWNER TO %I', owner);
+END $$;
+-- Contract 1: a workspace counted its own bumps and every tenant bump made while it was live.
+WITH bumps AS (
+  SELECT e.tenant_id, e.position,
+         CASE WHEN e.event_type = 'workspace.deleted' THEN (e.data ->> 'workspace_id')::uuid
+              WHEN e.event_type LIKE 'role.%' OR e.event_type LIKE 'assignment.%'
+                THEN (e.data ->> 'workspace_id')::uuid END AS workspace_id
+  FROM events e
+  WHERE e.event_type IN ('tenant.blocked', 'tenant.unblocked', 'tenant.deleted', 'workspace.deleted',
+        'user.disabled', 'user.enabled', 'user.deleted', 'service_account.disabled',
+        'service_account.enabled', 'service_account.deleted', 'group.member_added',
+        'group.member_removed', 'group.deleted', 'role.permissions_granted',
+        'role.permissions_revoked', 'role.deleted', 'assignment.created', 'assignment.deleted')
+), spans AS (
+  SELECT c.tenant_id, (c.data ->> 'workspace_id')::uuid AS workspace_id, c.position AS born,
+         COALESCE((SELECT d.position FROM events d WHERE d.event_type = 'workspace.deleted'
+                   AND d.data ->> 'workspace_id' = c.data ->> 'workspace_id'), 9223372036854775807) AS died
+  FROM events c WHERE c.event_type = 'workspace.created'
+), old AS (
+  SELECT tenant_id, '00000000-0000-0000-0000-000000000000'::uuid AS workspace_id, count(*) AS n
+  FROM bumps WHERE workspace_id IS NULL GROUP BY 1, 2
+  UNION ALL
+  SELECT s.tenant_id, s.workspace_id, count(*)
+  FROM spans s JOIN bumps b ON b.tenant_id = s.tenant_id AND b.position > s.born
+   AND ((b.workspace_id IS NULL AND b.position < s.died) OR b.workspace_id = s.workspace_id)
+  GROUP BY 1, 2
+)
+INSERT INTO projections.policy_versions (tenant_id, workspace_id, version)
+SELECT tenant_id, workspace_id, n FROM old
+ON CONFLICT (tenant_id, workspace_id) DO UPDATE SET version = EXCLUDED.version;
+DELETE FROM refinery_schema_history WHERE version = 17;
+COMMIT;";
+
+/// V17 moves a database the previous release wrote to the compact model: the fan-out tables
+/// go, and the counters, written under contract 1, become what the new code derives from
+/// the log (contract 2). After `charter migrate` the counters equal the live ones the new
+/// code wrote, and a replay of the whole log is identical to the read models.
+#[tokio::test]
+async fn v17_moves_the_previous_releases_read_side_to_the_compact_model() {
+    let app = spawn_app().await;
+    let t = app.create_tenant(&crate::helpers::slug("v17")).await;
+    let t = t["id"].as_str().unwrap().to_owned();
+    let base = format!("/v1/tenants/{t}");
+    let w1 = app.create_workspace(&t, "one").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let u = create(
+        &app,
+        &format!("{base}/users"),
+        json!({"username": "ada", "email": "ada@example.com"}),
+    )
+    .await;
+    let g = create(&app, &format!("{base}/groups"), json!({"name": "g"})).await;
+    ok(
+        &app,
+        Method::PUT,
+        &format!("{base}/groups/{g}/members/{u}"),
+        None,
+    )
+    .await;
+    let viewer = role_id(&app, &t, "viewer").await;
+    create(
+        &app,
+        &format!("{base}/assignments"),
+        json!({"role_id": viewer, "group_id": g}),
+    )
+    .await;
+    // A workspace born after some tenant-wide bumps, one deleted, and workspace-scoped ones.
+    let w2 = app.create_workspace(&t, "two").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let w3 = app.create_workspace(&t, "three").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    create(
+        &app,
+        &format!("{base}/assignments"),
+        json!({"role_id": viewer, "user_id": u, "workspace_id": w2}),
+    )
+    .await;
+    ok(
+        &app,
+        Method::POST,
+        &format!("{base}/users/{u}/disable"),
+        None,
+    )
+    .await;
+    ok(
+        &app,
+        Method::POST,
+        &format!("{base}/users/{u}/enable"),
+        None,
+    )
+    .await;
+    ok(
+        &app,
+        Method::DELETE,
+        &format!("{base}/workspaces/{w3}"),
+        None,
+    )
+    .await;
+    app.projected().await;
+
+    let db = superuser(&app).await;
+    let live = counters(&db).await;
+    let mine = |c: &[(String, String, i64)], w: &str| {
+        c.iter()
+            .find(|(tt, ww, _)| *tt == t && ww == w)
+            .map(|(_, _, v)| *v)
+    };
+    let nil = uuid::Uuid::nil().to_string();
+    assert_eq!(
+        mine(&live, &nil),
+        Some(4),
+        "membership, assignment, disable, enable"
+    );
+    assert_eq!(mine(&live, &w1), None, "no change of w1's own");
+    assert_eq!(mine(&live, &w2), Some(1));
+    assert_eq!(mine(&live, &w3), Some(1));
+
+    db.batch_execute(DOWNGRADE_V17).await.expect("downgrade");
+    let old = counters(&db).await;
+    assert_eq!(
+        mine(&old, &w1),
+        Some(4),
+        "contract 1 copied every tenant bump into w1"
+    );
+    assert_eq!(
+        mine(&old, &w2),
+        Some(3),
+        "w2 saw disable and enable, and its own"
+    );
+
+    let out = run_charter_with(&app.config, &["migrate"]).await;
+    assert!(
+        out.status.success(),
+        "charter migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        counters(&db).await,
+        live,
+        "V17 left other counters than the new code's"
+    );
+    for gone in ["entitlements", "pv_workspaces"] {
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'projections' AND tablename = $1",
+                &[&gone],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "{gone} is still there");
+    }
+    let out = run_charter_with(&app.config, &["replay", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "replay after V17 differs:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
