@@ -9,10 +9,16 @@ SEED_CLIENTS="${BENCH_SEED_CLIENTS:-32}"
 ENT_CONSISTENCY_WAIT="${BENCH_ENT_CONSISTENCY_WAIT:-300}"
 ENT_TARGET_RATIO="${BENCH_ENT_TARGET_RATIO:-0.50}"
 ENT_TARGET_P99_MS="${BENCH_ENT_TARGET_P99_MS:-2}"
+# The issue's bar: p99 at most 2x the bare route's p99 in the same run.
+ENT_TARGET_P99_X="${BENCH_ENT_TARGET_P99_X:-2}"
 LAG_RATE="${BENCH_LAG_RATE:-1000}"
 LAG_SAMPLE_EVERY="${BENCH_LAG_SAMPLE_EVERY:-10}"
 LAG_INFLIGHT="${BENCH_LAG_INFLIGHT:-256}"
 LAG_TARGET_P99_MS="${BENCH_LAG_TARGET_P99_MS:-100}"
+LAG_INDEX_TARGET_P99_MS="${BENCH_LAG_INDEX_TARGET_P99_MS:-50}"
+# Without BENCH_LAG_RATE, the lag runs at this share of the command rate the commands scenario
+# sustained in the same run (1000/s when it did not run).
+LAG_SHARE="${BENCH_LAG_SHARE:-0.8}"
 for v in ENT_USERS ENT_WORKSPACES SEED_CLIENTS ENT_CONSISTENCY_WAIT LAG_RATE LAG_SAMPLE_EVERY LAG_INFLIGHT; do
     [[ "${!v}" =~ ^[0-9]+$ && "${!v}" -gt 0 ]] || die "BENCH_$v must be a positive integer (got '${!v}')"
 done
@@ -119,6 +125,14 @@ bench_entitlements() {
     measured_run charter charter "$LOADGEN" entitlements --url "$CHARTER_URL" --tenant "$tenant" \
         --ids-file "$out/user-ids.txt" --clients "$CLIENTS" --duration "${DURATION}s" --warmup "${WARMUP}s"
     note "charter: $(jq -r '"\(.rps) req/s, p99 \(.p99_ms) ms, errors \(.errors)"' "$out/charter.json")"
+    # ---- Charter: single checks of random seeded users (tenant-wide, a permission they hold)
+    log "charter: charter-loadgen entitlements --check-permission bench.read ($CLIENTS clients)"
+    measured_run check charter "$LOADGEN" entitlements --url "$CHARTER_URL" --tenant "$tenant" \
+        --ids-file "$out/user-ids.txt" --check-permission bench.read --clients "$CLIENTS" \
+        --duration "${DURATION}s" --warmup "${WARMUP}s"
+    note "check: $(jq -r '"\(.rps) req/s, p99 \(.p99_ms) ms, errors \(.errors)"' "$out/check.json")"
+    local rss_kb
+    rss_kb="$(ps -o rss= -p "$(pgrep -f 'release/charter serve' | head -n 1)" 2>/dev/null | tr -d ' ' || true)"
 
     # ---- results
     local ch_rps ch_p50 ch_p99 ch_max ch_err ch_req b_rps b_p50 b_p99 b_max b_err ratio ratio_ok p99_ok
@@ -135,36 +149,60 @@ bench_entitlements() {
     b_err="$(jq -r .errors "$out/bare.json")"
     ratio="$(awk -v a="$ch_rps" -v b="$b_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')"
     ratio_ok="$(awk -v r="$ratio" -v t="$ENT_TARGET_RATIO" 'BEGIN { print (r >= t) ? "true" : "false" }')"
-    p99_ok="$(awk -v p="$ch_p99" -v t="$ENT_TARGET_P99_MS" -v n="$ch_req" 'BEGIN { print (n > 0 && p <= t) ? "true" : "false" }')"
+    # p99 target: at most ENT_TARGET_P99_X times the bare route's p99 in the same run.
+    p99_ok="$(awk -v p="$ch_p99" -v b="$b_p99" -v x="$ENT_TARGET_P99_X" -v n="$ch_req" 'BEGIN { print (n > 0 && p <= x * b) ? "true" : "false" }')"
+    local c_rps c_p99 c_p50 c_err c_ratio c_ratio_ok c_p99_ok
+    c_rps="$(jq -r .rps "$out/check.json")"
+    c_p50="$(jq -r .p50_ms "$out/check.json")"
+    c_p99="$(jq -r .p99_ms "$out/check.json")"
+    c_err="$(jq -r .errors "$out/check.json")"
+    c_ratio="$(awk -v a="$c_rps" -v b="$b_rps" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')"
+    c_ratio_ok="$(awk -v r="$c_ratio" -v t="$ENT_TARGET_RATIO" 'BEGIN { print (r >= t) ? "true" : "false" }')"
+    c_p99_ok="$(awk -v p="$c_p99" -v b="$b_p99" -v x="$ENT_TARGET_P99_X" 'BEGIN { print (p <= x * b) ? "true" : "false" }')"
     {
         row scenario value baseline ratio target
         row_rule
         row "entitlements lookup ($CLIENTS clients)" "$(fmt 0 "$ch_rps") req/s" \
             "$(fmt 0 "$b_rps") req/s (bare actix JSON)" "$ratio" ">= $ENT_TARGET_RATIO"
-        row "entitlements p99" "$(fmt 2 "$ch_p99") ms" "$(fmt 2 "$b_p99") ms (bare actix)" "-" "<= $ENT_TARGET_P99_MS ms"
+        row "entitlements p99" "$(fmt 2 "$ch_p99") ms" "$(fmt 2 "$b_p99") ms (bare actix)" \
+            "$(awk -v a="$ch_p99" -v b="$b_p99" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')" "<= ${ENT_TARGET_P99_X}x baseline"
         row "entitlements p50" "$(fmt 2 "$ch_p50") ms" "$(fmt 2 "$b_p50") ms (bare actix)" "-" "-"
         row "entitlements max" "$(fmt 1 "$ch_max") ms" "$(fmt 1 "$b_max") ms (bare actix)" "-" "-"
         row "entitlements errors (non-2xx + transport)" "$ch_err" "$b_err (bare actix)" "-" "0"
+        row "check, single ($CLIENTS clients)" "$(fmt 0 "$c_rps") req/s" \
+            "$(fmt 0 "$b_rps") req/s (bare actix JSON)" "$c_ratio" ">= $ENT_TARGET_RATIO"
+        row "check p99" "$(fmt 2 "$c_p99") ms" "$(fmt 2 "$b_p99") ms (bare actix)" \
+            "$(awk -v a="$c_p99" -v b="$b_p99" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')" "<= ${ENT_TARGET_P99_X}x baseline"
+        row "check p50" "$(fmt 2 "$c_p50") ms" "$(fmt 2 "$b_p50") ms (bare actix)" "-" "-"
+        row "check errors (non-2xx + transport)" "$c_err" "-" "-" "0"
+        row "charter resident memory after the runs" "$(awk -v k="${rss_kb:-0}" 'BEGIN { printf "%.1f MiB", k / 1024 }')" \
+            "$ENT_USERS users x $ENT_WORKSPACES ws in its index" "-" "-"
         row "seeding ($SEED_CLIENTS clients, users+assignments)" "$(jq -r .seed_rate_cmd_s "$out/seed.json") cmd/s" \
             "$(jq -r '"\(.seed_commands) cmds in \(.seed_s)s, \(.errors) err"' "$out/seed.json")" "-" "-"
         row "read models caught up after seeding" "$(jq -r .consistency_wait_s "$out/seed.json") s" \
             "$(jq -r '"verified: \(.verified) (\(.verify | map(.workspaces) | join("/")) ws)"' "$out/seed.json")" "-" "-"
         echo
-        printf 'throughput target (ratio >= %s): %s;  p99 target (<= %s ms): %s;  errors: %s\n' \
+        printf 'lookup: throughput target (ratio >= %s): %s;  p99 target (<= %sx bare): %s;  errors: %s\n' \
             "$ENT_TARGET_RATIO" "$([[ $ratio_ok == true ]] && echo met || echo MISSED)" \
-            "$ENT_TARGET_P99_MS" "$([[ $p99_ok == true ]] && echo met || echo MISSED)" "$ch_err"
+            "$ENT_TARGET_P99_X" "$([[ $p99_ok == true ]] && echo met || echo MISSED)" "$ch_err"
+        printf 'check: throughput target (ratio >= %s): %s;  p99 target (<= %sx bare): %s;  errors: %s\n' \
+            "$ENT_TARGET_RATIO" "$([[ $c_ratio_ok == true ]] && echo met || echo MISSED)" \
+            "$ENT_TARGET_P99_X" "$([[ $c_p99_ok == true ]] && echo met || echo MISSED)" "$c_err"
         if ((ch_err > 0)); then
             echo "error kinds: $(jq -c .error_kinds "$out/charter.json")"
         fi
         echo "cpu during bare actix run (cores): $(jq -c . "$out/mon-bare.cpu.json")"
         echo "cpu during entitlements run (cores): $(jq -c . "$out/mon-charter.cpu.json")"
         echo "pg backends by state|wait (avg, entitlements run): $(jq -c . "$out/mon-charter.waits.json")"
+        echo "cpu during check run (cores): $(jq -c . "$out/mon-check.cpu.json")"
     } >"$out/table.txt"
 
     machine_json >"$out/machine.json"
     jq -n --arg date "$(date -Is)" --slurpfile m "$out/machine.json" \
         --argjson clients "$CLIENTS" --argjson duration "$DURATION" --argjson warmup "$WARMUP" \
         --slurpfile seed "$out/seed.json" --slurpfile charter "$out/charter.json" --slurpfile bare "$out/bare.json" \
+        --slurpfile check "$out/check.json" --argjson c_ratio "$c_ratio" --argjson c_ratio_ok "$c_ratio_ok" \
+        --argjson c_p99_ok "$c_p99_ok" --argjson rss_kb "${rss_kb:-0}" --argjson tx "$ENT_TARGET_P99_X" \
         --slurpfile cpu_b "$out/mon-bare.cpu.json" --slurpfile cpu_ch "$out/mon-charter.cpu.json" \
         --slurpfile w_ch "$out/mon-charter.waits.json" \
         --argjson ratio "$ratio" --argjson tr "$ENT_TARGET_RATIO" --argjson tp "$ENT_TARGET_P99_MS" \
@@ -178,9 +216,11 @@ bench_entitlements() {
                      users: $seed[0].users_requested, workspaces: $seed[0].workspaces},
             seed: $seed[0],
             charter: $charter[0],
+            check: ($check[0] + {ratio: $c_ratio, ratio_met: $c_ratio_ok, p99_met: $c_p99_ok}),
+            charter_rss_kb: $rss_kb,
             baseline_bare_actix: ($bare[0] + {server: "charter-loadgen bare: actix-web 4, 2 workers, GET / -> {\"status\":\"ok\"}"}),
             ratio: $ratio,
-            targets: {ratio_min: $tr, p99_max_ms: $tp, ratio_met: $ratio_ok, p99_met: $p99_ok},
+            targets: {ratio_min: $tr, p99_max_x_baseline: $tx, ratio_met: $ratio_ok, p99_met: $p99_ok},
             monitor: {cpu_cores_bare_run: $cpu_b[0], cpu_cores_charter_run: $cpu_ch[0], pg_backends_charter_run: $w_ch[0]}
         }' >"$out/result.json"
 }
@@ -191,6 +231,13 @@ bench_projection-lag() {
     local out="$WORK/projection-lag"
     rm -rf "$out"
     mkdir -p "$out"
+    local sustained="-"
+    if [[ -z "${BENCH_LAG_RATE:-}" && -s "$WORK/commands/charter.json" ]]; then
+        sustained="$(jq -r .rps "$WORK/commands/charter.json")"
+        LAG_RATE="$(awk -v r="$sustained" -v s="$LAG_SHARE" 'BEGIN { printf "%d", r * s }')"
+        ((LAG_RATE > 0)) || LAG_RATE=1000
+        note "projection-lag: at $LAG_SHARE x the $sustained cmd/s the commands scenario sustained = $LAG_RATE cmd/s"
+    fi
     log "projection-lag: charter-loadgen lag ($LAG_RATE cmd/s open loop, ${WARMUP}s warm-up + ${DURATION}s, every ${LAG_SAMPLE_EVERY}th sampled)"
     measured_run lag charter "$LOADGEN" lag --url "$CHARTER_URL" --rate "$LAG_RATE" \
         --duration "${DURATION}s" --warmup "${WARMUP}s" --sample-every "$LAG_SAMPLE_EVERY" \
@@ -208,6 +255,11 @@ bench_projection-lag() {
     lag_errs="$(jq -r .lag_errors "$j")"
     missed="$(jq -r .missed_no_slot "$j")"
     p99_ok="$(awk -v p="$p99" -v t="$LAG_TARGET_P99_MS" -v n="$n" 'BEGIN { print (n > 0 && p <= t) ? "true" : "false" }')"
+    local ip50 ip99 in ip99_ok
+    ip50="$(jq -r .index_lag.p50_ms "$j")"
+    ip99="$(jq -r .index_lag.p99_ms "$j")"
+    in="$(jq -r .index_lag.count "$j")"
+    ip99_ok="$(awk -v p="$ip99" -v t="$LAG_INDEX_TARGET_P99_MS" -v n="$in" 'BEGIN { print (n > 0 && p <= t) ? "true" : "false" }')"
     rate_ok="$(awk -v r="$rate" -v t="$LAG_RATE" 'BEGIN { print (r >= 0.98 * t) ? "true" : "false" }')"
     {
         row scenario value baseline ratio target
@@ -219,13 +271,17 @@ bench_projection-lag() {
         row "commit -> read model p50" "$(fmt 1 "$p50") ms" \
             "rtt p50 $(fmt 1 "$(jq -r .consistency_get_rtt.p50_ms "$j")") ms" "-" "-"
         row "commit -> read model max" "$(fmt 1 "$mx") ms" "$n samples (every ${LAG_SAMPLE_EVERY}th)" "-" "-"
+        row "commit -> index p99" "$(fmt 1 "$ip99") ms" "$in samples (GET policy-version?consistency=)" "-" "<= $LAG_INDEX_TARGET_P99_MS ms"
+        row "commit -> index p50" "$(fmt 1 "$ip50") ms" "-" "-" "-"
+        row "sustained command rate (commands scenario)" "$sustained cmd/s" "lag run at $LAG_SHARE x: $LAG_RATE cmd/s" "-" "-"
         row "command latency (POST -> 201) p50 / p99" "$(fmt 1 "$(jq -r .commit_latency.p50_ms "$j")") / $(fmt 1 "$(jq -r .commit_latency.p99_ms "$j")") ms" \
             "-" "-" "-"
         row "errors (commands / lag probes)" "$errs / $lag_errs" "$(jq -r '"\(.lag_503_retries) 503 retries, \(.lag_probes_skipped_no_slot // 0) probes skipped"' "$j")" "-" "0"
         echo
-        printf 'rate target (%s/s): %s;  lag p99 target (<= %s ms): %s;  errors: %s;  missed send slots: %s\n' \
+        printf 'rate target (%s/s): %s;  read model lag p99 target (<= %s ms): %s;  index lag p99 target (<= %s ms): %s;  errors: %s;  missed send slots: %s\n' \
             "$LAG_RATE" "$([[ $rate_ok == true ]] && echo met || echo MISSED)" \
-            "$LAG_TARGET_P99_MS" "$([[ $p99_ok == true ]] && echo met || echo MISSED)" "$errs" "$missed"
+            "$LAG_TARGET_P99_MS" "$([[ $p99_ok == true ]] && echo met || echo MISSED)" \
+            "$LAG_INDEX_TARGET_P99_MS" "$([[ $ip99_ok == true ]] && echo met || echo MISSED)" "$errs" "$missed"
         echo "lag = 201 received -> answer of GET /v1/tenants/{t}/workspaces?consistency=<token>&limit=1 (server-side wait); includes one HTTP round trip (rtt column)"
         if ((errs > 0 || lag_errs > 0)); then
             echo "error kinds: $(jq -c '.error_kinds + .lag_error_kinds' "$j")"
@@ -240,6 +296,7 @@ bench_projection-lag() {
         --argjson every "$LAG_SAMPLE_EVERY" --argjson inflight "$LAG_INFLIGHT" \
         --slurpfile lag "$j" --slurpfile cpu "$out/mon-lag.cpu.json" --slurpfile w "$out/mon-lag.waits.json" \
         --argjson tp "$LAG_TARGET_P99_MS" --argjson p99_ok "$p99_ok" --argjson rate_ok "$rate_ok" \
+        --argjson tip "$LAG_INDEX_TARGET_P99_MS" --argjson ip99_ok "$ip99_ok" --arg sustained "$sustained" \
         '{
             scenario: "projection-lag",
             date: $date,
@@ -247,7 +304,9 @@ bench_projection-lag() {
             machine: $m[0].machine,
             config: {rate: $rate, duration_s: $duration, warmup_s: $warmup, sample_every: $every, max_inflight: $inflight},
             charter: $lag[0],
-            targets: {p99_max_ms: $tp, p99_met: $p99_ok, rate: $rate, rate_met: $rate_ok},
+            sustained_command_rate: $sustained,
+            targets: {p99_max_ms: $tp, p99_met: $p99_ok, index_p99_max_ms: $tip, index_p99_met: $ip99_ok,
+                      rate: $rate, rate_met: $rate_ok},
             monitor: {cpu_cores: $cpu[0], pg_backends: $w[0]}
         }' >"$out/result.json"
 }

@@ -429,6 +429,8 @@ pub async fn seed(a: SeedArgs) -> i32 {
 struct LagShared {
     commit: Histogram<u64>,
     lag: Histogram<u64>,
+    /// commit -> the in-process entitlement index (GET policy-version?consistency=).
+    index_lag: Histogram<u64>,
     rtt: Histogram<u64>,
     committed: u64,
     errs: Errs,
@@ -456,6 +458,7 @@ pub async fn lag(a: LagArgs) -> i32 {
     let shared = Arc::new(Mutex::new(LagShared {
         commit: hist(),
         lag: hist(),
+        index_lag: hist(),
         rtt: hist(),
         committed: 0,
         errs: Errs::default(),
@@ -539,18 +542,37 @@ pub async fn lag(a: LagArgs) -> i32 {
                 return;
             };
             let url = format!("{base}/v1/tenants/{tenant}/workspaces?consistency={tok}&limit=1");
-            let mut n503 = 0;
-            let t2 = loop {
-                let r = call(cl.get(&url)).await;
-                match &r {
-                    Ok((200, _)) => break Some(Instant::now()),
-                    Ok((503, _)) if t1.elapsed() < Duration::from_secs(30) => n503 += 1,
-                    _ => {
-                        shared.lock().unwrap().lag_errs.add("consistency", &r);
-                        break None;
-                    }
+            let index_url = format!("{base}/v1/tenants/{tenant}/policy-version?consistency={tok}");
+            // Both probes at once: the read model, and this instance's entitlement index.
+            let probe = |url: String| {
+                let cl = cl.clone();
+                let shared = shared.clone();
+                async move {
+                    let mut n503 = 0;
+                    let at = loop {
+                        let r = call(cl.get(&url)).await;
+                        match &r {
+                            Ok((200, _)) => break Some(Instant::now()),
+                            Ok((503, _)) if t1.elapsed() < Duration::from_secs(30) => n503 += 1,
+                            _ => {
+                                shared.lock().unwrap().lag_errs.add("consistency", &r);
+                                break None;
+                            }
+                        }
+                    };
+                    (at, n503)
                 }
             };
+            let ((t2, n503), (t2_index, n503_index)) =
+                tokio::join!(probe(url.clone()), probe(index_url));
+            let n503 = n503 + n503_index;
+            if let Some(t) = t2_index {
+                shared
+                    .lock()
+                    .unwrap()
+                    .index_lag
+                    .saturating_record((t - t1).as_micros().max(1) as u64);
+            }
             // The same request again: the token is passed, so this is one round trip.
             let t3 = Instant::now();
             let again = call(cl.get(&url)).await;
@@ -603,6 +625,7 @@ pub async fn lag(a: LagArgs) -> i32 {
         "sample_every": a.sample_every,
         "lag_samples_requested": sampled,
         "lag": hist_json(&s.lag),
+        "index_lag": hist_json(&s.index_lag),
         "lag_errors": s.lag_errs.total(),
         "lag_error_kinds": s.lag_errs.kinds,
         "lag_error_samples": s.lag_errs.samples,

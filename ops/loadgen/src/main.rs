@@ -71,7 +71,8 @@ enum Scenario {
     /// Seed one tenant with workspaces, a role, users and one tenant-wide assignment per user
     /// through the HTTP API; write the user ids (one per line) to --ids-file.
     SeedEntitlements(SeedArgs),
-    /// GET /v1/tenants/{t}/users/{random user from --ids-file}/entitlements in a loop.
+    /// GET /v1/tenants/{t}/users/{random user from --ids-file}/entitlements in a loop, or
+    /// with --check-permission, POST /v1/tenants/{t}/check for a random user.
     Entitlements {
         #[command(flatten)]
         common: Common,
@@ -81,6 +82,9 @@ enum Scenario {
         /// File with one user id per line.
         #[arg(long)]
         ids_file: String,
+        /// Ask `check` for this permission (tenant-wide) instead of the lookup.
+        #[arg(long)]
+        check_permission: Option<String>,
     },
     /// Open loop: POST workspaces at a fixed rate; for every --sample-every-th committed
     /// command, measure the time until `GET ...?consistency=<token>` answers (commit -> read model).
@@ -550,7 +554,10 @@ fn main() {
         let client = build_client(&common);
         let (name, make, extra): (&str, MakeRequest, Value) = match cli.scenario {
             Scenario::Entitlements {
-                tenant, ids_file, ..
+                tenant,
+                ids_file,
+                check_permission,
+                ..
             } => {
                 let base = common.url.trim_end_matches('/').to_owned();
                 let ids = match std::fs::read_to_string(&ids_file) {
@@ -558,7 +565,10 @@ fn main() {
                         .lines()
                         .map(str::trim)
                         .filter(|l| !l.is_empty())
-                        .map(|l| format!("{base}/v1/tenants/{tenant}/users/{l}/entitlements"))
+                        .map(|l| match &check_permission {
+                            None => format!("{base}/v1/tenants/{tenant}/users/{l}/entitlements"),
+                            Some(_) => l.to_owned(),
+                        })
                         .collect::<Vec<_>>(),
                     Err(e) => {
                         eprintln!("error: reading {ids_file}: {e}");
@@ -571,14 +581,39 @@ fn main() {
                 }
                 let n = ids.len();
                 let urls = Arc::new(ids);
-                (
-                    "entitlements",
-                    Arc::new(move |cl: &reqwest::Client, client_no: usize, seq: u64| {
-                        let r = extra::mix((client_no as u64) << 40 ^ seq);
-                        cl.get(&urls[(r % urls.len() as u64) as usize])
-                    }),
-                    json!({"url": base, "tenant_id": tenant, "users": n}),
-                )
+                match check_permission {
+                    None => (
+                        "entitlements",
+                        Arc::new(move |cl: &reqwest::Client, client_no: usize, seq: u64| {
+                            let r = extra::mix((client_no as u64) << 40 ^ seq);
+                            cl.get(&urls[(r % urls.len() as u64) as usize])
+                        }),
+                        json!({"url": base, "tenant_id": tenant, "users": n}),
+                    ),
+                    Some(permission) => {
+                        let url = format!("{base}/v1/tenants/{tenant}/check");
+                        let extra = json!({"url": url, "tenant_id": tenant, "users": n,
+                                           "permission": permission});
+                        // The bodies, prebuilt: the generator must not be what is measured.
+                        let bodies: Arc<Vec<String>> = Arc::new(
+                            urls.iter()
+                                .map(|u| {
+                                    json!({"user_id": u, "permission": permission}).to_string()
+                                })
+                                .collect(),
+                        );
+                        (
+                            "check",
+                            Arc::new(move |cl: &reqwest::Client, client_no: usize, seq: u64| {
+                                let r = extra::mix((client_no as u64) << 40 ^ seq);
+                                cl.post(&url)
+                                    .header("content-type", "application/json")
+                                    .body(bodies[(r % bodies.len() as u64) as usize].clone())
+                            }),
+                            extra,
+                        )
+                    }
+                }
             }
             Scenario::Bare(_)
             | Scenario::SeedLog(_)
