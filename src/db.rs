@@ -120,12 +120,22 @@ pub fn pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
     build_pool(service(config)?, config, config.pool_size)
 }
 
+/// The projection runners' pool: their commits do not wait for the WAL flush. A read model
+/// commits its writes with its checkpoint, so a commit lost in a crash is only applied again
+/// from the log (the outboxes it writes are published at least once anyway).
+pub fn projection_pool(config: &DatabaseConfig) -> Result<Pool, DbError> {
+    let mut pg = service(config)?;
+    pg.config.options("-c synchronous_commit=off");
+    pg.config.application_name("charter-projections");
+    build_pool(pg, config, config.pool_size)
+}
+
 /// `size` connections as the schema owner, for tools that create schemas (replay). Commits
 /// do not wait for the WAL flush: what they write is scratch until promoted, and promotion
 /// commits durably (it sets `synchronous_commit` back on).
 pub fn owner_pool(config: &DatabaseConfig, size: usize) -> Result<Pool, DbError> {
     let mut pg = owner(config)?;
-    // Re-deriving entitlements sorts a user × workspace × permission fan-out: in memory.
+    // Room for the replay's comparisons (sorting checksums of large tables) in memory.
     pg.config
         .options("-c synchronous_commit=off -c work_mem=64MB");
     pg.config.application_name("charter-replay");

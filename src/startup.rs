@@ -8,7 +8,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use charter_projections::index::Index;
-use charter_projections::{checkpoint, listener, Runner};
+use charter_projections::{checkpoint, listener, LogPosition, Runner};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -108,6 +108,72 @@ async fn bootstrap_from_config(writer: &Writer, config: &Config) -> Result<(), S
     Ok(())
 }
 
+/// How far behind the head of the log (in events) the read models must be for an instance
+/// to catch up in parallel, one runner per read model, before its runner follows the log.
+pub const CATCH_UP_THRESHOLD: u64 = 50_000;
+
+/// Events per read and per transaction while catching up (as `charter replay`).
+const CATCH_UP_BATCH: i64 = 5_000;
+
+/// When the live read models are more than [`CATCH_UP_THRESHOLD`] events behind the head,
+/// brings them up to it as a replay rebuilds: one reader, one runner per read model, each in
+/// its own connection (`charter_projections::replay::fan_out`). Failures are logged; the
+/// regular runner then carries on from wherever this stopped.
+async fn catch_up_from_far_behind(
+    database: crate::config::DatabaseConfig,
+    shutdown: CancellationToken,
+) {
+    let all = charter_projections::all();
+    let mut config = database.clone();
+    config.pool_size = all.len() + 2;
+    let outcome = async {
+        let pool = db::projection_pool(&config).map_err(|e| e.to_string())?;
+        let client = pool.get().await.map_err(|e| e.to_string())?;
+        let head = charter_projections::log::head(&client)
+            .await
+            .map_err(|e| e.to_string())?;
+        let from = checkpoint::all(&client, checkpoint::LIVE_SCHEMA)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(_, at)| at)
+            .min()
+            .unwrap_or(LogPosition::START);
+        let behind = charter_projections::log::count_range(&client, from, head)
+            .await
+            .map_err(|e| e.to_string())?;
+        drop(client);
+        if behind < CATCH_UP_THRESHOLD {
+            return Ok(None);
+        }
+        tracing::info!(
+            behind,
+            "the read models are far behind the log: catching up in parallel"
+        );
+        let started = std::time::Instant::now();
+        let (_, done) = charter_projections::replay::fan_out(
+            pool,
+            &all,
+            checkpoint::LIVE_SCHEMA,
+            CATCH_UP_BATCH,
+            from,
+            head,
+        );
+        let (read, _) = done.await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(Some((read, started.elapsed())))
+    };
+    tokio::select! {
+        result = outcome => match result {
+            Ok(Some((read, took))) => tracing::info!(events = read,
+                events_per_second = (read as f64 / took.as_secs_f64().max(1e-9)).round(),
+                "the read models caught up"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "catching up in parallel failed; the runner carries on"),
+        },
+        _ = shutdown.cancelled() => {}
+    }
+}
+
 /// Registers the `iam.*` permissions Charter enforces. Idempotent: instances starting together
 /// race on the registry stream and the loser re-decides to "nothing to do".
 async fn register_own_permissions(writer: &Writer) -> Result<(), StartupError> {
@@ -185,9 +251,17 @@ impl Application {
             // (and read-your-writes waits depend on them making progress).
             let mut background = config.database.clone();
             background.pool_size = groups.len() + 1;
-            let background = db::pool(&background)?;
+            let background = db::projection_pool(&background)?;
             let names: Vec<&str> = groups.iter().flatten().map(|p| p.name()).collect();
             checkpoint::ensure(&pool.get().await?, checkpoint::LIVE_SCHEMA, &names).await?;
+            // Far behind (a fresh instance on an existing log), the read models first catch up
+            // the way a replay rebuilds them. The runner meanwhile finds their locks taken
+            // (Busy) and carries on from where the catch-up leaves them; both advance the same
+            // checkpoints, so no event is applied twice.
+            tasks.push(tokio::spawn(catch_up_from_far_behind(
+                config.database.clone(),
+                shutdown.clone(),
+            )));
             for group in groups {
                 let runner = Runner::group(
                     background.clone(),

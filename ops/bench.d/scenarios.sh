@@ -271,7 +271,7 @@ bench_projection-lag() {
         row "commit -> read model p50" "$(fmt 1 "$p50") ms" \
             "rtt p50 $(fmt 1 "$(jq -r .consistency_get_rtt.p50_ms "$j")") ms" "-" "-"
         row "commit -> read model max" "$(fmt 1 "$mx") ms" "$n samples (every ${LAG_SAMPLE_EVERY}th)" "-" "-"
-        row "commit -> index p99" "$(fmt 1 "$ip99") ms" "$in samples (GET policy-version?consistency=)" "-" "<= $LAG_INDEX_TARGET_P99_MS ms"
+        row "commit -> index p99" "$(fmt 1 "$ip99") ms" "$in samples (GET a user's entitlements?consistency=)" "-" "<= $LAG_INDEX_TARGET_P99_MS ms"
         row "commit -> index p50" "$(fmt 1 "$ip50") ms" "-" "-" "-"
         row "sustained command rate (commands scenario)" "$sustained cmd/s" "lag run at $LAG_SHARE x: $LAG_RATE cmd/s" "-" "-"
         row "command latency (POST -> 201) p50 / p99" "$(fmt 1 "$(jq -r .commit_latency.p50_ms "$j")") / $(fmt 1 "$(jq -r .commit_latency.p99_ms "$j")") ms" \

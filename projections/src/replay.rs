@@ -253,35 +253,16 @@ impl Replay {
         target: LogPosition,
         mut progress: impl FnMut(Progress),
     ) -> Result<(u64, Vec<(&'static str, f64)>), ReplayError> {
-        let started = Instant::now();
         let total = log::count_range(&self.pool.get().await?, LogPosition::START, target).await?;
-        let mut senders = Vec::new();
-        let mut workers = Vec::new();
-        let mut applied = Vec::new();
-        for p in &self.projections {
-            // Two batches in flight per projection: the reader stays ahead, memory stays flat.
-            let (tx, rx) = tokio::sync::mpsc::channel(2);
-            senders.push(tx);
-            let count = Arc::new(AtomicU64::new(0));
-            applied.push(count.clone());
-            let runner = Runner::new(self.pool.clone(), p.clone(), &self.schema, self.batch_size)
-                .with_until(target);
-            workers.push(tokio::spawn(async move {
-                follow(runner, rx, count).await?;
-                Ok::<_, ReplayError>(started.elapsed().as_secs_f64())
-            }));
-        }
-        let reader = tokio::spawn(read(self.pool.clone(), target, self.batch_size, senders));
-        let mut all = Box::pin(async move {
-            let read = reader
-                .await
-                .map_err(|e| ReplayError::Task(e.to_string()))??;
-            let mut finished = Vec::new();
-            for w in futures::future::join_all(workers).await {
-                finished.push(w.map_err(|e| ReplayError::Task(e.to_string()))??);
-            }
-            Ok::<_, ReplayError>((read, finished))
-        });
+        let (applied, all) = fan_out(
+            self.pool.clone(),
+            &self.projections,
+            &self.schema,
+            self.batch_size,
+            LogPosition::START,
+            target,
+        );
+        let mut all = Box::pin(all);
         let names: Vec<&'static str> = self.projections.iter().map(|p| p.name()).collect();
         let slowest = || {
             applied
@@ -548,14 +529,63 @@ fn behind(at: LogPosition, target: LogPosition, promote: bool) -> bool {
 }
 
 /// Reads the log up to `target` once, handing every batch to every follower.
+/// Applies the log after `from` up to `target` to each of `projections` in `schema`: one
+/// reader hands every batch to one [`Runner`] per projection, each applying it in its own
+/// transaction and connection, in parallel (a runner whose checkpoint is past a batch passes
+/// over it). The replay's rebuild, and a live instance catching up from far behind, both run
+/// on this. Returns each projection's count of applied events, and a future of the events
+/// read and, per projection, the seconds until it finished.
+#[allow(clippy::type_complexity)]
+pub fn fan_out(
+    pool: Pool,
+    projections: &[Arc<dyn Projection>],
+    schema: &str,
+    batch_size: i64,
+    from: LogPosition,
+    target: LogPosition,
+) -> (
+    Vec<Arc<AtomicU64>>,
+    impl std::future::Future<Output = Result<(u64, Vec<f64>), ReplayError>>,
+) {
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    let mut workers = Vec::new();
+    let mut applied = Vec::new();
+    for p in projections {
+        // Two batches in flight per projection: the reader stays ahead, memory stays flat.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        senders.push(tx);
+        let count = Arc::new(AtomicU64::new(0));
+        applied.push(count.clone());
+        let runner = Runner::new(pool.clone(), p.clone(), schema, batch_size).with_until(target);
+        workers.push(tokio::spawn(async move {
+            follow(runner, rx, count).await?;
+            Ok::<_, ReplayError>(started.elapsed().as_secs_f64())
+        }));
+    }
+    let reader = tokio::spawn(read(pool, from, target, batch_size, senders));
+    let all = async move {
+        let read = reader
+            .await
+            .map_err(|e| ReplayError::Task(e.to_string()))??;
+        let mut finished = Vec::new();
+        for w in futures::future::join_all(workers).await {
+            finished.push(w.map_err(|e| ReplayError::Task(e.to_string()))??);
+        }
+        Ok::<_, ReplayError>((read, finished))
+    };
+    (applied, all)
+}
+
 async fn read(
     pool: Pool,
+    from: LogPosition,
     target: LogPosition,
     batch_size: i64,
     followers: Vec<tokio::sync::mpsc::Sender<(LogPosition, Arc<Vec<RecordedEvent>>)>>,
 ) -> Result<u64, ReplayError> {
     let client = pool.get().await?;
-    let mut after = LogPosition::START;
+    let mut after = from;
     let mut read = 0u64;
     loop {
         let events = log::read_range(&client, after, target, batch_size).await?;

@@ -264,31 +264,40 @@ impl Runner {
     ) -> Result<Option<(Transaction<'c>, Checkpoints)>, RunnerError> {
         let tx = client.transaction().await?;
         // Neither the locks nor the reads assign a transaction id, so this transaction does
-        // not hold back the horizon it reads under. A lock taken before one that fails is
-        // released with the transaction.
+        // not hold back the horizon it reads under. Every member's lock is tried in one
+        // statement (all of them, in the group's order); a lock taken before one that fails
+        // is released with the transaction.
+        let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
         let lock = tx
-            .prepare_cached(&format!("SELECT pg_try_advisory_xact_lock({LOCK_KEY})"))
+            .prepare_cached(&format!(
+                "SELECT bool_and(pg_try_advisory_xact_lock({})) \
+                 FROM unnest($2::text[]) WITH ORDINALITY AS m(name, ord)",
+                LOCK_KEY.replace("$2", "m.name")
+            ))
             .await?;
-        for projection in &self.projections {
-            let locked: bool = tx
-                .query_one(&lock, &[&self.schema, &projection.name()])
-                .await?
-                .get(0);
-            if !locked {
-                return Ok(None);
-            }
+        let locked: Option<bool> = tx.query_one(&lock, &[&self.schema, &names]).await?.get(0);
+        if locked != Some(true) {
+            return Ok(None);
         }
         tx.batch_execute(&format!("SET LOCAL search_path TO {}, public", self.schema))
             .await?;
         let checkpoint = tx
-            .prepare_cached("SELECT tx_id::text::bigint, position FROM checkpoints WHERE name = $1")
+            .prepare_cached(
+                "SELECT name, tx_id::text::bigint, position FROM checkpoints WHERE name = ANY($1)",
+            )
             .await?;
+        let rows = tx.query(&checkpoint, &[&names]).await?;
         let mut at = Vec::with_capacity(self.projections.len());
-        for projection in &self.projections {
-            let row = tx.query_one(&checkpoint, &[&projection.name()]).await?;
+        for name in &names {
+            let row = rows
+                .iter()
+                .find(|r| r.get::<_, &str>(0) == *name)
+                .ok_or_else(|| {
+                    ProjectionError::Invariant(format!("no checkpoint row for projection {name}"))
+                })?;
             at.push(LogPosition {
-                tx_id: row.get(0),
-                position: row.get(1),
+                tx_id: row.get(1),
+                position: row.get(2),
             });
         }
         Ok(Some((tx, Checkpoints(at))))

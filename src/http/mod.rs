@@ -103,7 +103,7 @@ pub async fn edge(
             Duration::from_millis(s.config.http.request_timeout_ms)
         });
     let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let route = openapi::route_of(&req).unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
     // Every request is counted, refusals of the inner middleware (401, 403, 405) included.
     let record = |status: actix_web::http::StatusCode| {

@@ -64,6 +64,59 @@ pub async fn serve() -> HttpResponse {
         .body(document())
 }
 
+/// The route a request's path matches, as actix's `match_pattern` names it, computed once
+/// per request and kept in its extensions (the authorization, metrics and tracing layers all
+/// need it). Documented routes are matched segment by segment against the table (a literal
+/// segment beats a parameter); only a path no documented route matches falls back to
+/// actix's `match_pattern`, which tries every registered route's regex in turn.
+pub fn route_of(req: &actix_web::dev::ServiceRequest) -> Option<String> {
+    use actix_web::HttpMessage;
+    #[derive(Clone)]
+    struct Matched(Option<String>);
+    if let Some(Matched(found)) = req.extensions().get::<Matched>() {
+        return found.clone();
+    }
+    let found = documented_route(req.path())
+        .map(str::to_owned)
+        .or_else(|| req.match_pattern());
+    req.extensions_mut().insert(Matched(found.clone()));
+    found
+}
+
+/// The documented route template `path` matches, if any.
+pub fn documented_route(path: &str) -> Option<&'static str> {
+    /// Each template's segments (`None` for a `{parameter}`), and the template.
+    type Templates = Vec<(Vec<Option<String>>, String)>;
+    static TEMPLATES: OnceLock<Templates> = OnceLock::new();
+    let templates = TEMPLATES.get_or_init(|| {
+        let mut paths: Vec<String> = operations().into_iter().map(|(_, p)| p).collect();
+        paths.sort();
+        paths.dedup();
+        paths
+            .into_iter()
+            .map(|p| {
+                let segments = p
+                    .split('/')
+                    .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_owned()))
+                    .collect();
+                (segments, p)
+            })
+            .collect()
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    templates
+        .iter()
+        .filter(|(t, _)| {
+            t.len() == segments.len()
+                && t.iter().zip(&segments).all(|(t, s)| match t {
+                    Some(literal) => literal == s,
+                    None => !s.is_empty(),
+                })
+        })
+        .max_by_key(|(t, _)| t.iter().filter(|s| s.is_some()).count())
+        .map(|(_, p)| p.as_str())
+}
+
 /// The methods served on a registered route `pattern` (as actix reports it with
 /// `match_pattern`), or `None` for a pattern no operation documents.
 pub fn allowed_methods(pattern: &str) -> Option<&'static [Method]> {
@@ -648,6 +701,40 @@ mod tests {
     use actix_web::{test as actix_test, App};
 
     use super::*;
+
+    /// Every documented route is found from a concrete path of its own, and every other
+    /// template actix would also match there has fewer literal segments.
+    #[test]
+    fn the_route_matcher_finds_each_documented_route() {
+        let id = "0199a0b0-0000-7000-8000-000000000000";
+        let paths: std::collections::BTreeSet<String> =
+            operations().into_iter().map(|(_, p)| p).collect();
+        for template in &paths {
+            let concrete: String = template
+                .split('/')
+                .map(|s| if s.starts_with('{') { id } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            assert_eq!(
+                documented_route(&concrete),
+                Some(template.as_str()),
+                "{concrete}"
+            );
+            for other in &paths {
+                if other != template
+                    && actix_web::dev::ResourceDef::new(other.as_str()).is_match(&concrete)
+                {
+                    let literals = |t: &str| t.split('/').filter(|s| !s.starts_with('{')).count();
+                    assert!(
+                        literals(other) < literals(template),
+                        "{other} vs {template}"
+                    );
+                }
+            }
+        }
+        assert_eq!(documented_route("/v1/nothing/here"), None);
+        assert_eq!(documented_route("/v1/tenants//users"), None);
+    }
 
     #[test]
     fn every_operation_is_unique_and_authorized() {

@@ -125,7 +125,21 @@ async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
                 .iter()
                 .map(|(name, at)| json!({"name": name, "position": at.to_string(), "caught_up": *at >= head}))
                 .collect();
-            let degraded = relay.state == "degraded" || failed > 0;
+            // The entitlement index follows the log on its own: it is caught up when it has
+            // applied the head the read models are compared with, and stale when it has not
+            // reached the head of the log for longer than the consistency timeout (or three
+            // polls, when polls are slower).
+            let index_at = state.index.position();
+            let since = state.index.since_caught_up();
+            let p = &state.config.projections;
+            let allowed = p.consistency_timeout_ms.max(3 * p.poll_interval_ms);
+            let index_stale = since.is_none_or(|d| d.as_millis() as u64 > allowed);
+            let index = json!({
+                "position": index_at.to_string(),
+                "caught_up": index_at >= head,
+                "last_at_head_ms_ago": since.map(|d| d.as_millis() as u64),
+            });
+            let degraded = relay.state == "degraded" || failed > 0 || index_stale;
             (
                 migrations_ok,
                 json!({
@@ -134,6 +148,7 @@ async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
                     "migrations": {"ok": migrations_ok, "applied": applied, "expected": expected},
                     "relay": {"enabled": state.config.relay.enabled, "backlog": backlog, "lag_seconds": lag, "detail": relay},
                     "projections": projections,
+                    "index": index,
                     "failed_events_count": failed,
                     "failed_events": recent,
                 }),

@@ -1,7 +1,9 @@
 //! Access-token verification: the one function behind the HTTP extractor, RFC 7662
 //! introspection and the `token-verify` benchmark.
 //!
-//! Static checks (signature, `alg`, `kid`, `iss`, `aud`, `exp`, `nbf`) run on every call.
+//! Static checks (signature, `alg`, `kid`, `iss`, `aud`, `exp`, `nbf`) run on the first call
+//! with a token; the same token text again is not verified again (the result cannot differ),
+//! but its expiry and its key's presence in the keyring are checked on every call.
 //! Dynamic checks (revocation, the session's end, `policy_version`, `account_version`,
 //! principal and tenant status) read the read models in one round trip. A token that passed
 //! them is remembered until PostgreSQL announces, on channel `charter_auth`, a change that
@@ -137,6 +139,43 @@ impl PassedCache {
     }
 }
 
+/// Tokens whose signature and claims verified, by their exact text: a request presenting
+/// the same bytes again skips the ES256 verification (the result cannot differ), not the
+/// checks that can: the validity period and the key's presence in the keyring are checked on
+/// every hit. Bounded by `auth.verify_cache_entries`.
+#[derive(Default)]
+struct VerifiedTokens {
+    entries: Mutex<HashMap<Box<str>, (Claims, String)>>,
+    capacity: usize,
+}
+
+impl VerifiedTokens {
+    fn get(&self, token: &str, keys: &super::keys::KeySet) -> Option<Result<Claims, TokenError>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (claims, kid) = entries.get(token)?;
+        if !keys.verifying.contains_key(kid) {
+            return Some(Err(TokenError::UnknownKey));
+        }
+        let now = chrono::Utc::now().timestamp();
+        if now > claims.exp + LEEWAY_S as i64 {
+            return Some(Err(TokenError::Expired));
+        }
+        Some(Ok(claims.clone()))
+    }
+
+    fn insert(&self, token: &str, claims: &Claims, kid: String) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.capacity {
+            let now = chrono::Utc::now().timestamp();
+            entries.retain(|_, (c, _)| c.exp + LEEWAY_S as i64 >= now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(token.into(), (claims.clone(), kid));
+    }
+}
+
 /// Verifies access tokens. Cheap to clone.
 #[derive(Clone)]
 pub struct Verifier {
@@ -144,6 +183,7 @@ pub struct Verifier {
     pool: Pool,
     validation: Arc<Validation>,
     cache: Arc<PassedCache>,
+    verified: Arc<VerifiedTokens>,
 }
 
 impl Verifier {
@@ -164,6 +204,10 @@ impl Verifier {
                 capacity: config.verify_cache_entries.max(1),
                 max_age: Duration::from_millis(config.verify_cache_max_age_ms),
                 ..PassedCache::default()
+            }),
+            verified: Arc::new(VerifiedTokens {
+                capacity: config.verify_cache_entries.max(1),
+                ..VerifiedTokens::default()
             }),
         }
     }
@@ -207,8 +251,34 @@ impl Verifier {
         Ok(claims)
     }
 
-    /// Signature, algorithm, key, issuer, audience and validity period.
+    /// [`Verifier::verify`], verifying the signature on every call, as for a token never seen
+    /// before (what the `token-verify` benchmark compares with raw ring).
+    pub async fn verify_uncached(&self, token: &str) -> Result<Claims, TokenError> {
+        let (claims, _) = self.verify_signature(token).await?;
+        if self.cache.hit(claims.jti) {
+            return Ok(claims);
+        }
+        let generation = self.cache.generation.load(Ordering::Acquire);
+        self.check_dynamic(&claims).await?;
+        self.cache.remember(claims.jti, claims.exp, generation);
+        Ok(claims)
+    }
+
+    /// Signature, algorithm, key, issuer, audience and validity period. A token whose exact
+    /// text verified before is not verified again (see [`VerifiedTokens`]).
     pub async fn verify_static(&self, token: &str) -> Result<Claims, TokenError> {
+        if let Some(known) = self.verified.get(token, &self.keys.current()) {
+            return known;
+        }
+        let (claims, kid) = self.verify_signature(token).await?;
+        self.verified.insert(token, &claims, kid);
+        Ok(claims)
+    }
+
+    /// [`Verifier::verify_static`] without the cache of verified tokens: every call verifies
+    /// the ES256 signature (what the `token-verify` benchmark measures). Returns the claims
+    /// and the key id.
+    pub async fn verify_signature(&self, token: &str) -> Result<(Claims, String), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::Algorithm,
             _ => TokenError::Malformed,
@@ -231,7 +301,7 @@ impl Verifier {
         if claims.policy_contract != charter_projections::policy_versions::CONTRACT {
             return Err(TokenError::Stale);
         }
-        Ok(claims)
+        Ok((claims, kid))
     }
 
     async fn check_dynamic(&self, claims: &Claims) -> Result<(), TokenError> {

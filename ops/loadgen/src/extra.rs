@@ -187,6 +187,7 @@ pub async fn seed(a: SeedArgs) -> i32 {
     };
     eprintln!("seed: tenant {tenant}; {} workspaces", a.workspaces);
     let mut setup_tokens = Vec::new();
+    let mut workspace_ids: Vec<String> = Vec::new();
     for i in 0..a.workspaces {
         let r = call(
             cl.post(format!("{base}/v1/tenants/{tenant}/workspaces"))
@@ -194,7 +195,10 @@ pub async fn seed(a: SeedArgs) -> i32 {
         )
         .await;
         match &r {
-            Ok((201, v)) => setup_tokens.extend(token_of(v)),
+            Ok((201, v)) => {
+                setup_tokens.extend(token_of(v));
+                workspace_ids.extend(id_of(v).map(|w| w.to_string()));
+            }
             _ => {
                 eprintln!("error: create workspace: {r:?}");
                 return 1;
@@ -376,24 +380,35 @@ pub async fn seed(a: SeedArgs) -> i32 {
     let wait_s = t_wait.elapsed().as_secs_f64();
     eprintln!("seed: read models caught up after {wait_s:.1}s (consistent: {consistent})");
 
-    // Verify: first and last seeded users see every workspace.
+    // Verify: the first and last seeded users hold bench.read tenant-wide (the lookup) and in
+    // every workspace (one batch check per user over all the workspaces).
     let mut verify = Vec::new();
     let mut verified = consistent;
     for (_, u) in [ids[0], ids[ids.len() - 1]] {
         let r = call(cl.get(format!("{base}/v1/tenants/{tenant}/users/{u}/entitlements"))).await;
-        let (n, has_perm) = match &r {
-            Ok((200, v)) => {
-                let ws = v.get("workspaces").and_then(Value::as_array);
-                let n = ws.map_or(0, Vec::len);
-                let has = ws
-                    .and_then(|w| w.first())
-                    .and_then(|w| w.get("permissions"))
-                    .map(|p| p.to_string().contains("bench.read"))
-                    .unwrap_or(false);
-                (n, has)
-            }
-            _ => (0, false),
+        let has_perm = match &r {
+            Ok((200, v)) => v["tenant"]["permissions"]
+                .to_string()
+                .contains("bench.read"),
+            _ => false,
         };
+        let mut n = 0;
+        for chunk in workspace_ids.chunks(100) {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|w| json!({"user_id": u, "permission": "bench.read", "workspace_id": w}))
+                .collect();
+            let r = call(
+                cl.post(format!("{base}/v1/tenants/{tenant}/check"))
+                    .json(&json!({"items": items})),
+            )
+            .await;
+            if let Ok((200, v)) = &r {
+                n += v["results"]
+                    .as_array()
+                    .map_or(0, |rs| rs.iter().filter(|r| r["allowed"] == true).count());
+            }
+        }
         verified &= n == a.workspaces && has_perm;
         verify.push(json!({"user_id": u, "workspaces": n, "has_bench_read": has_perm}));
     }
@@ -454,6 +469,26 @@ pub async fn lag(a: LagArgs) -> i32 {
         }
     };
     let run_tag = Uuid::new_v4().simple().to_string()[..8].to_owned();
+    // One user, whose entitlements the index probe reads (the lookup answers from the index
+    // alone, without a database round trip).
+    let probe_user = match call(
+        cl.post(format!("{base}/v1/tenants/{tenant}/users"))
+            .json(&json!({"username": format!("probe-{run_tag}"), "email": format!("probe-{run_tag}@bench.example")})),
+    )
+    .await
+    {
+        Ok((201, v)) => match id_of(&v) {
+            Some(id) => id,
+            None => {
+                eprintln!("error: the probe user has no id: {v}");
+                return 1;
+            }
+        },
+        other => {
+            eprintln!("error: creating the probe user: {other:?}");
+            return 1;
+        }
+    };
     let sem = Arc::new(tokio::sync::Semaphore::new(a.max_inflight));
     let shared = Arc::new(Mutex::new(LagShared {
         commit: hist(),
@@ -542,7 +577,9 @@ pub async fn lag(a: LagArgs) -> i32 {
                 return;
             };
             let url = format!("{base}/v1/tenants/{tenant}/workspaces?consistency={tok}&limit=1");
-            let index_url = format!("{base}/v1/tenants/{tenant}/policy-version?consistency={tok}");
+            let index_url = format!(
+                "{base}/v1/tenants/{tenant}/users/{probe_user}/entitlements?consistency={tok}"
+            );
             // Both probes at once: the read model, and this instance's entitlement index.
             let probe = |url: String| {
                 let cl = cl.clone();

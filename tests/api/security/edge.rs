@@ -28,6 +28,14 @@ async fn operational_detail_is_only_on_the_operations_listener() {
         .as_array()
         .is_some_and(|p| !p.is_empty()));
     assert!(detail.get("failed_events").is_some() && detail.get("relay").is_some());
+    // The entitlement index has read the head of the log moments ago.
+    assert!(
+        detail["index"]["last_at_head_ms_ago"]
+            .as_u64()
+            .is_some_and(|ms| ms < 5_000),
+        "{detail}"
+    );
+    assert!(detail["index"]["position"].is_string(), "{detail}");
     let metrics = app.ops("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("charter_http_requests_total"), "{metrics}");
     assert_eq!(app.ops("/health").await.status(), 200);

@@ -35,7 +35,7 @@ async fn refresh(app: &crate::helpers::TestApp, refresh_token: &str) -> reqwest:
 
 /// An administrator whose assignment is being deleted refreshes while the entitlements read
 /// model lags behind (a superuser holds its table). The counter must not move ahead of the
-/// permissions in the read model (every projection moves in one transaction), and the token
+/// permissions in the read model (the two move in one transaction), and the token
 /// minted then (from the index, which follows the log itself) must never carry the revoked
 /// grant on a current counter: either it has neither the grant nor the old counter, or it is
 /// stale once the deletion is projected. Either way it cannot re-create the assignment.
