@@ -150,10 +150,16 @@ struct VerifiedTokens {
 }
 
 impl VerifiedTokens {
-    fn get(&self, token: &str, keys: &super::keys::KeySet) -> Option<Result<Claims, TokenError>> {
+    /// The remembered claims of `token`, if it verified before: refused when its key has left
+    /// the keyring (`has_key`) or it has expired since.
+    fn get(
+        &self,
+        token: &str,
+        has_key: impl Fn(&str) -> bool,
+    ) -> Option<Result<Claims, TokenError>> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (claims, kid) = entries.get(token)?;
-        if !keys.verifying.contains_key(kid) {
+        if !has_key(kid) {
             return Some(Err(TokenError::UnknownKey));
         }
         let now = chrono::Utc::now().timestamp();
@@ -267,7 +273,11 @@ impl Verifier {
     /// Signature, algorithm, key, issuer, audience and validity period. A token whose exact
     /// text verified before is not verified again (see [`VerifiedTokens`]).
     pub async fn verify_static(&self, token: &str) -> Result<Claims, TokenError> {
-        if let Some(known) = self.verified.get(token, &self.keys.current()) {
+        let keys = self.keys.current();
+        if let Some(known) = self
+            .verified
+            .get(token, |kid| keys.verifying.contains_key(kid))
+        {
             return known;
         }
         let (claims, kid) = self.verify_signature(token).await?;
@@ -388,4 +398,60 @@ impl Verifier {
 
 fn unavailable(e: impl std::fmt::Display) -> TokenError {
     TokenError::Unavailable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Claims {
+        Claims {
+            iss: "https://charter.test".into(),
+            aud: "charter".into(),
+            sub: Uuid::now_v7(),
+            principal: PrincipalKind::User,
+            tenant_id: Uuid::now_v7(),
+            workspace_id: None,
+            roles: vec![],
+            permissions: vec!["iam.users.read".into()],
+            platform_permissions: vec![],
+            policy_version: 1,
+            policy_contract: charter_projections::policy_versions::CONTRACT,
+            account_version: 1,
+            sid: None,
+            jti: Uuid::now_v7(),
+            iat: exp - 900,
+            nbf: exp - 900,
+            exp,
+        }
+    }
+
+    /// A remembered token is answered from memory only while its key is in the keyring and
+    /// it has not expired; anything else is refused, never served from the cache.
+    #[test]
+    fn remembered_tokens_still_expire_and_lose_their_key() {
+        let cache = VerifiedTokens {
+            capacity: 2,
+            ..VerifiedTokens::default()
+        };
+        let now = chrono::Utc::now().timestamp();
+        let live = claims(now + 600);
+        cache.insert("live", &live, "k1".into());
+        assert_eq!(cache.get("live", |k| k == "k1"), Some(Ok(live.clone())));
+        assert_eq!(
+            cache.get("live", |_| false),
+            Some(Err(TokenError::UnknownKey))
+        );
+        assert_eq!(
+            cache.get("unknown", |_| true),
+            None,
+            "never seen: verify it"
+        );
+        cache.insert("old", &claims(now - LEEWAY_S as i64 - 1), "k1".into());
+        assert_eq!(cache.get("old", |_| true), Some(Err(TokenError::Expired)));
+        // Full: the expired entry makes room; bounded whatever comes.
+        cache.insert("third", &claims(now + 600), "k1".into());
+        assert!(cache.entries.lock().unwrap().len() <= 2);
+        assert!(cache.get("old", |_| true).is_none());
+    }
 }
