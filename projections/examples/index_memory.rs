@@ -12,22 +12,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use charter_projections::entitlements::{Binding, Change, SubjectKind};
-use charter_projections::index::{Intern, Permission, TenantIndex};
+use charter_projections::index::{Names, TenantIndex};
 use uuid::Uuid;
-
-#[derive(Default)]
-struct Names(std::collections::HashSet<Permission>);
-
-impl Intern for Names {
-    fn intern(&mut self, name: &str) -> Permission {
-        if let Some(p) = self.0.get(name) {
-            return p.clone();
-        }
-        let p: Permission = Arc::from(name);
-        self.0.insert(p.clone());
-        p
-    }
-}
 
 /// Resident set size of this process, in bytes (Linux).
 fn rss() -> u64 {

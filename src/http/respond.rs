@@ -134,13 +134,18 @@ impl<T: Serialize> Page<T> {
     }
 }
 
+/// A `consistency` parameter: a token a command returned, or 400.
+fn parse_token(token: &str) -> Result<LogPosition, ApiError> {
+    token.parse().map_err(|_| ApiError::Malformed {
+        slug: "invalid-consistency-token",
+        detail: "consistency must be a token returned by a command".into(),
+    })
+}
+
 /// Waits until the read models include `token` (read-your-writes), or answers 503.
 pub async fn wait_for_consistency(state: &AppState, token: Option<&str>) -> Result<(), ApiError> {
     let Some(token) = token else { return Ok(()) };
-    let token: LogPosition = token.parse().map_err(|_| ApiError::Malformed {
-        slug: "invalid-consistency-token",
-        detail: "consistency must be a token returned by a command".into(),
-    })?;
+    let token = parse_token(token)?;
     let timeout = std::time::Duration::from_millis(state.config.projections.consistency_timeout_ms);
     let reached = checkpoint::wait_for(&state.pool, token, timeout)
         .await
@@ -165,10 +170,7 @@ pub async fn wait_for_consistency(state: &AppState, token: Option<&str>) -> Resu
 /// the queries it answers), or answers 503.
 pub async fn wait_for_index(state: &AppState, token: Option<&str>) -> Result<(), ApiError> {
     let Some(token) = token else { return Ok(()) };
-    let token: LogPosition = token.parse().map_err(|_| ApiError::Malformed {
-        slug: "invalid-consistency-token",
-        detail: "consistency must be a token returned by a command".into(),
-    })?;
+    let token = parse_token(token)?;
     let timeout = std::time::Duration::from_millis(state.config.projections.consistency_timeout_ms);
     if state.index.wait_for(token, timeout).await {
         Ok(())

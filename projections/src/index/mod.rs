@@ -163,8 +163,9 @@ impl Parts {
     }
 }
 
+/// Interns permission names: each name is stored once per index.
 #[derive(Default)]
-struct Names(HashSet<Permission>);
+pub struct Names(HashSet<Permission>);
 
 impl Intern for Names {
     fn intern(&mut self, name: &str) -> Permission {

@@ -303,21 +303,7 @@ fn sorted<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
-
-    #[derive(Default)]
-    struct Names(HashSet<Permission>);
-
-    impl Intern for Names {
-        fn intern(&mut self, name: &str) -> Permission {
-            if let Some(p) = self.0.get(name) {
-                return p.clone();
-            }
-            let p: Permission = Arc::from(name);
-            self.0.insert(p.clone());
-            p
-        }
-    }
+    use crate::index::Names;
 
     fn id(n: u128) -> Uuid {
         Uuid::from_u128(n)
