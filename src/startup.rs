@@ -22,7 +22,7 @@ use crate::command::{self, Writer};
 use crate::config::Config;
 use crate::db::{self, DbError};
 use crate::domain::permission_registry::{Register, CHARTER_PERMISSIONS, CHARTER_SERVICE};
-use crate::http::{self, AppState};
+use crate::http::{self, state::AppState};
 use crate::relay::{Relay, RelayError, RelayStatus};
 use crate::telemetry;
 use crate::token::{KeyStore, Verifier};
@@ -368,11 +368,11 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().limit(form_limit))
-                .wrap(from_fn(http::principal::authorize))
-                .wrap(from_fn(http::edge))
-                .wrap(from_fn(http::security_headers))
+                .wrap(from_fn(http::authorize::authorize))
+                .wrap(from_fn(http::middleware::edge))
+                .wrap(from_fn(http::middleware::security_headers))
                 .wrap(tracing_actix_web::TracingLogger::<telemetry::RequestSpan>::new())
-                .configure(http::routes)
+                .configure(http::routes::configure)
         })
         .workers(workers)
         .shutdown_timeout(shutdown_timeout)
@@ -387,8 +387,8 @@ impl Application {
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
-                    .wrap(from_fn(http::security_headers))
-                    .configure(http::ops::routes)
+                    .wrap(from_fn(http::middleware::security_headers))
+                    .configure(http::api::ops::routes)
             })
             .workers(1)
             // It stops with the public listener (SIGTERM reaches both).

@@ -68,7 +68,7 @@ impl RootSpanBuilder for RequestSpan {
             .get::<RequestId>()
             .map(|id| id.to_string())
             .unwrap_or_default();
-        let route = crate::http::openapi::route_of(request).unwrap_or_else(|| "default".into());
+        let route = crate::http::routes::route_of(request).unwrap_or_else(|| "default".into());
         let user_agent = request
             .headers()
             .get("user-agent")

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use actix_web::{web, HttpRequest};
 
-use super::AppState;
+use super::state::AppState;
 
 /// The address a request comes from, as the rate limits and the events' metadata see it.
 pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {

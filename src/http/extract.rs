@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::problem::ApiError;
-use super::AppState;
+use super::state::AppState;
 use crate::command::{CommandRequest, Idempotency, IfMatch};
 use crate::domain::validate::FieldError;
 

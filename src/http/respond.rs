@@ -10,8 +10,10 @@ use uuid::Uuid;
 
 use super::extract::command_request;
 use super::problem::ApiError;
-use super::AppState;
-use crate::command::{CommandHandler, Outcome};
+use super::state::AppState;
+use crate::command::tenant::tenant_stream;
+use crate::command::{self, CommandHandler, Outcome};
+use crate::domain::tenant::{Tenant, TenantStatus};
 use crate::domain::Aggregate;
 use crate::store::idempotency::StoredResponse;
 
@@ -230,7 +232,7 @@ where
     V: Serialize,
 {
     let outcome = crate::command::current::<A>(&state.pool, stream_id).await?;
-    if !visible(&outcome.state) || !super::tenants::exists(&state.pool, tenant_id).await? {
+    if !visible(&outcome.state) || !tenant_exists(&state.pool, tenant_id).await? {
         return Err(ApiError::NotFound(format!("{what} not found")));
     }
     Ok(HttpResponse::Ok()
@@ -254,9 +256,21 @@ where
     Fut: std::future::Future<Output = Result<Vec<T>, tokio_postgres::Error>>,
 {
     wait_for_consistency(state, consistency).await?;
-    if !super::tenants::exists(&state.pool, tenant_id).await? {
+    if !tenant_exists(&state.pool, tenant_id).await? {
         return Err(ApiError::NotFound(format!("tenant {tenant_id} not found")));
     }
     let items = read(state.pool.get().await?).await?;
     Ok(HttpResponse::Ok().json(Page::new(items, limit, id)))
+}
+
+/// `true` when the tenant exists and is not deleted (from the write side: never stale).
+pub async fn tenant_exists(
+    pool: &deadpool_postgres::Pool,
+    tenant_id: Uuid,
+) -> Result<bool, ApiError> {
+    let current = command::current::<Tenant>(pool, &tenant_stream(tenant_id)).await?;
+    Ok(current
+        .state
+        .0
+        .is_some_and(|t| t.status != TenantStatus::Deleted))
 }

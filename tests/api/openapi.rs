@@ -142,7 +142,7 @@ async fn the_served_document_is_the_committed_one() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/json");
     let served = r.text().await.unwrap();
-    assert_eq!(served, charter::http::openapi::document());
+    assert_eq!(served, charter::http::routes::document());
     if std::env::var("CHARTER_BLESS").is_ok() {
         std::fs::write(document_path(), &served).unwrap();
     }

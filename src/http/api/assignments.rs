@@ -7,16 +7,16 @@ use charter_projections::assignments::{self as read, ListAssignments};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, CommandHeaders, JsonBody};
-use super::openapi::{CommandRefusals, NotFound};
-use super::principal::Principal;
-use super::problem::ApiError;
-use super::respond::{self, CommandBody, Page};
-use super::AppState;
 use crate::command::assignment::{AssignmentHandler, AssignmentRequest};
 use crate::command::{self, Outcome};
 use crate::domain::assignment::Assignment;
 use crate::domain::validate::FieldError;
+use crate::http::docs::{CommandRefusals, NotFound};
+use crate::http::extract::{command_request, validated, CommandHeaders, JsonBody};
+use crate::http::principal::Principal;
+use crate::http::problem::ApiError;
+use crate::http::respond::{self, CommandBody, Page};
+use crate::http::state::AppState;
 use crate::store::idempotency::StoredResponse;
 
 /// Give exactly one of `user_id`, `group_id` and `service_account_id`.

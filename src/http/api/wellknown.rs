@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
-use super::AppState;
+use crate::http::state::AppState;
 use crate::token::keys::Jwk;
 
 /// A JSON Web Key Set (RFC 7517).

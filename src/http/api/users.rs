@@ -7,17 +7,17 @@ use charter_projections::users::{self as read, UserRow};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, CommandHeaders, JsonBody};
-use super::openapi::{CommandRefusals, NotFound};
-use super::principal::Principal;
-use super::problem::ApiError;
-use super::respond::{self, CommandBody, ListParams, Page};
-use super::AppState;
 use crate::auth::password;
 use crate::command::user::{user_stream, ResetMfaHandler, UserHandler};
 use crate::command::Outcome;
 use crate::domain::user::{User, UserAction, UserStatus};
 use crate::domain::validate::{self, FieldError};
+use crate::http::docs::{CommandRefusals, NotFound};
+use crate::http::extract::{validated, CommandHeaders, JsonBody};
+use crate::http::principal::Principal;
+use crate::http::problem::ApiError;
+use crate::http::respond::{self, CommandBody, ListParams, Page};
+use crate::http::state::AppState;
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -13,9 +13,10 @@ use charter_projections::{checkpoint, failures, log};
 use serde::Serialize;
 use serde_json::json;
 
-use super::problem::Problem;
-use super::AppState;
 use crate::db;
+use crate::http::docs::OpenApiDocument;
+use crate::http::problem::Problem;
+use crate::http::state::AppState;
 use crate::relay;
 
 /// The body of `/health`.
@@ -183,6 +184,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .default_service(web::to(|| async {
             use actix_web::ResponseError;
-            super::problem::ApiError::NotFound("no such route".into()).error_response()
+            crate::http::problem::ApiError::NotFound("no such route".into()).error_response()
         }));
+}
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    operation_id = "getOpenApi",
+    responses((status = 200, description = "This OpenAPI document.",
+        content_type = "application/json", body = Object)),
+)]
+pub async fn openapi(document: web::Data<OpenApiDocument>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0)
 }

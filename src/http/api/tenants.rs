@@ -6,19 +6,21 @@ use charter_projections::tenants::{self as directory, ListTenants, TenantRow};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, CommandHeaders, JsonBody, OptionalJsonBody};
-use super::openapi::{CommandRefusals, Forbidden, NotFound};
-use super::principal::Principal;
-use super::problem::ApiError;
+use crate::http::docs::{CommandRefusals, Forbidden, NotFound};
+use crate::http::extract::{
+    command_request, validated, CommandHeaders, JsonBody, OptionalJsonBody,
+};
+use crate::http::principal::Principal;
+use crate::http::problem::ApiError;
 
 const READ: &str = "iam.tenants.read";
 const WRITE: &str = "iam.tenants.write";
-use super::respond::{self, etag, CommandBody, Page};
-use super::AppState;
 use crate::command::tenant::{tenant_stream, ChangeTenantStatus, CreateTenant, UpdateTenant};
 use crate::command::{self, Outcome};
 use crate::domain::tenant::{Tenant, TenantCommand, TenantStatus};
 use crate::domain::validate::{self, FieldError};
+use crate::http::respond::{self, etag, CommandBody, Page};
+use crate::http::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -369,13 +371,4 @@ pub async fn list(
 pub async fn view_of(state: &AppState, tenant_id: Uuid) -> Result<Option<TenantRow>, ApiError> {
     let current = command::current::<Tenant>(&state.pool, &tenant_stream(tenant_id)).await?;
     Ok(view(&current).filter(|t| t.status != "deleted"))
-}
-
-/// `true` when the tenant exists and is not deleted (from the write side: never stale).
-pub async fn exists(pool: &deadpool_postgres::Pool, tenant_id: Uuid) -> Result<bool, ApiError> {
-    let current = command::current::<Tenant>(pool, &tenant_stream(tenant_id)).await?;
-    Ok(current
-        .state
-        .0
-        .is_some_and(|t| t.status != TenantStatus::Deleted))
 }

@@ -8,16 +8,16 @@ use charter_projections::roles::{self as read, RoleRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, CommandHeaders, JsonBody};
-use super::openapi::{CommandRefusals, NotFound, PermissionName};
-use super::principal::Principal;
-use super::problem::ApiError;
-use super::respond::{self, CommandBody, Page};
-use super::AppState;
 use crate::command::role::{role_stream, RoleHandler, RoleRequest};
 use crate::command::Outcome;
 use crate::domain::role::Role;
 use crate::domain::validate::{self, FieldError};
+use crate::http::docs::{CommandRefusals, NotFound, PermissionName};
+use crate::http::extract::{validated, CommandHeaders, JsonBody};
+use crate::http::principal::Principal;
+use crate::http::problem::ApiError;
+use crate::http::respond::{self, CommandBody, Page};
+use crate::http::state::AppState;
 
 /// At most this many permissions in one request.
 const MAX_PERMISSIONS: usize = 500;

@@ -7,12 +7,6 @@ use charter_projections::service_accounts as read;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{command_request, validated, CommandHeaders, JsonBody};
-use super::openapi::{CommandRefusals, NotFound};
-use super::principal::Principal;
-use super::problem::ApiError;
-use super::respond::{self, CommandBody, ListParams, Page};
-use super::AppState;
 use crate::auth::secrets;
 use crate::command::service_account::{
     service_account_stream, ServiceAccountHandler, ServiceAccountRequest,
@@ -20,6 +14,12 @@ use crate::command::service_account::{
 use crate::command::Outcome;
 use crate::domain::service_account::ServiceAccount;
 use crate::domain::validate;
+use crate::http::docs::{CommandRefusals, NotFound};
+use crate::http::extract::{command_request, validated, CommandHeaders, JsonBody};
+use crate::http::principal::Principal;
+use crate::http::problem::ApiError;
+use crate::http::respond::{self, CommandBody, ListParams, Page};
+use crate::http::state::AppState;
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -8,12 +8,12 @@ use charter_projections::index::Snapshot;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, JsonBody};
-use super::openapi::{NotFound, PermissionName};
-use super::problem::ApiError;
-use super::respond::wait_for_index;
-use super::AppState;
 use crate::domain::validate::{self, FieldError};
+use crate::http::docs::{NotFound, PermissionName};
+use crate::http::extract::{validated, JsonBody};
+use crate::http::problem::ApiError;
+use crate::http::respond::wait_for_index;
+use crate::http::state::AppState;
 
 /// The most items one batch `check` takes.
 pub const MAX_CHECK_ITEMS: usize = 100;
@@ -262,7 +262,7 @@ pub async fn policy_version(
     params: web::Query<ScopeParams>,
 ) -> Result<HttpResponse, ApiError> {
     wait_for_index(&state, params.consistency.as_deref()).await?;
-    if !super::tenants::exists(&state.pool, *path).await? {
+    if !crate::http::respond::tenant_exists(&state.pool, *path).await? {
         return Err(ApiError::NotFound(format!("tenant {} not found", *path)));
     }
     let version = state

@@ -9,12 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::openapi::{Forbidden, NotFound};
-use super::principal::Principal;
-use super::problem::ApiError;
-use super::respond;
-use super::AppState;
 use crate::command::CommandError;
+use crate::http::docs::{Forbidden, NotFound};
+use crate::http::principal::Principal;
+use crate::http::problem::ApiError;
+use crate::http::respond;
+use crate::http::state::AppState;
 use crate::store::audit::{self, AuditFilter, AuditItem};
 
 const PERMISSION: &str = "iam.audit.read";

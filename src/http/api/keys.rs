@@ -3,10 +3,10 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
-use super::openapi::Conflict;
-use super::problem::ApiError;
-use super::AppState;
 use crate::command::keyring::{rotate_key, KeyringCommandError};
+use crate::http::docs::Conflict;
+use crate::http::problem::ApiError;
+use crate::http::state::AppState;
 use crate::token::keys::Jwk;
 
 /// The keys in force after a rotation.

@@ -6,16 +6,16 @@ use charter_projections::groups as read;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, CommandHeaders, JsonBody};
-use super::openapi::{CommandRefusals, NotFound};
-use super::principal::Principal;
-use super::problem::ApiError;
-use super::respond::{self, CommandBody, ListParams, Page};
-use super::AppState;
 use crate::command::group::{group_stream, GroupHandler, GroupRequest};
 use crate::command::Outcome;
 use crate::domain::group::Group;
 use crate::domain::validate;
+use crate::http::docs::{CommandRefusals, NotFound};
+use crate::http::extract::{validated, CommandHeaders, JsonBody};
+use crate::http::principal::Principal;
+use crate::http::problem::ApiError;
+use crate::http::respond::{self, CommandBody, ListParams, Page};
+use crate::http::state::AppState;
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -8,15 +8,15 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{no_store, TokenResponse};
-use super::client_ip::client_ip;
-use super::extract::{command_request, JsonBody};
-use super::openapi::{Forbidden, RateLimited};
-use super::principal::Principal;
-use super::problem::{ApiError, Problem};
-use super::AppState;
 use crate::auth::rate_limit::Endpoint;
 use crate::command::token::RevokeTokenHandler;
 use crate::command::{self};
+use crate::http::client_ip::client_ip;
+use crate::http::docs::{Forbidden, RateLimited};
+use crate::http::extract::{command_request, JsonBody};
+use crate::http::principal::Principal;
+use crate::http::problem::{ApiError, Problem};
+use crate::http::state::AppState;
 use crate::token::{Claims, PrincipalKind};
 
 /// The client credentials grant (RFC 6749 §4.4): the credentials either here
@@ -160,7 +160,7 @@ impl actix_web::FromRequest for TokenParam {
 }
 
 /// RFC 7662's answer: `{active: false}`, or the claims with `active: true`. Its schema is
-/// written by hand (see [`super::openapi`]): flattening an optional struct is beyond the derive.
+/// written by hand (see [`crate::http::openapi`]): flattening an optional struct is beyond the derive.
 #[derive(Serialize)]
 pub struct Introspection {
     active: bool,
@@ -276,7 +276,7 @@ pub async fn introspect(
     let claims = match state.verifier.verify(&body.0.token).await {
         Ok(claims) => claims,
         Err(crate::token::TokenError::Unavailable(e)) => {
-            return Err(super::principal::token_refused(
+            return Err(crate::http::principal::token_refused(
                 crate::token::TokenError::Unavailable(e),
             ))
         }
@@ -319,7 +319,7 @@ pub async fn revoke(
         Ok(claims) => claims,
         // Not knowing whether the token is valid is not the same as knowing it is not.
         Err(e @ crate::token::TokenError::Unavailable(_)) => {
-            return Err(super::principal::token_refused(e))
+            return Err(crate::http::principal::token_refused(e))
         }
         Err(_) => return Ok(HttpResponse::Ok().finish()),
     };

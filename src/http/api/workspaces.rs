@@ -6,15 +6,15 @@ use charter_projections::workspaces::{self as read, WorkspaceRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::extract::{validated, CommandHeaders, JsonBody};
-use super::openapi::{CommandRefusals, NotFound};
-use super::problem::ApiError;
-use super::respond::{self, CommandBody, ListParams, Page};
-use super::AppState;
 use crate::command::workspace::{workspace_stream, WorkspaceHandler};
 use crate::command::Outcome;
 use crate::domain::validate;
 use crate::domain::workspace::{Workspace, WorkspaceAction};
+use crate::http::docs::{CommandRefusals, NotFound};
+use crate::http::extract::{validated, CommandHeaders, JsonBody};
+use crate::http::problem::ApiError;
+use crate::http::respond::{self, CommandBody, ListParams, Page};
+use crate::http::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -5,12 +5,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::client_ip::client_ip;
-use super::extract::{command_request, metadata, validated, CorrelationHeader, JsonBody};
-use super::openapi::{CommandRefusals, Conflict, Forbidden, RateLimited};
-use super::principal::Principal;
-use super::problem::{ApiError, Problem};
-use super::AppState;
 use crate::auth::flows::{AuthError, LoginRequest, TokenPair, TOTP_SEAL_CONTEXT};
 use crate::auth::rate_limit::Endpoint;
 use crate::auth::{password, totp};
@@ -20,6 +14,12 @@ use crate::command::user::UserHandler;
 use crate::command::{self, CommandHandler, CommandRequest};
 use crate::domain::user::{SecondFactorProof, UserAction, UserState};
 use crate::domain::validate;
+use crate::http::client_ip::client_ip;
+use crate::http::docs::{CommandRefusals, Conflict, Forbidden, RateLimited};
+use crate::http::extract::{command_request, metadata, validated, CorrelationHeader, JsonBody};
+use crate::http::principal::Principal;
+use crate::http::problem::{ApiError, Problem};
+use crate::http::state::AppState;
 use crate::token::mint::MintError;
 use crate::token::PrincipalKind;
 
@@ -457,7 +457,7 @@ pub async fn me(
     Ok(HttpResponse::Ok().json(Me {
         principal: c.principal,
         id: c.sub,
-        tenant: crate::http::tenants::view_of(&state, c.tenant_id).await?,
+        tenant: super::tenants::view_of(&state, c.tenant_id).await?,
         username: user.as_ref().map(|u| u.username.clone()),
         email: user.as_ref().map(|u| u.email.clone()),
         display_name: user.as_ref().and_then(|u| u.display_name.clone()),

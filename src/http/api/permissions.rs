@@ -7,15 +7,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use charter_projections::permissions as read;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{command_request, validated, CommandHeaders, JsonBody};
-use super::openapi::{CommandRefusals, PermissionName};
-use super::problem::ApiError;
-use super::respond::{self, wait_for_consistency, CommandBody};
-use super::AppState;
 use crate::command::permission::RegisterPermissions;
 use crate::command::{self, Outcome};
 use crate::domain::permission_registry::{PermissionRegistry, Register};
 use crate::domain::validate::{self, FieldError};
+use crate::http::docs::{CommandRefusals, PermissionName};
+use crate::http::extract::{command_request, validated, CommandHeaders, JsonBody};
+use crate::http::problem::ApiError;
+use crate::http::respond::{self, wait_for_consistency, CommandBody};
+use crate::http::state::AppState;
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
