@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use charter_projections::groups as read;
+use charter_projections::groups::{self as read, GroupRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -179,63 +179,19 @@ pub async fn remove_member(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
-/// Read a group
-#[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/groups/{group_id}", tag = "groups",
-        operation_id = "getGroup",
-    responses(
-        (status = 200, description = "The group with its members, from the write side.",
-            body = GroupView,
-            headers(("ETag" = String, description = "The stream version"))),
-        NotFound,
-    ),
-)]
-#[tracing::instrument(skip_all, fields(tenant_id = %path.0, group_id = %path.1))]
-pub async fn get(
-    state: web::Data<AppState>,
-    path: web::Path<(Uuid, Uuid)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, group_id) = path.into_inner();
-    respond::get_current::<Group, _>(
-        &state,
-        tenant_id,
-        &group_stream(group_id),
-        |s| {
-            s.0.as_ref()
-                .is_some_and(|g| g.tenant_id == tenant_id && !g.deleted)
-        },
-        view,
-        &format!("group {group_id}"),
-    )
-    .await
-}
-
-/// List groups
-#[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/groups", tag = "groups", operation_id = "listGroups",
-    params(ListParams),
-    responses(
-        (status = 200, description = "A page of live groups with their member counts.",
-            body = Page<charter_projections::groups::GroupRow>),
-        NotFound,
-    ),
-)]
-#[tracing::instrument(skip_all, fields(tenant_id = %path))]
-pub async fn list(
-    state: web::Data<AppState>,
-    path: web::Path<Uuid>,
-    params: web::Query<ListParams>,
-) -> Result<HttpResponse, ApiError> {
-    let limit = params.limit()?;
-    let tenant_id = *path;
-    let after = params.after;
-    respond::tenant_page(
-        &state,
-        tenant_id,
-        params.consistency.as_deref(),
-        limit,
-        |client| async move { read::list(&client, tenant_id, after, limit).await },
-        |g| g.id,
-    )
-    .await
+super::reads::tenant_reads! {
+    tag = "groups", id = group_id, noun = "group",
+    get {
+        /// Read a group
+        path = "/v1/tenants/{tenant_id}/groups/{group_id}", operation_id = "getGroup",
+        description = "The group with its members, from the write side.",
+        body = GroupView, aggregate = Group, stream = group_stream,
+        live = |s, tenant_id| s.0.as_ref().is_some_and(|g| g.tenant_id == tenant_id && !g.deleted),
+    }
+    list {
+        /// List groups
+        path = "/v1/tenants/{tenant_id}/groups", operation_id = "listGroups",
+        description = "A page of live groups with their member counts.", row = GroupRow,
+        read = read::list,
+    }
 }

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod oauth;
 pub mod ops;
 pub mod permissions;
+mod reads;
 pub mod roles;
 pub mod service_accounts;
 pub mod tenants;

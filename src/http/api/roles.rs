@@ -264,33 +264,15 @@ pub async fn delete(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
-/// Read a role
-#[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/roles/{role_id}", tag = "roles", operation_id = "getRole",
-    responses(
-        (status = 200, description = "The role, from the write side.", body = RoleRow,
-            headers(("ETag" = String, description = "The stream version"))),
-        NotFound,
-    ),
-)]
-#[tracing::instrument(skip_all, fields(tenant_id = %path.0, role_id = %path.1))]
-pub async fn get(
-    state: web::Data<AppState>,
-    path: web::Path<(Uuid, Uuid)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, role_id) = path.into_inner();
-    respond::get_current::<Role, _>(
-        &state,
-        tenant_id,
-        &role_stream(role_id),
-        |s| {
-            s.0.as_ref()
-                .is_some_and(|r| r.tenant_id == tenant_id && !r.deleted)
-        },
-        view,
-        &format!("role {role_id}"),
-    )
-    .await
+super::reads::tenant_reads! {
+    tag = "roles", id = role_id, noun = "role",
+    get {
+        /// Read a role
+        path = "/v1/tenants/{tenant_id}/roles/{role_id}", operation_id = "getRole",
+        description = "The role, from the write side.",
+        body = RoleRow, aggregate = Role, stream = role_stream,
+        live = |s, tenant_id| s.0.as_ref().is_some_and(|r| r.tenant_id == tenant_id && !r.deleted),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

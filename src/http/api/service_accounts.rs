@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use charter_projections::service_accounts as read;
+use charter_projections::service_accounts::{self as read, ServiceAccountRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -288,65 +288,20 @@ pub async fn delete(
     .await
 }
 
-/// Read a service account
-#[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}",
-        tag = "service-accounts", operation_id = "getServiceAccount",
-    responses(
-        (status = 200,
-            description = "The service account (never with its secret), from the write side.",
-            body = ServiceAccountView,
-            headers(("ETag" = String, description = "The stream version"))),
-        NotFound,
-    ),
-)]
-#[tracing::instrument(skip_all, fields(tenant_id = %path.0, service_account_id = %path.1))]
-pub async fn get(
-    state: web::Data<AppState>,
-    path: web::Path<(Uuid, Uuid)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, id) = path.into_inner();
-    respond::get_current::<ServiceAccount, _>(
-        &state,
-        tenant_id,
-        &service_account_stream(id),
-        |s| {
-            s.0.as_ref()
-                .is_some_and(|a| a.tenant_id == tenant_id && !a.deleted)
-        },
-        view,
-        &format!("service account {id}"),
-    )
-    .await
-}
-
-/// List service accounts
-#[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/service-accounts", tag = "service-accounts",
-        operation_id = "listServiceAccounts",
-    params(ListParams),
-    responses(
-        (status = 200, description = "A page of live service accounts (never with secrets).",
-            body = Page<charter_projections::service_accounts::ServiceAccountRow>),
-        NotFound,
-    ),
-)]
-#[tracing::instrument(skip_all, fields(tenant_id = %path))]
-pub async fn list(
-    state: web::Data<AppState>,
-    path: web::Path<Uuid>,
-    params: web::Query<ListParams>,
-) -> Result<HttpResponse, ApiError> {
-    let limit = params.limit()?;
-    let tenant_id = *path;
-    let after = params.after;
-    respond::tenant_page(
-        &state,
-        tenant_id,
-        params.consistency.as_deref(),
-        limit,
-        |client| async move { read::list(&client, tenant_id, after, limit).await },
-        |s| s.id,
-    )
-    .await
+super::reads::tenant_reads! {
+    tag = "service-accounts", id = service_account_id, noun = "service account",
+    get {
+        /// Read a service account
+        path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}",
+        operation_id = "getServiceAccount",
+        description = "The service account (never with its secret), from the write side.",
+        body = ServiceAccountView, aggregate = ServiceAccount, stream = service_account_stream,
+        live = |s, tenant_id| s.0.as_ref().is_some_and(|a| a.tenant_id == tenant_id && !a.deleted),
+    }
+    list {
+        /// List service accounts
+        path = "/v1/tenants/{tenant_id}/service-accounts", operation_id = "listServiceAccounts",
+        description = "A page of live service accounts (never with secrets).",
+        row = ServiceAccountRow, read = read::list,
+    }
 }

@@ -356,62 +356,20 @@ pub async fn delete(
     simple(state, req, path, UserAction::Delete).await
 }
 
-/// Read a user
-#[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/users/{user_id}", tag = "users", operation_id = "getUser",
-    responses(
-        (status = 200, description = "The user (never with credentials), from the write side.",
-            body = UserRow,
-            headers(("ETag" = String, description = "The stream version"))),
-        NotFound,
-    ),
-)]
-#[tracing::instrument(skip_all, fields(tenant_id = %path.0, user_id = %path.1))]
-pub async fn get(
-    state: web::Data<AppState>,
-    path: web::Path<(Uuid, Uuid)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, user_id) = path.into_inner();
-    respond::get_current::<User, _>(
-        &state,
-        tenant_id,
-        &user_stream(user_id),
-        |s| {
-            s.0.as_ref()
-                .is_some_and(|u| u.tenant_id == tenant_id && u.status != UserStatus::Deleted)
-        },
-        view,
-        &format!("user {user_id}"),
-    )
-    .await
-}
-
-/// List users
-#[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/users", tag = "users", operation_id = "listUsers",
-    params(ListParams),
-    responses(
-        (status = 200, description = "A page of live users (never with credentials).",
-            body = Page<UserRow>),
-        NotFound,
-    ),
-)]
-#[tracing::instrument(skip_all, fields(tenant_id = %path))]
-pub async fn list(
-    state: web::Data<AppState>,
-    path: web::Path<Uuid>,
-    params: web::Query<ListParams>,
-) -> Result<HttpResponse, ApiError> {
-    let limit = params.limit()?;
-    let tenant_id = *path;
-    let after = params.after;
-    respond::tenant_page(
-        &state,
-        tenant_id,
-        params.consistency.as_deref(),
-        limit,
-        |client| async move { read::list(&client, tenant_id, after, limit).await },
-        |u| u.id,
-    )
-    .await
+super::reads::tenant_reads! {
+    tag = "users", id = user_id, noun = "user",
+    get {
+        /// Read a user
+        path = "/v1/tenants/{tenant_id}/users/{user_id}", operation_id = "getUser",
+        description = "The user (never with credentials), from the write side.",
+        body = UserRow, aggregate = User, stream = user_stream,
+        live = |s, tenant_id| s.0.as_ref()
+            .is_some_and(|u| u.tenant_id == tenant_id && u.status != UserStatus::Deleted),
+    }
+    list {
+        /// List users
+        path = "/v1/tenants/{tenant_id}/users", operation_id = "listUsers",
+        description = "A page of live users (never with credentials).", row = UserRow,
+        read = read::list,
+    }
 }

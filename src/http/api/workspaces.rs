@@ -141,63 +141,18 @@ pub async fn delete(
     run(&state, &req, handler, b"", StatusCode::OK).await
 }
 
-/// Read a workspace
-#[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", tag = "workspaces",
-        operation_id = "getWorkspace",
-    responses(
-        (status = 200, description = "The workspace, from the write side (always current).",
-            body = WorkspaceRow,
-            headers(("ETag" = String, description = "The stream version"))),
-        NotFound,
-    ),
-)]
-#[tracing::instrument(skip_all, fields(tenant_id = %path.0, workspace_id = %path.1))]
-pub async fn get(
-    state: web::Data<AppState>,
-    path: web::Path<(Uuid, Uuid)>,
-) -> Result<HttpResponse, ApiError> {
-    let (tenant_id, workspace_id) = path.into_inner();
-    respond::get_current::<Workspace, _>(
-        &state,
-        tenant_id,
-        &workspace_stream(workspace_id),
-        |s| {
-            s.0.as_ref()
-                .is_some_and(|w| w.tenant_id == tenant_id && !w.deleted)
-        },
-        view,
-        &format!("workspace {workspace_id}"),
-    )
-    .await
-}
-
-/// List workspaces
-#[utoipa::path(
-    get, path = "/v1/tenants/{tenant_id}/workspaces", tag = "workspaces",
-        operation_id = "listWorkspaces",
-    params(ListParams),
-    responses(
-        (status = 200, description = "A page of live workspaces.", body = Page<WorkspaceRow>),
-        NotFound,
-    ),
-)]
-#[tracing::instrument(skip_all, fields(tenant_id = %path))]
-pub async fn list(
-    state: web::Data<AppState>,
-    path: web::Path<Uuid>,
-    params: web::Query<ListParams>,
-) -> Result<HttpResponse, ApiError> {
-    let limit = params.limit()?;
-    let tenant_id = *path;
-    let after = params.after;
-    respond::tenant_page(
-        &state,
-        tenant_id,
-        params.consistency.as_deref(),
-        limit,
-        |client| async move { read::list(&client, tenant_id, after, limit).await },
-        |w| w.id,
-    )
-    .await
+super::reads::tenant_reads! {
+    tag = "workspaces", id = workspace_id, noun = "workspace",
+    get {
+        /// Read a workspace
+        path = "/v1/tenants/{tenant_id}/workspaces/{workspace_id}", operation_id = "getWorkspace",
+        description = "The workspace, from the write side (always current).",
+        body = WorkspaceRow, aggregate = Workspace, stream = workspace_stream,
+        live = |s, tenant_id| s.0.as_ref().is_some_and(|w| w.tenant_id == tenant_id && !w.deleted),
+    }
+    list {
+        /// List workspaces
+        path = "/v1/tenants/{tenant_id}/workspaces", operation_id = "listWorkspaces",
+        description = "A page of live workspaces.", row = WorkspaceRow, read = read::list,
+    }
 }
