@@ -22,8 +22,8 @@ use utoipa::OpenApi;
 
 use super::access::Rule;
 use super::api::{
-    assignments, audit, auth, entitlements, groups, keys, oauth, ops, permissions, roles,
-    service_accounts, tenants, users, wellknown, workspaces,
+    account, assignments, audit, auth, entitlements, groups, keys, mfa, oauth, ops, permissions,
+    roles, service_accounts, tenants, users, wellknown, workspaces,
 };
 use super::docs::OpenApiDocument;
 use super::problem::ApiError;
@@ -120,13 +120,13 @@ route_table! {
         POST "/v1/auth/login" => auth::login, Public;
         POST "/v1/auth/refresh" => auth::refresh, Public;
         // Logging out is what a service holding a user's workspace token may still do.
-        POST "/v1/auth/logout" => auth::logout, Authenticated;
-        POST "/v1/auth/logout-all" => auth::logout_all, Account;
-        POST "/v1/auth/password" => auth::change_password, Account;
-        GET "/v1/auth/me" => auth::me, Account;
-        POST "/v1/auth/mfa/enroll" => auth::mfa_enroll, Account;
-        POST "/v1/auth/mfa/activate" => auth::mfa_activate, Account;
-        POST "/v1/auth/mfa/disable" => auth::mfa_disable, Account;
+        POST "/v1/auth/logout" => account::logout, Authenticated;
+        POST "/v1/auth/logout-all" => account::logout_all, Account;
+        POST "/v1/auth/password" => account::change_password, Account;
+        GET "/v1/auth/me" => account::me, Account;
+        POST "/v1/auth/mfa/enroll" => mfa::mfa_enroll, Account;
+        POST "/v1/auth/mfa/activate" => mfa::mfa_activate, Account;
+        POST "/v1/auth/mfa/disable" => mfa::mfa_disable, Account;
     ],
     "/v1/tenants/{tenant_id}/workspaces" => [
         POST "/v1/tenants/{tenant_id}/workspaces" => workspaces::create,

@@ -1,21 +1,21 @@
-//! `/v1/auth/*`: login, refresh, logout, logout-all, password change, the caller's profile,
-//! and TOTP enrollment. Thin: the flows live in `crate::auth::flows`.
+//! `/v1/auth/login` and `/v1/auth/refresh`, and what every `/v1/auth/*` handler shares (the
+//! token response, the refusals of the flows, the calling user). The account's own routes are
+//! in [`super::account`], its second factor in [`super::mfa`]. Thin: the flows live in
+//! `crate::auth::flows`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::flows::{AuthError, LoginRequest, TokenPair, TOTP_SEAL_CONTEXT};
+use crate::auth::flows::{AuthError, LoginRequest, TokenPair};
+use crate::auth::password;
 use crate::auth::rate_limit::Endpoint;
-use crate::auth::{password, totp};
-use crate::command::session::EndSessionHandler;
-use crate::command::token::RevokeTokenHandler;
 use crate::command::user::UserHandler;
 use crate::command::{self, CommandHandler, CommandRequest};
-use crate::domain::user::{SecondFactorProof, UserAction, UserState};
+use crate::domain::user::{UserAction, UserState};
 use crate::domain::validate;
 use crate::http::client_ip::client_ip;
-use crate::http::docs::{CommandRefusals, Conflict, Forbidden, RateLimited};
+use crate::http::docs::{Conflict, RateLimited};
 use crate::http::extract::{command_request, metadata, validated, CorrelationHeader, JsonBody};
 use crate::http::principal::Principal;
 use crate::http::problem::{ApiError, Problem};
@@ -28,7 +28,7 @@ const MAX_TENANT_CHARS: usize = validate::MAX_SLUG_CHARS;
 /// The longest username (see [`validate::username`]).
 const MAX_USERNAME_CHARS: usize = 64;
 /// The longest TOTP or recovery code.
-const MAX_CODE_CHARS: usize = 64;
+pub(super) const MAX_CODE_CHARS: usize = 64;
 /// The longest refresh token (ours are 80 characters).
 const MAX_REFRESH_TOKEN_CHARS: usize = 256;
 
@@ -219,7 +219,7 @@ pub async fn refresh(
 }
 
 /// The command envelope of an authentication request: metadata only.
-fn envelope(req: &HttpRequest) -> CommandRequest {
+pub(super) fn envelope(req: &HttpRequest) -> CommandRequest {
     CommandRequest {
         metadata: metadata(req),
         if_match: None,
@@ -227,7 +227,7 @@ fn envelope(req: &HttpRequest) -> CommandRequest {
     }
 }
 
-fn wrong_password() -> ApiError {
+pub(super) fn wrong_password() -> ApiError {
     ApiError::Invalid {
         slug: "wrong-password",
         detail: "the current password is wrong".into(),
@@ -236,7 +236,7 @@ fn wrong_password() -> ApiError {
 }
 
 /// The calling user (service accounts have no password, sessions or MFA).
-fn user_of(principal: &Principal) -> Result<(Uuid, Uuid), ApiError> {
+pub(super) fn user_of(principal: &Principal) -> Result<(Uuid, Uuid), ApiError> {
     let c = principal.claims();
     match c.principal {
         PrincipalKind::User => Ok((c.tenant_id, c.sub)),
@@ -246,7 +246,7 @@ fn user_of(principal: &Principal) -> Result<(Uuid, Uuid), ApiError> {
     }
 }
 
-async fn run<H: CommandHandler>(
+pub(super) async fn run<H: CommandHandler>(
     state: &AppState,
     req: &HttpRequest,
     handler: H,
@@ -256,7 +256,10 @@ async fn run<H: CommandHandler>(
     Ok(command::run(&state.writer, &handler, &request).await?)
 }
 
-fn user_handler(principal: &Principal, action: UserAction) -> Result<UserHandler, ApiError> {
+pub(super) fn user_handler(
+    principal: &Principal,
+    action: UserAction,
+) -> Result<UserHandler, ApiError> {
     let (tenant_id, user_id) = user_of(principal)?;
     Ok(UserHandler {
         tenant_id,
@@ -265,383 +268,14 @@ fn user_handler(principal: &Principal, action: UserAction) -> Result<UserHandler
     })
 }
 
-/// Revokes the presented access token itself.
-async fn revoke_own(
+pub(super) async fn current_user(
     state: &AppState,
-    req: &HttpRequest,
     principal: &Principal,
-) -> Result<(), ApiError> {
-    run(state, req, RevokeTokenHandler::of(principal.claims())).await?;
-    Ok(())
-}
-
-/// Log out
-///
-/// Ends the token's session (its refresh token stops working) and revokes the token.
-#[utoipa::path(
-    post, path = "/v1/auth/logout", tag = "auth", operation_id = "logout",
-    params(CorrelationHeader),
-    responses(
-        (status = 204, description = "Logged out."),
-        CommandRefusals,
-        Forbidden,
-    ),
-)]
-#[tracing::instrument(skip_all)]
-pub async fn logout(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-) -> Result<HttpResponse, ApiError> {
-    let (_, user_id) = user_of(&principal)?;
-    if let Some(session_id) = principal.claims().sid {
-        run(
-            &state,
-            &req,
-            EndSessionHandler {
-                session_id,
-                user_id,
-            },
-        )
-        .await?;
-    }
-    revoke_own(&state, &req, &principal).await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// Log out everywhere
-///
-/// Ends every session and access token of the caller (bumps `account_version`).
-#[utoipa::path(
-    post, path = "/v1/auth/logout-all", tag = "auth", operation_id = "logoutAll",
-    params(CorrelationHeader),
-    responses(
-        (status = 204, description = "Every session ended."),
-        CommandRefusals,
-        Forbidden,
-    ),
-)]
-#[tracing::instrument(skip_all)]
-pub async fn logout_all(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-) -> Result<HttpResponse, ApiError> {
-    run(
-        &state,
-        &req,
-        user_handler(&principal, UserAction::RevokeSessions)?,
-    )
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordBody {
-    #[schema(format = Password, max_length = 1024)]
-    pub old_password: String,
-    /// 12-1024 characters, not the username or the email.
-    #[schema(format = Password, min_length = 12, max_length = 1024)]
-    pub new_password: String,
-}
-
-async fn current_user(state: &AppState, principal: &Principal) -> Result<UserState, ApiError> {
+) -> Result<UserState, ApiError> {
     let (_, user_id) = user_of(principal)?;
     state
         .auth
         .load_user(user_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("user not found".into()))
-}
-
-/// Change the password
-///
-/// Every session ends (`account_version` is bumped). A wrong old password counts toward the
-/// lockout (`422 wrong-password`); a locked account gets `409 account-locked`.
-#[utoipa::path(
-    post, path = "/v1/auth/password", tag = "auth", operation_id = "changePassword",
-    params(CorrelationHeader),
-    request_body = PasswordBody,
-    responses(
-        (status = 204, description = "The password was changed."),
-        CommandRefusals,
-        Forbidden,
-    ),
-)]
-#[tracing::instrument(skip_all)]
-pub async fn change_password(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-    body: JsonBody<PasswordBody>,
-) -> Result<HttpResponse, ApiError> {
-    let user = current_user(&state, &principal).await?;
-    let b = &body.value;
-    validated(|e| {
-        validate::bounded("old_password", &b.old_password, password::MAX_LENGTH, e);
-        password::check_policy(
-            "new_password",
-            &b.new_password,
-            &user.username,
-            &user.email,
-            e,
-        )
-    })?;
-    let old_matched = state.auth.password_matches(&user, &b.old_password).await;
-    // Hash the new password only for a change that can succeed; a wrong old password (or a
-    // locked account) is decided, and recorded, without it.
-    let new_hash = if old_matched.is_some() && !user.locked_at(chrono::Utc::now()) {
-        let iterations = state.config.auth.pbkdf2_iterations;
-        let new = b.new_password.clone();
-        tokio::task::spawn_blocking(move || password::hash(&new, iterations))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-    } else {
-        String::new()
-    };
-    let action = UserAction::ChangePassword {
-        proof: state.auth.reauth(old_matched),
-        new_hash: new_hash.clone(),
-    };
-    let outcome = run(&state, &req, user_handler(&principal, action)?).await?;
-    // A wrong old password was recorded as a failed attempt (it counts toward the lockout).
-    if outcome.state.0.and_then(|u| u.password_hash) != Some(new_hash) {
-        return Err(wrong_password());
-    }
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// The caller, its tenant, and what its token grants.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Me {
-    pub principal: PrincipalKind,
-    pub id: Uuid,
-    #[schema(required = true)]
-    pub tenant: Option<charter_projections::tenants::TenantRow>,
-    /// `null` for a service account (as `email` and `display_name`).
-    #[schema(required = true)]
-    pub username: Option<String>,
-    #[schema(required = true)]
-    pub email: Option<String>,
-    #[schema(required = true)]
-    pub display_name: Option<String>,
-    pub mfa_enabled: bool,
-    #[schema(required = true)]
-    pub workspace_id: Option<Uuid>,
-    pub roles: Vec<Uuid>,
-    pub permissions: Vec<String>,
-    pub platform_permissions: Vec<String>,
-    pub policy_version: i64,
-    pub account_version: i64,
-}
-
-/// The caller's profile
-#[utoipa::path(
-    get, path = "/v1/auth/me", tag = "auth", operation_id = "me",
-    responses(
-        (status = 200, description = "The caller, its tenant and its grants.", body = Me),
-    ),
-)]
-#[tracing::instrument(skip_all)]
-pub async fn me(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> Result<HttpResponse, ApiError> {
-    let c = principal.claims();
-    let user = match c.principal {
-        PrincipalKind::User => state.auth.load_user(c.sub).await?,
-        PrincipalKind::ServiceAccount => None,
-    };
-    Ok(HttpResponse::Ok().json(Me {
-        principal: c.principal,
-        id: c.sub,
-        tenant: super::tenants::view_of(&state, c.tenant_id).await?,
-        username: user.as_ref().map(|u| u.username.clone()),
-        email: user.as_ref().map(|u| u.email.clone()),
-        display_name: user.as_ref().and_then(|u| u.display_name.clone()),
-        mfa_enabled: user.as_ref().is_some_and(|u| u.mfa_active()),
-        workspace_id: c.workspace_id,
-        roles: c.roles.clone(),
-        permissions: c.permissions.clone(),
-        platform_permissions: c.platform_permissions.clone(),
-        policy_version: c.policy_version,
-        account_version: c.account_version,
-    }))
-}
-
-/// A new TOTP secret, inactive until activated.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Enrollment {
-    /// Base32; type it into an authenticator app, or use `otpauth_uri`.
-    pub secret: String,
-    pub otpauth_uri: String,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EnrollMfaBody {
-    /// The current password.
-    #[schema(format = Password, max_length = 1024)]
-    pub password: String,
-}
-
-/// Start TOTP enrollment
-///
-/// A new secret, inactive until `/v1/auth/mfa/activate` proves it works. Needs the current
-/// password; a wrong one counts toward the lockout (`422 wrong-password`).
-#[utoipa::path(
-    post, path = "/v1/auth/mfa/enroll", tag = "auth", operation_id = "enrollMfa",
-    params(CorrelationHeader),
-    request_body = EnrollMfaBody,
-    responses(
-        (status = 200, description = "The secret.", body = Enrollment,
-            headers(("Cache-Control" = String,
-            description = "`no-store`: tokens are credentials"))),
-        CommandRefusals,
-        Forbidden,
-    ),
-)]
-#[tracing::instrument(skip_all)]
-pub async fn mfa_enroll(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-    body: JsonBody<EnrollMfaBody>,
-) -> Result<HttpResponse, ApiError> {
-    validated(|e| validate::bounded("password", &body.value.password, password::MAX_LENGTH, e))?;
-    let user = current_user(&state, &principal).await?;
-    let matched = state
-        .auth
-        .password_matches(&user, &body.value.password)
-        .await;
-    let internal = |e: &dyn std::fmt::Display| ApiError::Internal(e.to_string());
-    let secret = totp::Totp::generate_secret().map_err(|e| internal(&e))?;
-    let generator = totp::Totp::new(&secret, &state.config.auth.totp_issuer, &user.username)
-        .map_err(|e| internal(&e))?;
-    let sealed_secret = state
-        .auth
-        .master()
-        .seal(TOTP_SEAL_CONTEXT, secret.as_bytes())
-        .map_err(|e| internal(&e))?;
-    let action = UserAction::EnrollMfa {
-        proof: state.auth.reauth(matched.clone()),
-        sealed_secret: sealed_secret.clone(),
-    };
-    let outcome = run(&state, &req, user_handler(&principal, action)?).await?;
-    // A wrong password was recorded as a failed attempt; nothing was enrolled.
-    let enrolled = outcome
-        .state
-        .0
-        .is_some_and(|u| u.mfa.pending_secret.as_ref() == Some(&sealed_secret));
-    if matched.is_none() || !enrolled {
-        return Err(wrong_password());
-    }
-    Ok(no_store(Enrollment {
-        otpauth_uri: generator.uri(),
-        secret,
-    }))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CodeBody {
-    #[schema(max_length = 64)]
-    pub code: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Activated {
-    /// Shown once. Each replaces a TOTP code for one login.
-    pub recovery_codes: Vec<String>,
-}
-
-/// Turn MFA on
-///
-/// With a code of the pending secret; returns 10 single-use recovery codes.
-#[utoipa::path(
-    post, path = "/v1/auth/mfa/activate", tag = "auth", operation_id = "activateMfa",
-    params(CorrelationHeader),
-    request_body = CodeBody,
-    responses(
-        (status = 200, description = "MFA is on.", body = Activated,
-            headers(("Cache-Control" = String,
-            description = "`no-store`: tokens are credentials"))),
-        CommandRefusals,
-        Forbidden,
-    ),
-)]
-#[tracing::instrument(skip_all)]
-pub async fn mfa_activate(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-    body: JsonBody<CodeBody>,
-) -> Result<HttpResponse, ApiError> {
-    validated(|e| validate::bounded("code", &body.value.code, MAX_CODE_CHARS, e))?;
-    let user = current_user(&state, &principal).await?;
-    let proof = match &user.mfa.pending_secret {
-        Some(sealed) => SecondFactorProof::Totp {
-            secret: sealed.clone(),
-            step: state
-                .auth
-                .totp_step(&user, sealed, body.value.code.trim(), chrono::Utc::now()),
-        },
-        None => SecondFactorProof::None,
-    };
-    let (codes, recovery_code_hashes) =
-        totp::recovery_codes().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let action = UserAction::ActivateMfa {
-        proof,
-        recovery_code_hashes,
-    };
-    run(&state, &req, user_handler(&principal, action)?).await?;
-    Ok(no_store(Activated {
-        recovery_codes: codes,
-    }))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DisableMfaBody {
-    #[schema(format = Password, max_length = 1024)]
-    pub password: String,
-}
-
-/// Turn MFA off
-///
-/// Needs the current password; a wrong one counts toward the lockout.
-#[utoipa::path(
-    post, path = "/v1/auth/mfa/disable", tag = "auth", operation_id = "disableMfa",
-    params(CorrelationHeader),
-    request_body = DisableMfaBody,
-    responses(
-        (status = 204, description = "MFA is off."),
-        CommandRefusals,
-        Forbidden,
-    ),
-)]
-#[tracing::instrument(skip_all)]
-pub async fn mfa_disable(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    principal: Principal,
-    body: JsonBody<DisableMfaBody>,
-) -> Result<HttpResponse, ApiError> {
-    validated(|e| validate::bounded("password", &body.value.password, password::MAX_LENGTH, e))?;
-    let user = current_user(&state, &principal).await?;
-    let matched = state
-        .auth
-        .password_matches(&user, &body.value.password)
-        .await;
-    let action = UserAction::DisableMfa {
-        proof: state.auth.reauth(matched.clone()),
-    };
-    let outcome = run(&state, &req, user_handler(&principal, action)?).await?;
-    // Accepted only if the hash the password matched is still the current one.
-    if matched.is_none() || outcome.state.0.and_then(|u| u.password_hash) != matched {
-        return Err(wrong_password());
-    }
-    Ok(HttpResponse::NoContent().finish())
 }
