@@ -1,5 +1,5 @@
 //! `schemas/openapi.json` is the OpenAPI document `GET /openapi.json` serves, generated from the
-//! code (the route table in `src/http/openapi.rs`). The committed file must be what the code
+//! code (the route table in `src/http/routes.rs`). The committed file must be what the code
 //! generates, every documented operation must be served and answer as documented, nothing
 //! undocumented may be served, and real responses must validate against the document.
 //! Regenerate with `CHARTER_BLESS=1 ops/test -- openapi`.

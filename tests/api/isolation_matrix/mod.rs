@@ -10,7 +10,7 @@
 //!   `iam.users.{read,write}` and `iam.groups.{read,write}`: what a SCIM-style provisioning job
 //!   needs, and a third pattern besides "everything" and "reads".
 //!
-//! The designed rule (`src/http/principal.rs`, README "Who may call what"): a permission held in
+//! The designed rule (`src/http/routes.rs`, README "Who may call what"): a permission held in
 //! the caller's tenant reaches that tenant and its descendants, never an ancestor or a stranger.
 //! Outside that reach everything looks absent (`404`, whatever the caller holds); within it a
 //! missing permission is `403`. A tenant's own lifecycle (rename, move, block, unblock, delete)
