@@ -17,6 +17,7 @@ mod instances;
 mod isolation;
 mod isolation_matrix;
 mod kafka;
+mod layout;
 mod model;
 mod openapi;
 mod ordering;

@@ -1,0 +1,427 @@
+//! The layout's own rules (ADR 0008), checked on the sources: no import cycle between the
+//! modules of any crate, and the write side independent of the read-side crate.
+//!
+//! Each crate's module tree is followed from its root file through its `mod` declarations
+//! (test modules left out), and every path a module names (`use` trees, and `crate::`,
+//! `super::`, `self::` or child-module paths in its code) becomes an edge to the module that
+//! holds the item. A module naming an item of its own ancestor or descendant counts like any
+//! other edge, so `mod.rs` files hold module lines and what their children do not need back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use syn::visit::Visit;
+
+type Module = Vec<String>;
+
+/// One crate's modules: the file each is in, the edges each has, and its child modules.
+#[derive(Default)]
+struct Graph {
+    files: BTreeMap<Module, PathBuf>,
+    edges: BTreeMap<Module, BTreeSet<Module>>,
+}
+
+fn is_test(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| {
+        a.path().is_ident("cfg")
+            && a.meta.require_list().is_ok_and(|l| {
+                l.tokens
+                    .to_string()
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .any(|t| t == "test")
+            })
+    })
+}
+
+/// Collects the module tree from `file`, the file of module `module` (`dir`: where its child
+/// module files are).
+fn load(
+    graph: &mut Graph,
+    module: Module,
+    file: &Path,
+    dir: &Path,
+    bodies: &mut Vec<(Module, Vec<syn::Item>)>,
+) {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let parsed = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    graph.files.insert(module.clone(), file.to_owned());
+    module_items(graph, module, parsed.items, dir, bodies);
+}
+
+fn module_items(
+    graph: &mut Graph,
+    module: Module,
+    items: Vec<syn::Item>,
+    dir: &Path,
+    bodies: &mut Vec<(Module, Vec<syn::Item>)>,
+) {
+    let mut kept = Vec::new();
+    for item in items {
+        match item {
+            syn::Item::Mod(m) if is_test(&m.attrs) => {}
+            syn::Item::Mod(m) => {
+                let name = m.ident.to_string();
+                let mut child = module.clone();
+                child.push(name.clone());
+                match m.content {
+                    Some((_, inner)) => {
+                        graph
+                            .files
+                            .insert(child.clone(), graph.files[&module].clone());
+                        module_items(graph, child, inner, &dir.join(&name), bodies);
+                    }
+                    None => {
+                        let flat = dir.join(format!("{name}.rs"));
+                        let (file, child_dir) = if flat.exists() {
+                            (flat, dir.join(&name))
+                        } else {
+                            (dir.join(&name).join("mod.rs"), dir.join(&name))
+                        };
+                        load(graph, child, &file, &child_dir, bodies);
+                    }
+                }
+            }
+            other if item_is_test(&other) => {}
+            other => kept.push(other),
+        }
+    }
+    bodies.push((module, kept));
+}
+
+fn item_is_test(item: &syn::Item) -> bool {
+    match item {
+        syn::Item::Fn(f) => is_test(&f.attrs),
+        syn::Item::Impl(i) => is_test(&i.attrs),
+        syn::Item::Use(u) => is_test(&u.attrs),
+        syn::Item::Const(c) => is_test(&c.attrs),
+        syn::Item::Struct(s) => is_test(&s.attrs),
+        _ => false,
+    }
+}
+
+/// The paths a module names.
+struct Paths(Vec<Vec<String>>);
+
+impl<'a> Visit<'a> for Paths {
+    fn visit_item_use(&mut self, u: &'a syn::ItemUse) {
+        fn walk(tree: &syn::UseTree, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+            match tree {
+                syn::UseTree::Path(p) => {
+                    let mut next = prefix;
+                    next.push(p.ident.to_string());
+                    walk(&p.tree, next, out);
+                }
+                syn::UseTree::Name(n) => {
+                    let mut path = prefix;
+                    if n.ident != "self" {
+                        path.push(n.ident.to_string());
+                    }
+                    out.push(path);
+                }
+                syn::UseTree::Rename(r) => {
+                    let mut path = prefix;
+                    path.push(r.ident.to_string());
+                    out.push(path);
+                }
+                syn::UseTree::Glob(_) => out.push(prefix),
+                syn::UseTree::Group(g) => {
+                    for t in &g.items {
+                        walk(t, prefix.clone(), out);
+                    }
+                }
+            }
+        }
+        walk(&u.tree, Vec::new(), &mut self.0);
+    }
+
+    fn visit_path(&mut self, p: &'a syn::Path) {
+        if p.segments.len() > 1 {
+            self.0
+                .push(p.segments.iter().map(|s| s.ident.to_string()).collect());
+        }
+        syn::visit::visit_path(self, p);
+    }
+
+    fn visit_macro(&mut self, m: &'a syn::Macro) {
+        // Paths inside macro calls (`format!`, the route table, ...) are tokens, not syntax:
+        // pick out the `crate::a::b` and `super::a` runs.
+        fn flatten(tokens: proc_macro2::TokenStream, out: &mut Vec<String>) {
+            for token in tokens {
+                match token {
+                    proc_macro2::TokenTree::Group(g) => {
+                        out.push(String::new());
+                        flatten(g.stream(), out);
+                        out.push(String::new());
+                    }
+                    other => out.push(other.to_string()),
+                }
+            }
+        }
+        let mut tokens = Vec::new();
+        flatten(m.tokens.clone(), &mut tokens);
+        let mut i = 0;
+        while i < tokens.len() {
+            if tokens[i] != "crate" && tokens[i] != "super" {
+                i += 1;
+                continue;
+            }
+            let mut path = vec![tokens[i].clone()];
+            i += 1;
+            while tokens.get(i).is_some_and(|t| t == ":")
+                && tokens.get(i + 1).is_some_and(|t| t == ":")
+            {
+                match tokens.get(i + 2) {
+                    Some(t)
+                        if !t.is_empty() && t.chars().all(|c| c.is_alphanumeric() || c == '_') =>
+                    {
+                        path.push(t.clone())
+                    }
+                    _ => break,
+                }
+                i += 3;
+            }
+            self.0.push(path);
+        }
+        syn::visit::visit_macro(self, m);
+    }
+}
+
+/// The module a path from `module` lands in, if it is one of this crate's.
+fn resolve(graph: &Graph, module: &Module, path: &[String]) -> Option<Module> {
+    let mut base: Module;
+    let mut rest = path;
+    match path.first().map(String::as_str) {
+        Some("crate") => {
+            base = Vec::new();
+            rest = &path[1..];
+        }
+        Some("self") => {
+            base = module.clone();
+            rest = &path[1..];
+        }
+        Some("super") => {
+            base = module.clone();
+            while rest.first().is_some_and(|s| s == "super") {
+                base.pop();
+                rest = &rest[1..];
+            }
+        }
+        Some(first) => {
+            // A path relative to this module: only a child module counts.
+            let mut child = module.clone();
+            child.push(first.to_owned());
+            if !graph.files.contains_key(&child) {
+                return None;
+            }
+            base = module.clone();
+        }
+        None => return None,
+    }
+    let mut target = base.clone();
+    for segment in rest {
+        let mut next = target.clone();
+        next.push(segment.clone());
+        if graph.files.contains_key(&next) {
+            target = next;
+        } else {
+            break;
+        }
+    }
+    base.clear();
+    Some(target)
+}
+
+fn graph_of(root: &Path) -> Graph {
+    let mut graph = Graph::default();
+    let mut bodies = Vec::new();
+    load(
+        &mut graph,
+        Vec::new(),
+        root,
+        root.parent().unwrap(),
+        &mut bodies,
+    );
+    for (module, items) in bodies {
+        let mut paths = Paths(Vec::new());
+        for item in &items {
+            paths.visit_item(item);
+        }
+        let targets: BTreeSet<Module> = paths
+            .0
+            .iter()
+            .filter_map(|p| resolve(&graph, &module, p))
+            .filter(|t| *t != module)
+            .collect();
+        graph.edges.entry(module).or_default().extend(targets);
+    }
+    graph
+}
+
+/// The strongly connected components of more than one module (Tarjan).
+fn cycles(graph: &Graph) -> Vec<Vec<Module>> {
+    struct State<'g> {
+        graph: &'g Graph,
+        index: BTreeMap<&'g Module, usize>,
+        low: BTreeMap<&'g Module, usize>,
+        stack: Vec<&'g Module>,
+        on: BTreeSet<&'g Module>,
+        found: Vec<Vec<Module>>,
+    }
+    fn visit<'g>(s: &mut State<'g>, v: &'g Module) {
+        let n = s.index.len();
+        s.index.insert(v, n);
+        s.low.insert(v, n);
+        s.stack.push(v);
+        s.on.insert(v);
+        for w in s.graph.edges.get(v).into_iter().flatten() {
+            if !s.index.contains_key(w) {
+                visit(s, w);
+                let low = s.low[v].min(s.low[w]);
+                s.low.insert(v, low);
+            } else if s.on.contains(w) {
+                let low = s.low[v].min(s.index[w]);
+                s.low.insert(v, low);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut component = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on.remove(w);
+                component.push(w.clone());
+                if w == v {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                s.found.push(component);
+            }
+        }
+    }
+    let mut s = State {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        found: Vec::new(),
+    };
+    for v in graph.files.keys() {
+        if !s.index.contains_key(v) {
+            visit(&mut s, v);
+        }
+    }
+    s.found
+}
+
+fn name(m: &Module) -> String {
+    if m.is_empty() {
+        "crate".into()
+    } else {
+        m.join("::")
+    }
+}
+
+fn describe(graph: &Graph, component: &[Module]) -> String {
+    let members: BTreeSet<&Module> = component.iter().collect();
+    let mut out = String::new();
+    for a in &members {
+        for b in graph.edges[*a].iter().filter(|b| members.contains(b)) {
+            out.push_str(&format!("\n    {} -> {}", name(a), name(b)));
+        }
+    }
+    out
+}
+
+/// The crates of the workspace, by root file.
+const ROOTS: &[&str] = &[
+    "src/lib.rs",
+    "src/main.rs",
+    "events/src/lib.rs",
+    "projections/src/lib.rs",
+    "log/src/lib.rs",
+    "ops/seed/src/lib.rs",
+    "ops/loadgen/src/main.rs",
+];
+
+#[test]
+fn no_crate_has_an_import_cycle_between_its_modules() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut failures = Vec::new();
+    for root in ROOTS {
+        let graph = graph_of(&repo.join(root));
+        assert!(
+            graph.files.len() > 1 || root.ends_with("main.rs"),
+            "{root}: no modules found"
+        );
+        for component in cycles(&graph) {
+            failures.push(format!("{root}: a cycle{}", describe(&graph, &component)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The write side (the event store and the command executor) reads the log through
+/// `charter-log`, never through the read-side crate.
+#[test]
+fn the_write_side_does_not_import_the_read_side() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["src/store", "src/command", "src/domain"] {
+        for entry in std::fs::read_dir(repo.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    !text.contains("charter_projections"),
+                    "{} imports charter_projections",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// The checker itself finds a cycle it is shown, through `use`, a path in code and a macro.
+#[test]
+fn the_cycle_check_finds_a_planted_cycle() {
+    let dir = std::env::temp_dir().join(format!("charter-layout-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::write(
+        dir.join("lib.rs"),
+        "mod a;\nmod b;\nmod c;\n#[cfg(test)]\nmod tests { use crate::b::X; }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("a.rs"), "mod inner;\nfn f() { crate::b::g(); }\n").unwrap();
+    std::fs::write(
+        dir.join("a/inner.rs"),
+        "fn h() { format!(\"{}\", super::super::c::Y); }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("b.rs"), "use crate::a::inner;\npub fn g() {}\n").unwrap();
+    std::fs::write(dir.join("c.rs"), "pub const Y: u8 = 0;\n").unwrap();
+    let graph = graph_of(&dir.join("lib.rs"));
+    let found = cycles(&graph);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // a -> b -> a::inner -> c: a chain, and the test module's use of b does not count.
+    assert!(found.is_empty(), "{:?}", found);
+    assert!(
+        graph.edges[&vec!["a".to_owned(), "inner".to_owned()]].contains(&vec!["c".to_owned()]),
+        "a path in a macro is an edge"
+    );
+    let dir = std::env::temp_dir().join(format!("charter-layout-b-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("lib.rs"), "mod a;\nmod b;\n").unwrap();
+    std::fs::write(
+        dir.join("a.rs"),
+        "pub fn f() { format!(\"{}\", crate::b::G); }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.rs"),
+        "use super::a::{f};\npub const G: u8 = 0;\n",
+    )
+    .unwrap();
+    let graph = graph_of(&dir.join("lib.rs"));
+    let found = cycles(&graph);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(found.len(), 1, "the a <-> b cycle is found");
+}
