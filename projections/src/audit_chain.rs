@@ -13,9 +13,9 @@ use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::log::{event_from_row, EVENT_COLUMNS};
 use crate::projection::{execute, Projection, ProjectionError};
-use crate::LogPosition;
+use charter_log::reader::{event_from_row, EVENT_COLUMNS};
+use charter_log::LogPosition;
 
 pub struct AuditChain;
 

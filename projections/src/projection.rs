@@ -11,7 +11,7 @@ pub enum ProjectionError {
     #[error(transparent)]
     Decode(#[from] charter_events::DecodeError),
     #[error(transparent)]
-    Log(#[from] crate::log::LogError),
+    Log(#[from] charter_log::reader::LogError),
     #[error("{0}")]
     Invariant(String),
 }

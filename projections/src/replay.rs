@@ -20,10 +20,11 @@ use charter_events::RecordedEvent;
 use deadpool_postgres::{GenericClient, Pool, Transaction};
 use serde::Serialize;
 
-use crate::checkpoint::{self, LIVE_SCHEMA};
-use crate::log::{self, LogError, LogPosition};
 use crate::projection::Projection;
 use crate::runner::{Runner, RunnerError, Step, LOCK_KEY};
+use charter_log::checkpoint::{self, LIVE_SCHEMA};
+use charter_log::reader::{self, LogError};
+use charter_log::LogPosition;
 
 /// Columns that legitimately differ between a live table and its rebuild.
 const VOLATILE: [(&str, &str); 3] = [
@@ -253,7 +254,8 @@ impl Replay {
         target: LogPosition,
         mut progress: impl FnMut(Progress),
     ) -> Result<(u64, Vec<(&'static str, f64)>), ReplayError> {
-        let total = log::count_range(&self.pool.get().await?, LogPosition::START, target).await?;
+        let total =
+            reader::count_range(&self.pool.get().await?, LogPosition::START, target).await?;
         let (applied, all) = fan_out(
             self.pool.clone(),
             &self.projections,
@@ -488,7 +490,7 @@ impl Replay {
         wait: Duration,
         progress: impl FnMut(Progress),
     ) -> Result<Report, ReplayError> {
-        let target = log::head(&self.pool.get().await?).await?;
+        let target = reader::head(&self.pool.get().await?).await?;
         self.create_shadow().await?;
         let result = async {
             let started = Instant::now();
@@ -588,7 +590,7 @@ async fn read(
     let mut after = from;
     let mut read = 0u64;
     loop {
-        let events = log::read_range(&client, after, target, batch_size).await?;
+        let events = reader::read_range(&client, after, target, batch_size).await?;
         let Some(last) = events.last() else {
             return Ok(read);
         };
@@ -629,7 +631,7 @@ async fn follow(
                 Ok(Step::Busy) => tokio::time::sleep(Duration::from_millis(5)).await,
                 Err(e) => {
                     failures += 1;
-                    if crate::failures::is_transient(&e) || failures > 4 * MAX_ISOLATION {
+                    if e.is_transient() || failures > 4 * MAX_ISOLATION {
                         return Err(ReplayError::Runner {
                             projection: runner.name().to_owned(),
                             source: e,
@@ -656,7 +658,7 @@ async fn catch_up(runner: &Runner) -> Result<(), ReplayError> {
             Ok(_) => failures = 0,
             Err(e) => {
                 failures += 1;
-                if crate::failures::is_transient(&e) || failures > 4 * MAX_ISOLATION {
+                if e.is_transient() || failures > 4 * MAX_ISOLATION {
                     return Err(ReplayError::Runner {
                         projection: runner.name().to_owned(),
                         source: e,

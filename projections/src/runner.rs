@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::failures::{self, EventRef, Quarantine, Verdict};
-use crate::listener::Wakeup;
-use crate::log::{self, LogError, LogPosition};
 use crate::projection::{execute, Projection, ProjectionError};
+use charter_log::listener::Wakeup;
+use charter_log::reader::{self, LogError};
+use charter_log::LogPosition;
 
 /// How many consecutive times one event may fail on its own before it is recorded in
 /// `failed_events` and skipped.
@@ -62,6 +63,18 @@ pub enum RunnerError {
 }
 
 impl RunnerError {
+    /// True when the failure says nothing about the events being applied (see
+    /// [`failures::is_transient_projection`]): it is retried with backoff and never counts
+    /// towards poisoning an event. A pool that cannot hand out a connection is an outage.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RunnerError::Pool(_) => true,
+            RunnerError::Projection(e) | RunnerError::Event { source: e, .. } => {
+                failures::is_transient_projection(e)
+            }
+        }
+    }
+
     fn event(event: &EventRef, source: ProjectionError) -> Self {
         RunnerError::Event {
             event_id: event.event_id,
@@ -88,7 +101,7 @@ pub struct Runner {
     batch_size: i64,
     until: LogPosition,
     linger: Duration,
-    signal: Option<crate::listener::Signal>,
+    signal: Option<charter_log::listener::Signal>,
     quarantine: Mutex<Quarantine>,
 }
 
@@ -129,7 +142,7 @@ impl Runner {
     /// applies a batch instead of one event at a time. Costs at most `linger` of lag.
     /// After committing a batch, wake this process's followers (the relay publishes what
     /// projections write to their outboxes).
-    pub fn with_signal(mut self, signal: crate::listener::Signal) -> Self {
+    pub fn with_signal(mut self, signal: charter_log::listener::Signal) -> Self {
         self.signal = Some(signal);
         self
     }
@@ -181,7 +194,7 @@ impl Runner {
         if batch_size == 1 {
             return self.step_one(tx, &at).await;
         }
-        let events = match log::read_range(&tx, from, self.until, batch_size).await {
+        let events = match reader::read_range(&tx, from, self.until, batch_size).await {
             Ok(events) => events,
             Err(e) => {
                 let e = ProjectionError::from(e);
@@ -323,7 +336,7 @@ impl Runner {
     /// the other members' writes and the checkpoints past it commit together.
     async fn step_one(&self, tx: Transaction<'_>, at: &Checkpoints) -> Result<Step, RunnerError> {
         let from = at.from();
-        let recorded = match log::read_range(&tx, from, self.until, 1).await {
+        let recorded = match reader::read_range(&tx, from, self.until, 1).await {
             Ok(events) => match events.into_iter().next() {
                 Some(e) => e,
                 None => {
@@ -460,7 +473,7 @@ impl Runner {
                         .increment(1);
                     let backoff =
                         Duration::from_millis(100) * 2u32.saturating_pow(consecutive.min(8));
-                    let transient = failures::is_transient(&e);
+                    let transient = e.is_transient();
                     tracing::error!(projection = %name, error = %e, attempt = consecutive, transient,
                         "projection step failed; retrying");
                     (backoff.min(Duration::from_secs(30)), transient)
@@ -524,12 +537,25 @@ mod tests {
                 .step()
                 .await
                 .expect_err("the database is unreachable");
-            assert!(failures::is_transient(&e), "{e}");
+            assert!(e.is_transient(), "{e}");
         }
         assert_eq!(
             runner.quarantine().batch_size(500),
             500,
             "no isolation either"
+        );
+    }
+
+    #[test]
+    fn pool_errors_are_transient_and_broken_invariants_are_not() {
+        assert!(RunnerError::Pool(deadpool_postgres::PoolError::Timeout(
+            deadpool_postgres::TimeoutType::Wait
+        ))
+        .is_transient());
+        assert!(RunnerError::Pool(deadpool_postgres::PoolError::Closed).is_transient());
+        assert!(
+            !RunnerError::Projection(ProjectionError::Invariant("touched 0 rows".into()))
+                .is_transient()
         );
     }
 }

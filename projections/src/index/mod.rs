@@ -35,9 +35,10 @@ use uuid::Uuid;
 pub use tenant::{Bound, Intern, Permission, Principal, TenantIndex};
 
 use crate::entitlements::{changes, Change, UserEntitlements, TENANT_SCOPE};
-use crate::listener::Wakeup;
-use crate::log::{self, LogError, LogPosition};
 use crate::policy_versions::{bump_for, Bump};
+use charter_log::listener::Wakeup;
+use charter_log::reader::{self, LogError};
+use charter_log::LogPosition;
 
 /// How many events one read of the log takes.
 pub const BATCH: i64 = 5_000;
@@ -457,7 +458,7 @@ impl Index {
             .unwrap_or_else(|e| e.into_inner())
             .parts
             .min();
-        let events = log::read_after(client, from, BATCH).await?;
+        let events = reader::read_after(client, from, BATCH).await?;
         self.apply(&events);
         if (events.len() as i64) < BATCH {
             self.caught_up_ms
