@@ -1,13 +1,13 @@
 //! Read model `assignments`: every live assignment. Owns `assignments`.
 
 use charter_events::assignment::{AssignmentEvent, SubjectType};
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{decode_own, execute, Projection, ProjectionError};
 
 pub struct Assignments;
 
@@ -22,11 +22,9 @@ impl Projection for Assignments {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != AssignmentEvent::STREAM_TYPE {
+        let Some(event) = decode_own::<AssignmentEvent>(e)? else {
             return Ok(());
-        }
-        let event =
-            AssignmentEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        };
         let touched = match &event {
             AssignmentEvent::Created(c) => {
                 let subject_type = match c.subject_type {

@@ -23,12 +23,12 @@ use charter_events::service_account::ServiceAccountEvent;
 use charter_events::tenant::TenantEvent;
 use charter_events::user::UserEvent;
 use charter_events::workspace::WorkspaceEvent;
-use charter_events::{DomainEvent, RecordedEvent};
-use deadpool_postgres::{GenericClient, Transaction};
+use charter_events::RecordedEvent;
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{apply_writes, Param, Projection, ProjectionError, Write, Writes};
+use crate::projection::{decode, Param, ProjectionError, Write, Writes};
 
 pub struct Entitlements;
 
@@ -111,14 +111,6 @@ impl SubjectKind {
             SubjectKind::Group => "group",
         }
     }
-}
-
-fn decode<E: DomainEvent>(e: &RecordedEvent) -> Result<E, ProjectionError> {
-    Ok(E::decode(
-        &e.event_type,
-        e.schema_version as u32,
-        e.data.clone(),
-    )?)
 }
 
 /// What `e` changes in the entitlement model (nothing, for events it does not depend on).
@@ -205,40 +197,18 @@ pub fn changes(e: &RecordedEvent) -> Result<Vec<Change>, ProjectionError> {
     Ok(vec![change])
 }
 
-#[async_trait::async_trait]
-impl Projection for Entitlements {
-    fn name(&self) -> &'static str {
-        "entitlements"
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &[
-            "ent_tenants",
-            "ent_workspaces",
-            "ent_users",
-            "ent_groups",
-            "ent_members",
-            "ent_roles",
-            "ent_assignments",
-        ]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        apply_writes(self, tx, std::slice::from_ref(e))
-            .await
-            .map_err(|(_, e)| e)
-    }
-
-    async fn apply_batch(
-        &self,
-        tx: &Transaction<'_>,
-        events: &[RecordedEvent],
-    ) -> Result<(), (usize, ProjectionError)> {
-        apply_writes(self, tx, events).await
-    }
-}
-
 impl Writes for Entitlements {
+    const NAME: &'static str = "entitlements";
+    const TABLES: &'static [&'static str] = &[
+        "ent_tenants",
+        "ent_workspaces",
+        "ent_users",
+        "ent_groups",
+        "ent_members",
+        "ent_roles",
+        "ent_assignments",
+    ];
+
     /// At most two single-key writes per event.
     fn writes(&self, e: &RecordedEvent) -> Result<Vec<Write>, ProjectionError> {
         let t = e.tenant_id;

@@ -1,12 +1,12 @@
 //! Read model `permissions`: every registered permission. Owns `permissions`.
 
 use charter_events::permission::PermissionEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{decode_own, execute, Projection, ProjectionError};
 
 pub struct Permissions;
 
@@ -21,11 +21,9 @@ impl Projection for Permissions {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != PermissionEvent::STREAM_TYPE {
+        let Some(event) = decode_own::<PermissionEvent>(e)? else {
             return Ok(());
-        }
-        let event =
-            PermissionEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        };
         let at = e.recorded_at;
         let touched =
             match &event {

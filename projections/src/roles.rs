@@ -1,13 +1,13 @@
 //! Read model `roles`: every role with its permissions. Owns `roles`.
 
 use charter_events::role::RoleEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{decode_own, execute, Projection, ProjectionError};
 
 pub struct Roles;
 
@@ -22,10 +22,9 @@ impl Projection for Roles {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != RoleEvent::STREAM_TYPE {
+        let Some(event) = decode_own::<RoleEvent>(e)? else {
             return Ok(());
-        }
-        let event = RoleEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        };
         let (v, at) = (e.stream_version, e.recorded_at);
         let touched = match &event {
             RoleEvent::Created(c) => {

@@ -3,13 +3,13 @@
 //! before the newest one carries a lower value and is refused.
 
 use charter_events::service_account::ServiceAccountEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{decode_own, execute, Projection, ProjectionError};
 
 pub struct ServiceAccounts;
 
@@ -24,11 +24,9 @@ impl Projection for ServiceAccounts {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != ServiceAccountEvent::STREAM_TYPE {
+        let Some(event) = decode_own::<ServiceAccountEvent>(e)? else {
             return Ok(());
-        }
-        let event =
-            ServiceAccountEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        };
         let (id, tenant_id) = event.ids();
         let (v, at) = (e.stream_version, e.recorded_at);
         let (status, rotated) = match &event {

@@ -1,7 +1,7 @@
 //! Read model `tenants`: the tenant directory with its hierarchy. Owns `tenants`.
 
 use charter_events::tenant::TenantEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::Transaction;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{decode_own, execute, Projection, ProjectionError};
 
 pub struct Tenants;
 
@@ -24,10 +24,9 @@ impl Projection for Tenants {
     }
 
     async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != TenantEvent::STREAM_TYPE {
+        let Some(event) = decode_own::<TenantEvent>(e)? else {
             return Ok(());
-        }
-        let event = TenantEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        };
         let (id, v, at) = (e.tenant_id, e.stream_version, e.recorded_at);
         let touched =
             match &event {
