@@ -92,7 +92,11 @@ impl Replay {
     /// Replaces the live rows of the projections' tables, failures and checkpoints with the
     /// shadow's. DELETE rather than TRUNCATE: readers keep reading the old rows until the
     /// commit, then see the new ones, and the live tables keep their triggers and grants.
-    pub(super) async fn promote(&self, tx: &Transaction<'_>, names: &[String]) -> Result<(), ReplayError> {
+    pub(super) async fn promote(
+        &self,
+        tx: &Transaction<'_>,
+        names: &[String],
+    ) -> Result<(), ReplayError> {
         let shadow = &self.schema;
         let failed: i64 = tx
             .query_one(
