@@ -7,24 +7,21 @@ use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{decode_own, execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `assignments` (see the module's documentation).
 pub struct Assignments;
 
-#[async_trait::async_trait]
-impl Projection for Assignments {
-    fn name(&self) -> &'static str {
-        "assignments"
-    }
+stream_projection!(Assignments, AssignmentEvent, "assignments", ["assignments"]);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["assignments"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(event) = decode_own::<AssignmentEvent>(e)? else {
-            return Ok(());
-        };
+impl Assignments {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: AssignmentEvent,
+    ) -> Result<(), ProjectionError> {
         let touched = match &event {
             AssignmentEvent::Created(c) => {
                 let subject_type = match c.subject_type {

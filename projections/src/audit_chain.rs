@@ -17,6 +17,7 @@ use crate::projection::{execute, Projection, ProjectionError};
 use charter_log::reader::{event_from_row, EVENT_COLUMNS};
 use charter_log::LogPosition;
 
+/// The read model `audit_chain` (see the module's documentation).
 pub struct AuditChain;
 
 /// The chain value before the first event.

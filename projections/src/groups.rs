@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::projection::{decode_own, ProjectionError, Write, Writes};
 
+/// The read model `groups` (see the module's documentation).
 pub struct Groups;
 
 impl Writes for Groups {

@@ -6,24 +6,21 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 
-use crate::projection::{decode_own, execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `permissions` (see the module's documentation).
 pub struct Permissions;
 
-#[async_trait::async_trait]
-impl Projection for Permissions {
-    fn name(&self) -> &'static str {
-        "permissions"
-    }
+stream_projection!(Permissions, PermissionEvent, "permissions", ["permissions"]);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["permissions"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(event) = decode_own::<PermissionEvent>(e)? else {
-            return Ok(());
-        };
+impl Permissions {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: PermissionEvent,
+    ) -> Result<(), ProjectionError> {
         let at = e.recorded_at;
         let touched =
             match &event {

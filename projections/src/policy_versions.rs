@@ -39,6 +39,7 @@ use uuid::Uuid;
 use crate::entitlements::TENANT_SCOPE;
 use crate::projection::{decode, execute, Projection, ProjectionError};
 
+/// The read model `policy_versions` (see the module's documentation).
 pub struct PolicyVersions;
 
 /// The version of the policy-version contract: what `policy_version` in a token and on the

@@ -69,6 +69,39 @@ pub fn decode_own<E: DomainEvent>(e: &RecordedEvent) -> Result<Option<E>, Projec
     decode(e).map(Some)
 }
 
+/// Implements [`Projection`] for a read model of one stream type's events, applied one at a
+/// time: events of other streams are ignored, and each of its own is decoded as `$event`
+/// and handed to the model's inherent
+/// `async fn apply_event(&self, tx, recorded: &RecordedEvent, event: $event)`.
+///
+/// `stream_projection!(Roles, RoleEvent, "roles", ["roles"]);`
+macro_rules! stream_projection {
+    ($model:ty, $event:ty, $name:literal, [$($table:literal),* $(,)?]) => {
+        #[async_trait::async_trait]
+        impl $crate::projection::Projection for $model {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn tables(&self) -> &'static [&'static str] {
+                &[$($table),*]
+            }
+
+            async fn apply(
+                &self,
+                tx: &deadpool_postgres::Transaction<'_>,
+                e: &charter_events::RecordedEvent,
+            ) -> Result<(), $crate::projection::ProjectionError> {
+                match $crate::projection::decode_own::<$event>(e)? {
+                    Some(event) => self.apply_event(tx, e, event).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    };
+}
+pub(crate) use stream_projection;
+
 /// Executes `sql` through the connection's statement cache: one round trip instead of a
 /// prepare and an execute.
 pub async fn execute(

@@ -7,24 +7,21 @@ use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{decode_own, execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `roles` (see the module's documentation).
 pub struct Roles;
 
-#[async_trait::async_trait]
-impl Projection for Roles {
-    fn name(&self) -> &'static str {
-        "roles"
-    }
+stream_projection!(Roles, RoleEvent, "roles", ["roles"]);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["roles"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(event) = decode_own::<RoleEvent>(e)? else {
-            return Ok(());
-        };
+impl Roles {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: RoleEvent,
+    ) -> Result<(), ProjectionError> {
         let (v, at) = (e.stream_version, e.recorded_at);
         let touched = match &event {
             RoleEvent::Created(c) => {

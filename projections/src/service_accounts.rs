@@ -9,24 +9,26 @@ use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{decode_own, execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `service_accounts` (see the module's documentation).
 pub struct ServiceAccounts;
 
-#[async_trait::async_trait]
-impl Projection for ServiceAccounts {
-    fn name(&self) -> &'static str {
-        "service_accounts"
-    }
+stream_projection!(
+    ServiceAccounts,
+    ServiceAccountEvent,
+    "service_accounts",
+    ["service_accounts"]
+);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["service_accounts"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(event) = decode_own::<ServiceAccountEvent>(e)? else {
-            return Ok(());
-        };
+impl ServiceAccounts {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: ServiceAccountEvent,
+    ) -> Result<(), ProjectionError> {
         let (id, tenant_id) = event.ids();
         let (v, at) = (e.stream_version, e.recorded_at);
         let (status, rotated) = match &event {

@@ -9,24 +9,21 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::projection::{decode_own, execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `tenants` (see the module's documentation).
 pub struct Tenants;
 
-#[async_trait::async_trait]
-impl Projection for Tenants {
-    fn name(&self) -> &'static str {
-        "tenants"
-    }
+stream_projection!(Tenants, TenantEvent, "tenants", ["tenants"]);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["tenants"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        let Some(event) = decode_own::<TenantEvent>(e)? else {
-            return Ok(());
-        };
+impl Tenants {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: TenantEvent,
+    ) -> Result<(), ProjectionError> {
         let (id, v, at) = (e.tenant_id, e.stream_version, e.recorded_at);
         let touched =
             match &event {

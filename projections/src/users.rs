@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::projection::{decode_own, Param, ProjectionError, Write, Writes};
 
+/// The read model `users` (see the module's documentation).
 pub struct Users;
 
 impl Writes for Users {

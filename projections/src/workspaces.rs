@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::projection::{decode_own, ProjectionError, Write, Writes};
 
+/// The read model `workspaces` (see the module's documentation).
 pub struct Workspaces;
 
 impl Writes for Workspaces {
