@@ -1,6 +1,6 @@
-//! Charter's read side: the [`Projection`] trait,
-//! the runner that folds the log (read through `charter-log`) into read models with a checkpoint in the same transaction,
-//! and one read model per file.
+//! Charter's read side: the [`Projection`] trait, the runner that folds the log (read through
+//! `charter-log`) into read models with a checkpoint in the same transaction, and one read
+//! model per file.
 #![forbid(unsafe_code)]
 
 pub mod assignments;
