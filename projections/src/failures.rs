@@ -11,15 +11,15 @@
 //! database, a cancelled statement, a deadlock or a missing table or privilege is retried for
 //! ever: an outage must never make a runner skip events. See [`is_transient_projection`].
 
+use charter_log::reader::LogError;
+use charter_log::sqlstate;
+use charter_log::LogPosition;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::projection::ProjectionError;
-use charter_log::reader::LogError;
-use charter_log::sqlstate;
-use charter_log::LogPosition;
 
 /// A recorded poison event, as `/ready` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -34,15 +34,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use charter_log::listener::Wakeup;
+use charter_log::reader::{self, LogError};
+use charter_log::LogPosition;
 pub use snapshot::Snapshot;
 pub use tenant::{Bound, Intern, Permission, Principal, TenantIndex};
 
 use crate::entitlements::{changes, Change};
 use crate::policy_versions::{bump_for, Bump};
 use crate::projection::decode_own;
-use charter_log::listener::Wakeup;
-use charter_log::reader::{self, LogError};
-use charter_log::LogPosition;
 
 /// How many events one read of the log takes.
 pub const BATCH: i64 = 5_000;
