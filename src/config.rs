@@ -439,8 +439,8 @@ impl Config {
 
 impl DatabaseConfig {
     /// The heartbeat of LISTEN connections.
-    pub fn heartbeat(&self) -> charter_projections::listener::Heartbeat {
-        charter_projections::listener::Heartbeat {
+    pub fn heartbeat(&self) -> charter_log::listener::Heartbeat {
+        charter_log::listener::Heartbeat {
             every: Duration::from_millis(self.listen_heartbeat_ms.max(1)),
         }
     }

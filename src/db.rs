@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use charter_projections::pg::{client_config, crypto_provider, PgConnect, Tls};
+use charter_log::pg::{client_config, crypto_provider, PgConnect, Tls};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};

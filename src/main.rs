@@ -207,7 +207,7 @@ async fn writer(config: &Config) -> Result<charter::command::Writer, String> {
         .await
         .map_err(|e| e.to_string())?;
     let pool = db::pool(&config.database).map_err(|e| e.to_string())?;
-    let (appended, _) = charter_projections::listener::Signal::local();
+    let (appended, _) = charter_log::listener::Signal::local();
     Ok(charter::command::Writer { pool, appended })
 }
 

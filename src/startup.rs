@@ -7,8 +7,9 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use charter_log::{checkpoint, listener, LogPosition};
 use charter_projections::index::Index;
-use charter_projections::{checkpoint, listener, LogPosition, Runner};
+use charter_projections::Runner;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -129,7 +130,7 @@ async fn catch_up_from_far_behind(
     let outcome = async {
         let pool = db::projection_pool(&config).map_err(|e| e.to_string())?;
         let client = pool.get().await.map_err(|e| e.to_string())?;
-        let head = charter_projections::log::head(&client)
+        let head = charter_log::reader::head(&client)
             .await
             .map_err(|e| e.to_string())?;
         let from = checkpoint::all(&client, checkpoint::LIVE_SCHEMA)
@@ -139,7 +140,7 @@ async fn catch_up_from_far_behind(
             .map(|(_, at)| at)
             .min()
             .unwrap_or(LogPosition::START);
-        let behind = charter_projections::log::count_range(&client, from, head)
+        let behind = charter_log::reader::count_range(&client, from, head)
             .await
             .map_err(|e| e.to_string())?;
         drop(client);

@@ -1,32 +1,27 @@
 //! Read model `assignments`: every live assignment. Owns `assignments`.
 
 use charter_events::assignment::{AssignmentEvent, SubjectType};
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `assignments` (see the module's documentation).
 pub struct Assignments;
 
-#[async_trait::async_trait]
-impl Projection for Assignments {
-    fn name(&self) -> &'static str {
-        "assignments"
-    }
+stream_projection!(Assignments, AssignmentEvent, "assignments", ["assignments"]);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["assignments"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != AssignmentEvent::STREAM_TYPE {
-            return Ok(());
-        }
-        let event =
-            AssignmentEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+impl Assignments {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: AssignmentEvent,
+    ) -> Result<(), ProjectionError> {
         let touched = match &event {
             AssignmentEvent::Created(c) => {
                 let subject_type = match c.subject_type {

@@ -9,14 +9,15 @@
 //! the log), or an inserted row (in the log, inside the sealed range, never sealed).
 
 use charter_events::{Metadata, RecordedEvent};
+use charter_log::reader::{event_from_row, EVENT_COLUMNS};
+use charter_log::LogPosition;
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::log::{event_from_row, EVENT_COLUMNS};
 use crate::projection::{execute, Projection, ProjectionError};
-use crate::LogPosition;
 
+/// The read model `audit_chain` (see the module's documentation).
 pub struct AuditChain;
 
 /// The chain value before the first event.

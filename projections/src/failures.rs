@@ -9,16 +9,17 @@
 //!
 //! Only failures that say something about the event count as attempts. An unreachable
 //! database, a cancelled statement, a deadlock or a missing table or privilege is retried for
-//! ever: an outage must never make a runner skip events. See [`is_transient`].
+//! ever: an outage must never make a runner skip events. See [`is_transient_projection`].
 
+use charter_log::reader::LogError;
+use charter_log::sqlstate;
+use charter_log::LogPosition;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::log::{LogError, LogPosition};
 use crate::projection::ProjectionError;
-use crate::runner::RunnerError;
 
 /// A recorded poison event, as `/ready` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,20 +62,9 @@ impl From<&charter_events::RecordedEvent> for EventRef {
 /// going away, a statement was cancelled or timed out, a deadlock or serialization failure,
 /// resources ran out, or the schema or privileges are not (yet) what this binary expects.
 /// Such failures are retried with backoff and never count towards poisoning an event.
-///
-/// Mirrors `charter::store::is_unavailable` (this crate cannot depend on the service).
-pub fn is_transient(e: &RunnerError) -> bool {
-    match e {
-        RunnerError::Pool(_) => true,
-        RunnerError::Projection(e) | RunnerError::Event { source: e, .. } => {
-            is_transient_projection(e)
-        }
-    }
-}
-
-/// See [`is_transient`]. Decoding errors and broken invariants are never transient. Reading
-/// the log fails for the event only when its metadata is unreadable; any other read error
-/// (server or row conversion) is about the database or the code, not the event.
+/// Decoding errors and broken invariants are never transient. Reading the log fails for the
+/// event only when its metadata is unreadable; any other read error (server or row
+/// conversion) is about the database or the code, not the event.
 pub fn is_transient_projection(e: &ProjectionError) -> bool {
     match e {
         ProjectionError::Db(e) => is_transient_db(e),
@@ -85,24 +75,10 @@ pub fn is_transient_projection(e: &ProjectionError) -> bool {
     }
 }
 
-/// See [`is_transient`].
+/// See [`is_transient_projection`]; which SQLSTATEs are transient is
+/// [`charter_log::sqlstate::TABLE`], the table the write side uses too.
 pub fn is_transient_db(e: &tokio_postgres::Error) -> bool {
-    use std::error::Error as _;
-    if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) {
-        return true;
-    }
-    e.code().is_some_and(|c| is_transient_sqlstate(c.code()))
-}
-
-/// See [`is_transient`].
-pub fn is_transient_sqlstate(code: &str) -> bool {
-    // 08 connection exception, 40 transaction rollback (deadlock, serialization), 53
-    // insufficient resources, 57 operator intervention (shutdown, cancel, statement timeout),
-    // 58 system error (I/O).
-    matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58"))
-        // lock timeout, read-only transaction (a standby after failover), missing privilege,
-        // table or schema (a deploy or a migration in progress)
-        || matches!(code, "55P03" | "25006" | "42501" | "42P01" | "3F000")
+    sqlstate::classify_error(e).retried_by_followers()
 }
 
 /// What to do after an event failed on its own.
@@ -314,36 +290,13 @@ mod tests {
         .expect("nothing listens on port 1")
     }
 
-    #[test]
-    fn sqlstates_of_outages_are_transient_and_data_errors_are_not() {
-        for code in [
-            "08006", "08001", "57P01", "57014", "53300", "40001", "40P01", "58030", "55P03",
-            "25006", "42501", "42P01", "3F000",
-        ] {
-            assert!(is_transient_sqlstate(code), "{code}");
-        }
-        // unique, not-null and check violations, invalid input, division by zero
-        for code in [
-            "23505", "23502", "23514", "22P02", "22012", "P0001", "XX000",
-        ] {
-            assert!(!is_transient_sqlstate(code), "{code}");
-        }
-    }
-
     #[tokio::test]
     async fn an_unreachable_database_is_transient() {
-        let e = refused().await;
-        assert!(is_transient_db(&e));
-        assert!(is_transient(&RunnerError::Projection(ProjectionError::Db(
+        assert!(is_transient_db(&refused().await));
+        assert!(is_transient_projection(&ProjectionError::Db(
             refused().await
-        ))));
-        assert!(is_transient(&RunnerError::Pool(
-            deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait)
         )));
-        assert!(is_transient(&RunnerError::Pool(
-            deadpool_postgres::PoolError::Closed
-        )));
-        assert!(!is_transient(&RunnerError::Projection(invariant())));
+        assert!(!is_transient_projection(&invariant()));
     }
 
     #[tokio::test]

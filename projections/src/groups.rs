@@ -1,48 +1,26 @@
 //! Read model `groups`: groups and their members. Owns `groups` and `group_members`.
 
 use charter_events::group::GroupEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{apply_writes, Projection, ProjectionError, Write, Writes};
+use crate::projection::{decode_own, ProjectionError, Write, Writes};
 
+/// The read model `groups` (see the module's documentation).
 pub struct Groups;
 
-#[async_trait::async_trait]
-impl Projection for Groups {
-    fn name(&self) -> &'static str {
-        "groups"
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["groups", "group_members"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        apply_writes(self, tx, std::slice::from_ref(e))
-            .await
-            .map_err(|(_, e)| e)
-    }
-
-    async fn apply_batch(
-        &self,
-        tx: &Transaction<'_>,
-        events: &[RecordedEvent],
-    ) -> Result<(), (usize, ProjectionError)> {
-        apply_writes(self, tx, events).await
-    }
-}
-
 impl Writes for Groups {
+    const NAME: &'static str = "groups";
+    const TABLES: &'static [&'static str] = &["groups", "group_members"];
+
     /// Every group event ends by touching exactly that group's row.
     fn writes(&self, e: &RecordedEvent) -> Result<Vec<Write>, ProjectionError> {
-        if e.stream_type != GroupEvent::STREAM_TYPE {
+        let Some(event) = decode_own::<GroupEvent>(e)? else {
             return Ok(vec![]);
-        }
-        let event = GroupEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        };
         let (v, at) = (e.stream_version, e.recorded_at);
         let touch = |group_id: Uuid| {
             Write::one(

@@ -1,19 +1,15 @@
-//! Charter's read side: reading the global log in commit-safe order, the [`Projection`] trait,
-//! the runner that folds the log into read models with a checkpoint in the same transaction,
-//! and one read model per file.
+//! Charter's read side: the [`Projection`] trait, the runner that folds the log (read through
+//! `charter-log`) into read models with a checkpoint in the same transaction, and one read
+//! model per file.
 #![forbid(unsafe_code)]
 
 pub mod assignments;
 pub mod audit_chain;
-pub mod checkpoint;
 pub mod entitlements;
 pub mod failures;
 pub mod groups;
 pub mod index;
-pub mod listener;
-pub mod log;
 pub mod permissions;
-pub mod pg;
 pub mod policy_versions;
 pub mod projection;
 pub mod replay;
@@ -24,7 +20,6 @@ pub mod tenants;
 pub mod users;
 pub mod workspaces;
 
-pub use log::LogPosition;
 pub use projection::{Projection, ProjectionError};
 pub use runner::Runner;
 

@@ -1,31 +1,26 @@
 //! Read model `permissions`: every registered permission. Owns `permissions`.
 
 use charter_events::permission::PermissionEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `permissions` (see the module's documentation).
 pub struct Permissions;
 
-#[async_trait::async_trait]
-impl Projection for Permissions {
-    fn name(&self) -> &'static str {
-        "permissions"
-    }
+stream_projection!(Permissions, PermissionEvent, "permissions", ["permissions"]);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["permissions"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != PermissionEvent::STREAM_TYPE {
-            return Ok(());
-        }
-        let event =
-            PermissionEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+impl Permissions {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: PermissionEvent,
+    ) -> Result<(), ProjectionError> {
         let at = e.recorded_at;
         let touched =
             match &event {

@@ -32,13 +32,14 @@ use charter_events::service_account::ServiceAccountEvent;
 use charter_events::tenant::TenantEvent;
 use charter_events::user::UserEvent;
 use charter_events::workspace::WorkspaceEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use deadpool_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use crate::entitlements::TENANT_SCOPE;
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{decode, execute, Projection, ProjectionError};
 
+/// The read model `policy_versions` (see the module's documentation).
 pub struct PolicyVersions;
 
 /// The version of the policy-version contract: what `policy_version` in a token and on the
@@ -76,14 +77,6 @@ impl Bump {
             Bump::Workspace(w) => Some((tenant_id, w)),
         }
     }
-}
-
-fn decode<E: DomainEvent>(e: &RecordedEvent) -> Result<E, ProjectionError> {
-    Ok(E::decode(
-        &e.event_type,
-        e.schema_version as u32,
-        e.data.clone(),
-    )?)
 }
 
 /// The bump rule, as a pure function of the event (the index and the tests use it too).

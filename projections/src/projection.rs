@@ -1,9 +1,10 @@
 //! The contract every read model implements.
 
-use charter_events::RecordedEvent;
+use charter_events::{DomainEvent, RecordedEvent};
 use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::types::ToSql;
 
+/// Why a projection could not apply an event.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     #[error(transparent)]
@@ -11,7 +12,7 @@ pub enum ProjectionError {
     #[error(transparent)]
     Decode(#[from] charter_events::DecodeError),
     #[error(transparent)]
-    Log(#[from] crate::log::LogError),
+    Log(#[from] charter_log::reader::LogError),
     #[error("{0}")]
     Invariant(String),
 }
@@ -49,6 +50,57 @@ pub trait Projection: Send + Sync {
         Ok(())
     }
 }
+
+/// The typed event of `e`, decoded (and upcast) as `E`.
+pub fn decode<E: DomainEvent>(e: &RecordedEvent) -> Result<E, ProjectionError> {
+    Ok(E::decode(
+        &e.event_type,
+        e.schema_version as u32,
+        e.data.clone(),
+    )?)
+}
+
+/// The typed event of `e` when it belongs to `E`'s stream type, `None` for any other
+/// stream: what a read model of one aggregate decodes first.
+pub fn decode_own<E: DomainEvent>(e: &RecordedEvent) -> Result<Option<E>, ProjectionError> {
+    if e.stream_type != E::STREAM_TYPE {
+        return Ok(None);
+    }
+    decode(e).map(Some)
+}
+
+/// Implements [`Projection`] for a read model of one stream type's events, applied one at a
+/// time: events of other streams are ignored, and each of its own is decoded as `$event`
+/// and handed to the model's inherent
+/// `async fn apply_event(&self, tx, recorded: &RecordedEvent, event: $event)`.
+///
+/// `stream_projection!(Roles, RoleEvent, "roles", ["roles"]);`
+macro_rules! stream_projection {
+    ($model:ty, $event:ty, $name:literal, [$($table:literal),* $(,)?]) => {
+        #[async_trait::async_trait]
+        impl $crate::projection::Projection for $model {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn tables(&self) -> &'static [&'static str] {
+                &[$($table),*]
+            }
+
+            async fn apply(
+                &self,
+                tx: &deadpool_postgres::Transaction<'_>,
+                e: &charter_events::RecordedEvent,
+            ) -> Result<(), $crate::projection::ProjectionError> {
+                match $crate::projection::decode_own::<$event>(e)? {
+                    Some(event) => self.apply_event(tx, e, event).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    };
+}
+pub(crate) use stream_projection;
 
 /// Executes `sql` through the connection's statement cache: one round trip instead of a
 /// prepare and an execute.
@@ -94,9 +146,40 @@ impl Write {
 }
 
 /// A read model whose every event is a list of [`Write`]s: pure, and pipelined in batches.
-pub trait Writes {
+/// Every `Writes` is a [`Projection`] (applied through [`apply_writes`]).
+pub trait Writes: Send + Sync {
+    /// The [`Projection::name`].
+    const NAME: &'static str;
+    /// The [`Projection::tables`].
+    const TABLES: &'static [&'static str];
+
     /// The writes one event makes, in order (none for events the read model ignores).
     fn writes(&self, event: &RecordedEvent) -> Result<Vec<Write>, ProjectionError>;
+}
+
+#[async_trait::async_trait]
+impl<W: Writes> Projection for W {
+    fn name(&self) -> &'static str {
+        W::NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        W::TABLES
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
+        apply_writes(self, tx, std::slice::from_ref(e))
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[RecordedEvent],
+    ) -> Result<(), (usize, ProjectionError)> {
+        apply_writes(self, tx, events).await
+    }
 }
 
 /// Applies `events` through `projection`'s writes: every statement of the batch is sent

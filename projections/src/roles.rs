@@ -1,31 +1,27 @@
 //! Read model `roles`: every role with its permissions. Owns `roles`.
 
 use charter_events::role::RoleEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `roles` (see the module's documentation).
 pub struct Roles;
 
-#[async_trait::async_trait]
-impl Projection for Roles {
-    fn name(&self) -> &'static str {
-        "roles"
-    }
+stream_projection!(Roles, RoleEvent, "roles", ["roles"]);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["roles"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != RoleEvent::STREAM_TYPE {
-            return Ok(());
-        }
-        let event = RoleEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+impl Roles {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: RoleEvent,
+    ) -> Result<(), ProjectionError> {
         let (v, at) = (e.stream_version, e.recorded_at);
         let touched = match &event {
             RoleEvent::Created(c) => {

@@ -3,32 +3,32 @@
 //! before the newest one carries a lower value and is refused.
 
 use charter_events::service_account::ServiceAccountEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Transaction};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `service_accounts` (see the module's documentation).
 pub struct ServiceAccounts;
 
-#[async_trait::async_trait]
-impl Projection for ServiceAccounts {
-    fn name(&self) -> &'static str {
-        "service_accounts"
-    }
+stream_projection!(
+    ServiceAccounts,
+    ServiceAccountEvent,
+    "service_accounts",
+    ["service_accounts"]
+);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["service_accounts"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != ServiceAccountEvent::STREAM_TYPE {
-            return Ok(());
-        }
-        let event =
-            ServiceAccountEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+impl ServiceAccounts {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: ServiceAccountEvent,
+    ) -> Result<(), ProjectionError> {
         let (id, tenant_id) = event.ids();
         let (v, at) = (e.stream_version, e.recorded_at);
         let (status, rotated) = match &event {

@@ -1,7 +1,7 @@
 //! Read model `tenants`: the tenant directory with its hierarchy. Owns `tenants`.
 
 use charter_events::tenant::TenantEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::Transaction;
@@ -9,25 +9,21 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::projection::{execute, Projection, ProjectionError};
+use crate::projection::{execute, stream_projection, ProjectionError};
 
+/// The read model `tenants` (see the module's documentation).
 pub struct Tenants;
 
-#[async_trait::async_trait]
-impl Projection for Tenants {
-    fn name(&self) -> &'static str {
-        "tenants"
-    }
+stream_projection!(Tenants, TenantEvent, "tenants", ["tenants"]);
 
-    fn tables(&self) -> &'static [&'static str] {
-        &["tenants"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        if e.stream_type != TenantEvent::STREAM_TYPE {
-            return Ok(());
-        }
-        let event = TenantEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+impl Tenants {
+    /// Applies `event`, decoded from `e`.
+    async fn apply_event(
+        &self,
+        tx: &Transaction<'_>,
+        e: &RecordedEvent,
+        event: TenantEvent,
+    ) -> Result<(), ProjectionError> {
         let (id, v, at) = (e.tenant_id, e.stream_version, e.recorded_at);
         let touched =
             match &event {

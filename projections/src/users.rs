@@ -1,49 +1,27 @@
 //! Read model `users`: every user of every tenant, without credentials. Owns `users`.
 
 use charter_events::user::UserEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::projection::{apply_writes, Param, Projection, ProjectionError, Write, Writes};
+use crate::projection::{decode_own, Param, ProjectionError, Write, Writes};
 
+/// The read model `users` (see the module's documentation).
 pub struct Users;
 
-#[async_trait::async_trait]
-impl Projection for Users {
-    fn name(&self) -> &'static str {
-        "users"
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["users"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        apply_writes(self, tx, std::slice::from_ref(e))
-            .await
-            .map_err(|(_, e)| e)
-    }
-
-    async fn apply_batch(
-        &self,
-        tx: &Transaction<'_>,
-        events: &[RecordedEvent],
-    ) -> Result<(), (usize, ProjectionError)> {
-        apply_writes(self, tx, events).await
-    }
-}
-
 impl Writes for Users {
+    const NAME: &'static str = "users";
+    const TABLES: &'static [&'static str] = &["users"];
+
     /// One write per user event, touching exactly that user's row.
     fn writes(&self, e: &RecordedEvent) -> Result<Vec<Write>, ProjectionError> {
-        if e.stream_type != UserEvent::STREAM_TYPE {
+        let Some(event) = decode_own::<UserEvent>(e)? else {
             return Ok(vec![]);
-        }
-        let event = UserEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        };
         let (id, v, at) = (event.user_id(), e.stream_version, e.recorded_at);
         let set = |sql: &'static str, value: Option<Param>| {
             let mut params: Vec<Param> = vec![Box::new(id), Box::new(v), Box::new(at)];

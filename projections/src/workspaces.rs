@@ -1,50 +1,27 @@
 //! Read model `workspaces`: every workspace of every tenant. Owns `workspaces`.
 
 use charter_events::workspace::WorkspaceEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
-use deadpool_postgres::Transaction;
 use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::projection::{apply_writes, Projection, ProjectionError, Write, Writes};
+use crate::projection::{decode_own, ProjectionError, Write, Writes};
 
+/// The read model `workspaces` (see the module's documentation).
 pub struct Workspaces;
 
-#[async_trait::async_trait]
-impl Projection for Workspaces {
-    fn name(&self) -> &'static str {
-        "workspaces"
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["workspaces"]
-    }
-
-    async fn apply(&self, tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), ProjectionError> {
-        apply_writes(self, tx, std::slice::from_ref(e))
-            .await
-            .map_err(|(_, e)| e)
-    }
-
-    async fn apply_batch(
-        &self,
-        tx: &Transaction<'_>,
-        events: &[RecordedEvent],
-    ) -> Result<(), (usize, ProjectionError)> {
-        apply_writes(self, tx, events).await
-    }
-}
-
 impl Writes for Workspaces {
+    const NAME: &'static str = "workspaces";
+    const TABLES: &'static [&'static str] = &["workspaces"];
+
     /// One write per workspace event, touching exactly that workspace's row.
     fn writes(&self, e: &RecordedEvent) -> Result<Vec<Write>, ProjectionError> {
-        if e.stream_type != WorkspaceEvent::STREAM_TYPE {
+        let Some(event) = decode_own::<WorkspaceEvent>(e)? else {
             return Ok(vec![]);
-        }
-        let event = WorkspaceEvent::decode(&e.event_type, e.schema_version as u32, e.data.clone())?;
+        };
         let (v, at) = (e.stream_version, e.recorded_at);
         Ok(vec![match event {
             WorkspaceEvent::Created(c) => Write::one(

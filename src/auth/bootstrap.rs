@@ -4,7 +4,7 @@
 //! user's password is never changed by a bootstrap.
 
 use charter_events::assignment::SubjectType;
-use charter_projections::LogPosition;
+use charter_log::LogPosition;
 use uuid::Uuid;
 
 use super::password;

@@ -17,8 +17,8 @@ pub mod user;
 pub mod workspace;
 
 use charter_events::{DomainEvent, Metadata};
-use charter_projections::listener::Signal;
-use charter_projections::LogPosition;
+use charter_log::listener::Signal;
+use charter_log::LogPosition;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use uuid::Uuid;

@@ -3,8 +3,8 @@
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use charter_projections::checkpoint;
-use charter_projections::LogPosition;
+use charter_log::checkpoint;
+use charter_log::LogPosition;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

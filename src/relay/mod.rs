@@ -11,8 +11,8 @@ pub mod status;
 
 use std::time::{Duration, Instant};
 
-use charter_projections::listener::Wakeup;
-use charter_projections::log::{event_from_row, EVENT_COLUMNS};
+use charter_log::listener::Wakeup;
+use charter_log::reader::{event_from_row, EVENT_COLUMNS};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +34,7 @@ pub enum RelayError {
     #[error("database: {0}")]
     Db(#[from] tokio_postgres::Error),
     #[error("log: {0}")]
-    Log(#[from] charter_projections::log::LogError),
+    Log(#[from] charter_log::reader::LogError),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("cloudevent: {0}")]
@@ -50,7 +50,7 @@ pub enum RelayError {
 }
 
 pub struct Relay {
-    db: charter_projections::pg::PgConnect,
+    db: charter_log::pg::PgConnect,
     kafka: KafkaConfig,
     publisher: Publisher,
     batch_size: i64,

@@ -10,7 +10,7 @@ use deadpool_postgres::{GenericClient, Pool};
 use futures::SinkExt;
 use uuid::Uuid;
 
-use charter_projections::log::{event_from_row, EVENT_COLUMNS};
+use charter_log::reader::{event_from_row, EVENT_COLUMNS};
 
 use super::check::LogChecker;
 use super::gen::Gen;
@@ -95,7 +95,7 @@ async fn write(
         client
             .execute(
                 "SELECT pg_notify($1, '')",
-                &[&charter_projections::listener::CHANNEL],
+                &[&charter_log::listener::CHANNEL],
             )
             .await?;
         written += end.events;

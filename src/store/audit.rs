@@ -3,8 +3,8 @@
 //! later in the order: a cursor stays valid while writes go on (ADR 0001).
 
 use charter_events::RecordedEvent;
-use charter_projections::log::{event_from_row, EVENT_COLUMNS};
-use charter_projections::LogPosition;
+use charter_log::reader::{event_from_row, EVENT_COLUMNS};
+use charter_log::LogPosition;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;

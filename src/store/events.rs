@@ -7,8 +7,8 @@
 //! a transaction that already has one.
 
 use charter_events::{DomainEvent, Metadata, RecordedEvent, Scoped};
-use charter_projections::log::{event_from_row, EVENT_COLUMNS};
-use charter_projections::LogPosition;
+use charter_log::reader::{event_from_row, EVENT_COLUMNS};
+use charter_log::LogPosition;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde_json::Value;

@@ -8,6 +8,7 @@ pub mod hierarchy;
 pub mod idempotency;
 pub mod locks;
 
+use charter_log::sqlstate::{self, ErrorClass};
 use tokio_postgres::error::SqlState;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +32,7 @@ pub enum StoreError {
     #[error(transparent)]
     Db(tokio_postgres::Error),
     #[error(transparent)]
-    Log(#[from] charter_projections::log::LogError),
+    Log(#[from] charter_log::reader::LogError),
     #[error(transparent)]
     Decode(#[from] charter_events::DecodeError),
 }
@@ -42,33 +43,18 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
+/// Which SQLSTATEs are an outage (503) and which a lost race (run the command again) is
+/// [`charter_log::sqlstate::TABLE`], the table the projections use too. Everything else
+/// (including client-side encoding errors and the table's `Unsettled` codes, which only the
+/// followers of the log wait out) is a bug: a 500.
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if is_unavailable(&e) {
-            return StoreError::Unavailable(e.to_string());
+        match sqlstate::classify_error(&e) {
+            ErrorClass::Unavailable => StoreError::Unavailable(e.to_string()),
+            ErrorClass::Conflict => StoreError::Transient(e.to_string()),
+            ErrorClass::Unsettled | ErrorClass::Permanent => StoreError::Db(e),
         }
-        if matches!(
-            e.code(),
-            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
-        ) {
-            return StoreError::Transient(e.to_string());
-        }
-        StoreError::Db(e)
     }
-}
-
-/// Lost connections, refused connections, shutdowns and statement timeouts: worth a 503 and
-/// a retry, not a 500. Everything else (including client-side encoding errors) is a bug.
-pub fn is_unavailable(e: &tokio_postgres::Error) -> bool {
-    use std::error::Error as _;
-    if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) {
-        return true;
-    }
-    e.code().is_some_and(|code| {
-        // 08: connection exception, 57: operator intervention (shutdown, cancel, timeout),
-        // 53: insufficient resources.
-        matches!(&code.code()[..2], "08" | "57" | "53")
-    })
 }
 
 /// The name of the violated unique constraint, if `e` is a unique violation.

@@ -23,7 +23,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use charter_projections::listener::Heartbeat;
+use charter_log::listener::Heartbeat;
 
 use super::claims::{Claims, PrincipalKind};
 use super::keys::KeyStore;
@@ -225,11 +225,11 @@ impl Verifier {
     /// Keeps the cache's invalidation channel open until shutdown.
     pub fn spawn_invalidation(
         &self,
-        config: charter_projections::pg::PgConnect,
+        config: charter_log::pg::PgConnect,
         heartbeat: Heartbeat,
         shutdown: CancellationToken,
     ) {
-        use charter_projections::listener::{listen_forever, ListenEvent};
+        use charter_log::listener::{listen_forever, ListenEvent};
         let cache = self.cache.clone();
         tokio::spawn(listen_forever(
             config,

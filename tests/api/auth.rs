@@ -653,7 +653,7 @@ async fn bootstrap_is_idempotent_and_grants_only_to_who_proves_the_password() {
     let app = spawn_app().await;
     let writer = Writer {
         pool: app.pool.clone(),
-        appended: charter_projections::listener::Signal::local().0,
+        appended: charter_log::listener::Signal::local().0,
     };
     let iterations = app.config.auth.pbkdf2_iterations;
     let root = app.config.bootstrap.tenant.clone().unwrap();

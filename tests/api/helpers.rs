@@ -375,11 +375,11 @@ pub async fn projected(pool: &Pool, within: Duration) {
         )
         .await
         .unwrap();
-    let head = charter_projections::LogPosition {
+    let head = charter_log::LogPosition {
         tx_id: newest.get(0),
         position: newest.get(1),
     };
-    let reached = charter_projections::checkpoint::wait_for(pool, head, within)
+    let reached = charter_log::checkpoint::wait_for(pool, head, within)
         .await
         .unwrap();
     assert!(

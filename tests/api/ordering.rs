@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use charter::store::events::{append, NewEvent};
 use charter::store::StoreError;
 use charter_events::Metadata;
-use charter_projections::log::read_after;
-use charter_projections::LogPosition;
+use charter_log::reader::read_after;
+use charter_log::LogPosition;
 use deadpool_postgres::Pool;
 use rand::Rng;
 use serde_json::json;
@@ -82,7 +82,7 @@ async fn sixteen_writers_and_a_follower_agree_on_every_event() {
         let tenant = Uuid::now_v7();
         let start = {
             let client = pool.get().await.unwrap();
-            charter_projections::log::head(&client).await.unwrap()
+            charter_log::reader::head(&client).await.unwrap()
         };
         // Once the writers are done, the reader must reach the last position written. An empty
         // read before that proves nothing: the horizon is cluster-wide, and transactions of

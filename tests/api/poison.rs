@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use charter::store::events::{append, NewEvent};
 use charter_events::envelope::stream_id;
 use charter_events::Metadata;
+use charter_log::{checkpoint, reader, LogPosition};
 use charter_projections::runner::{RunnerError, Step};
-use charter_projections::{checkpoint, log, tenants, LogPosition, Runner};
+use charter_projections::{tenants, Runner};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -70,7 +71,7 @@ async fn create_tenant_directly(app: &TestApp, prefix: &str) -> (String, String)
     use charter::command::{execute, tenant::CreateTenant, CommandRequest, Writer};
     let writer = Writer {
         pool: app.pool.clone(),
-        appended: charter_projections::listener::Signal::local().0,
+        appended: charter_log::listener::Signal::local().0,
     };
     let id = Uuid::now_v7();
     let handler = CreateTenant {
@@ -220,7 +221,7 @@ async fn the_events_around_a_poison_event_still_project() {
     let token: LogPosition = token.parse().unwrap();
     // Wait until everything is below the horizon, so that the first batch holds it all.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while log::head(&app.pool.get().await.unwrap()).await.unwrap() < token {
+    while reader::head(&app.pool.get().await.unwrap()).await.unwrap() < token {
         assert!(
             Instant::now() < deadline,
             "the horizon never passed the token"

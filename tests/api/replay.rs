@@ -257,7 +257,7 @@ async fn the_log_is_read_through_its_index_even_with_a_generic_plan() {
         .unwrap();
     let plan: String = client
         .query(
-            &format!("EXPLAIN {}", charter_projections::log::read_range_sql()),
+            &format!("EXPLAIN {}", charter_log::reader::read_range_sql()),
             &[&"0", &0i64, &i64::MAX.to_string(), &i64::MAX, &5000i64],
         )
         .await

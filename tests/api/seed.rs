@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use charter::seed::check::LogChecker;
 use charter::seed::{Expected, Options};
-use charter_projections::checkpoint;
-use charter_projections::log::{event_from_row, head, EVENT_COLUMNS};
+use charter_log::checkpoint;
+use charter_log::reader::{event_from_row, head, EVENT_COLUMNS};
 use serde_json::Value;
 use uuid::Uuid;
 

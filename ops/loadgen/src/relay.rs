@@ -208,7 +208,7 @@ async fn messages_from_log(database_url: &str, pick: Pick) -> Result<Vec<Msg>, S
         .query(
             &format!(
                 "SELECT {} FROM events WHERE event_type <> ALL($1::text[]) {order} LIMIT $2",
-                charter_projections::log::EVENT_COLUMNS
+                charter_log::reader::EVENT_COLUMNS
             ),
             &[&internal_types(), &n],
         )
@@ -216,7 +216,7 @@ async fn messages_from_log(database_url: &str, pick: Pick) -> Result<Vec<Msg>, S
         .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
-        let event = charter_projections::log::event_from_row(row).map_err(|e| e.to_string())?;
+        let event = charter_log::reader::event_from_row(row).map_err(|e| e.to_string())?;
         let ce = charter_events::cloudevent::to_cloudevent(&event).map_err(|e| e.to_string())?;
         let record = MessageRecord::from_event(ce).map_err(|e| e.to_string())?;
         out.push(Msg::new(event.tenant_id.to_string(), &record));

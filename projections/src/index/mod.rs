@@ -17,6 +17,8 @@
 //! An event that cannot be decoded is skipped here, as the projections skip it once it is
 //! recorded in `failed_events`; `charter_index_skipped_events_total` counts them.
 
+mod load;
+mod snapshot;
 mod tenant;
 
 use std::collections::HashSet;
@@ -26,22 +28,26 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use charter_events::permission::PermissionEvent;
-use charter_events::{DomainEvent, RecordedEvent};
+use charter_events::RecordedEvent;
 use deadpool_postgres::{GenericClient, Pool};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use charter_log::listener::Wakeup;
+use charter_log::reader::{self, LogError};
+use charter_log::LogPosition;
+pub use snapshot::Snapshot;
 pub use tenant::{Bound, Intern, Permission, Principal, TenantIndex};
 
-use crate::entitlements::{changes, Change, UserEntitlements, TENANT_SCOPE};
-use crate::listener::Wakeup;
-use crate::log::{self, LogError, LogPosition};
+use crate::entitlements::{changes, Change};
 use crate::policy_versions::{bump_for, Bump};
+use crate::projection::decode_own;
 
 /// How many events one read of the log takes.
 pub const BATCH: i64 = 5_000;
 
+/// Why loading or following the index failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error("database pool: {0}")]
@@ -50,102 +56,6 @@ pub enum IndexError {
     Db(#[from] tokio_postgres::Error),
     #[error(transparent)]
     Log(#[from] LogError),
-}
-
-/// One immutable state of the index.
-#[derive(Clone, Default)]
-pub struct Snapshot {
-    /// Every event up to here is applied (every part of the index).
-    pub at: LogPosition,
-    tenants: imbl::HashMap<Uuid, Arc<TenantIndex>>,
-    /// The permission registry (names only).
-    registry: imbl::HashSet<Permission>,
-}
-
-impl Snapshot {
-    pub fn tenant(&self, id: Uuid) -> Option<&TenantIndex> {
-        self.tenants.get(&id).map(|t| &**t)
-    }
-
-    /// Whether `name` is a registered permission.
-    pub fn is_registered(&self, name: &str) -> bool {
-        self.registry.contains(name)
-    }
-
-    /// The tenants, sorted by id.
-    pub fn tenant_ids(&self) -> Vec<Uuid> {
-        let mut ids: Vec<Uuid> = self.tenants.keys().copied().collect();
-        ids.sort();
-        ids
-    }
-
-    /// A user's (or service account's) entitlements: tenant-wide, and in every live workspace
-    /// where a workspace binding adds to them, or in `workspace` only. `None` when the tenant
-    /// has no such live principal.
-    pub fn lookup(
-        &self,
-        tenant_id: Uuid,
-        user_id: Uuid,
-        workspace: Option<Uuid>,
-    ) -> Option<UserEntitlements> {
-        let tenant = self.tenant(tenant_id)?;
-        tenant.principal(user_id)?;
-        let workspaces = match workspace {
-            Some(w) => tenant.resolve(user_id, Some(w)).into_iter().collect(),
-            None => tenant
-                .bound_workspaces(user_id)
-                .into_iter()
-                .filter_map(|w| tenant.resolve(user_id, Some(w)))
-                .collect(),
-        };
-        Some(UserEntitlements {
-            tenant_id,
-            user_id,
-            policy_version: tenant.policy_version(None),
-            tenant: tenant.resolve(user_id, None),
-            workspaces,
-        })
-    }
-
-    /// Every active principal × scope (nil, then each live workspace) of `tenant_id` with at
-    /// least one role, as [`crate::entitlements::fan_out`] derives it from the read model.
-    pub fn fan_out(&self, tenant_id: Uuid) -> Vec<crate::entitlements::FanOutRow> {
-        let Some(tenant) = self.tenant(tenant_id) else {
-            return vec![];
-        };
-        let scopes: Vec<Option<Uuid>> = std::iter::once(None)
-            .chain(tenant.live_workspaces().into_iter().map(Some))
-            .collect();
-        let mut rows = Vec::new();
-        for user in tenant.principal_ids() {
-            for scope in &scopes {
-                if let Some(s) = tenant.resolve(user, *scope) {
-                    rows.push((user, s.workspace_id, s.roles, s.permissions));
-                }
-            }
-        }
-        rows.sort();
-        rows
-    }
-
-    /// The counters of `tenant_id`: `(workspace or nil, value)` for each counter bumped at
-    /// least once, sorted (what `policy_versions` holds).
-    pub fn counters(&self, tenant_id: Uuid) -> Vec<(Uuid, i64)> {
-        let Some(t) = self.tenant(tenant_id) else {
-            return vec![];
-        };
-        let mut all: Vec<(Uuid, i64)> = t.counters.iter().map(|(w, v)| (*w, *v)).collect();
-        if t.counter > 0 {
-            all.push((TENANT_SCOPE, t.counter));
-        }
-        all.sort();
-        all
-    }
-
-    /// Bindings held in the index, over every tenant.
-    pub fn binding_count(&self) -> usize {
-        self.tenants.values().map(|t| t.binding_count()).sum()
-    }
 }
 
 /// Where each part of the index stands (they differ only when loaded from checkpoints that
@@ -178,11 +88,13 @@ impl Intern for Names {
     }
 }
 
+/// What only the writer touches: where each part stands, and the interned names.
 struct Writer {
     parts: Parts,
     names: Names,
 }
 
+/// The entitlement index: the current [`Snapshot`], and its single writer.
 pub struct Index {
     current: ArcSwap<Snapshot>,
     reached: watch::Sender<LogPosition>,
@@ -214,163 +126,6 @@ impl Index {
             writer: std::sync::Mutex::new(Writer { parts, names }),
             caught_up_ms: AtomicI64::new(0),
         }
-    }
-
-    /// Loads the index from the live read models, in one repeatable-read snapshot so that
-    /// every table and its checkpoint agree.
-    pub async fn load(client: &mut deadpool_postgres::Client) -> Result<Self, IndexError> {
-        let tx = client
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
-        tx.batch_execute("SET LOCAL search_path TO projections, public")
-            .await?;
-        let checkpoint = |name: &'static str| {
-            let tx = &tx;
-            async move {
-                let row = tx
-                    .query_opt(
-                        "SELECT tx_id::text::bigint, position FROM checkpoints WHERE name = $1",
-                        &[&name],
-                    )
-                    .await?;
-                Ok::<_, tokio_postgres::Error>(row.map_or(LogPosition::START, |r| LogPosition {
-                    tx_id: r.get(0),
-                    position: r.get(1),
-                }))
-            }
-        };
-        let parts = Parts {
-            entitlements: checkpoint("entitlements").await?,
-            policy: checkpoint("policy_versions").await?,
-            registry: checkpoint("permissions").await?,
-        };
-        let mut names = Names::default();
-        let mut tenants: std::collections::HashMap<Uuid, TenantIndex> = Default::default();
-        for r in tx
-            .query("SELECT tenant_id, active FROM ent_tenants", &[])
-            .await?
-        {
-            tenants.entry(r.get(0)).or_default().active = r.get(1);
-        }
-        for r in tx
-            .query(
-                "SELECT tenant_id, workspace_id FROM ent_workspaces WHERE live",
-                &[],
-            )
-            .await?
-        {
-            tenants
-                .entry(r.get(0))
-                .or_default()
-                .workspaces
-                .insert(r.get(1));
-        }
-        for r in tx
-            .query("SELECT tenant_id, group_id FROM ent_groups WHERE live", &[])
-            .await?
-        {
-            tenants.entry(r.get(0)).or_default().groups.insert(r.get(1));
-        }
-        let mut memberships: std::collections::HashMap<Uuid, Vec<Uuid>> = Default::default();
-        for r in tx
-            .query(
-                "SELECT m.user_id, m.group_id FROM ent_members m \
-                 JOIN ent_groups g ON g.group_id = m.group_id AND g.live ORDER BY 1, 2",
-                &[],
-            )
-            .await?
-        {
-            memberships.entry(r.get(0)).or_default().push(r.get(1));
-        }
-        for r in tx
-            .query(
-                "SELECT tenant_id, user_id, active FROM ent_users WHERE live",
-                &[],
-            )
-            .await?
-        {
-            let id: Uuid = r.get(1);
-            let groups = memberships.remove(&id).unwrap_or_default();
-            tenants.entry(r.get(0)).or_default().principals.insert(
-                id,
-                Principal {
-                    active: r.get(2),
-                    groups: groups.into(),
-                },
-            );
-        }
-        for r in tx
-            .query(
-                "SELECT tenant_id, role_id, permissions FROM ent_roles WHERE live",
-                &[],
-            )
-            .await?
-        {
-            let permissions: Vec<String> = r.get(2);
-            let change = Change::RoleCreated {
-                role: r.get(1),
-                workspace: None,
-                permissions,
-            };
-            tenants
-                .entry(r.get(0))
-                .or_default()
-                .apply(&change, &mut names);
-        }
-        let mut bindings: std::collections::HashMap<(Uuid, Uuid), Vec<Bound>> = Default::default();
-        for r in tx
-            .query(
-                "SELECT tenant_id, subject_id, assignment_id, role_id, workspace_id \
-                 FROM ent_assignments ORDER BY assignment_id",
-                &[],
-            )
-            .await?
-        {
-            bindings
-                .entry((r.get(0), r.get(1)))
-                .or_default()
-                .push(Bound {
-                    assignment: r.get(2),
-                    role: r.get(3),
-                    workspace: r.get(4),
-                });
-        }
-        for ((tenant, subject), held) in bindings {
-            tenants
-                .entry(tenant)
-                .or_default()
-                .bindings
-                .insert(subject, held.into());
-        }
-        for r in tx
-            .query(
-                "SELECT tenant_id, workspace_id, version FROM policy_versions",
-                &[],
-            )
-            .await?
-        {
-            let t = tenants.entry(r.get(0)).or_default();
-            let (w, v): (Uuid, i64) = (r.get(1), r.get(2));
-            if w == TENANT_SCOPE {
-                t.counter = v;
-            } else {
-                t.counters.insert(w, v);
-            }
-        }
-        let mut registry = imbl::HashSet::new();
-        for r in tx.query("SELECT name FROM permissions", &[]).await? {
-            registry.insert(names.intern(r.get(0)));
-        }
-        tx.commit().await?;
-        let snapshot = Snapshot {
-            at: LogPosition::START,
-            tenants: tenants.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
-            registry,
-        };
-        Ok(Self::from_parts(snapshot, parts, names))
     }
 
     /// The current snapshot. Lock-free; keep it for as long as one answer needs.
@@ -418,17 +173,13 @@ impl Index {
                     Err(err) => skipped("policy_versions", e, &err),
                 }
             }
-            if at > parts.registry && e.stream_type == PermissionEvent::STREAM_TYPE {
-                match PermissionEvent::decode(
-                    &e.event_type,
-                    e.schema_version as u32,
-                    e.data.clone(),
-                ) {
-                    Ok(PermissionEvent::Registered(r)) => {
+            if at > parts.registry {
+                match decode_own::<PermissionEvent>(e) {
+                    Ok(Some(PermissionEvent::Registered(r))) => {
                         next.registry.insert(names.intern(&r.name));
                     }
                     Ok(_) => {}
-                    Err(err) => skipped("permissions", e, &err.into()),
+                    Err(err) => skipped("permissions", e, &err),
                 }
             }
             let lag = (now - e.recorded_at).num_microseconds().unwrap_or(0).max(0);
@@ -457,7 +208,7 @@ impl Index {
             .unwrap_or_else(|e| e.into_inner())
             .parts
             .min();
-        let events = log::read_after(client, from, BATCH).await?;
+        let events = reader::read_after(client, from, BATCH).await?;
         self.apply(&events);
         if (events.len() as i64) < BATCH {
             self.caught_up_ms

@@ -4,7 +4,7 @@
 //! events (hashes, sealed keys) are redacted.
 
 use actix_web::{web, HttpResponse};
-use charter_projections::LogPosition;
+use charter_log::LogPosition;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

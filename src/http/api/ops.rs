@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use charter_projections::{checkpoint, failures, log};
+use charter_log::{checkpoint, reader};
+use charter_projections::failures;
 use serde::Serialize;
 use serde_json::json;
 
@@ -97,7 +98,7 @@ async fn readiness(state: &AppState) -> (bool, serde_json::Value) {
             .await
             .map_err(|e| e.to_string())?;
         let (backlog, lag) = relay::backlog(&client).await.map_err(|e| e.to_string())?;
-        let head = log::head(&client).await.map_err(|e| e.to_string())?;
+        let head = reader::head(&client).await.map_err(|e| e.to_string())?;
         let checkpoints = checkpoint::all(&client, checkpoint::LIVE_SCHEMA)
             .await
             .map_err(|e| e.to_string())?;

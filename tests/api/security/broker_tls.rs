@@ -38,7 +38,7 @@ impl TlsFront {
             .unwrap();
         let key = PrivateKeyDer::from_pem_file(tls_file("server.key")).unwrap();
         let config =
-            rustls::ServerConfig::builder_with_provider(charter_projections::pg::crypto_provider())
+            rustls::ServerConfig::builder_with_provider(charter_log::pg::crypto_provider())
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .with_no_client_auth()

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use charter::auth::secrets::MasterKey;
 use charter::token::{KeyStore, TokenError, Verifier};
-use charter_projections::listener::Heartbeat;
+use charter_log::listener::Heartbeat;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +36,7 @@ async fn verifier(
     let mut url = url::Url::parse(&url_for("DATABASE_URL", &app.database_name())).unwrap();
     url.set_port(Some(proxy.addr.port())).unwrap();
     verifier.spawn_invalidation(
-        charter_projections::pg::PgConnect::plain(url.as_str().parse().unwrap()),
+        charter_log::pg::PgConnect::plain(url.as_str().parse().unwrap()),
         Heartbeat { every: heartbeat },
         shutdown.clone(),
     );

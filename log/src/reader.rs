@@ -6,65 +6,18 @@
 //! (`pg_snapshot_xmin(pg_current_snapshot())`): every transaction below it has finished, so no
 //! row can appear behind the cursor later. See docs/adr/0001-global-order-xid8-horizon.md.
 
-use std::fmt;
-use std::str::FromStr;
-
 use charter_events::{Metadata, RecordedEvent};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-/// A point in the global order. Also the consistency token returned by commands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LogPosition {
-    pub tx_id: i64,
-    pub position: i64,
-}
-
-impl LogPosition {
-    pub const START: LogPosition = LogPosition {
-        tx_id: 0,
-        position: 0,
-    };
-
-    /// Past every event: an unbounded upper limit.
-    pub const END: LogPosition = LogPosition {
-        tx_id: i64::MAX,
-        position: i64::MAX,
-    };
-}
-
-impl fmt::Display for LogPosition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.tx_id, self.position)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("not a consistency token")]
-pub struct InvalidToken;
-
-impl FromStr for LogPosition {
-    type Err = InvalidToken;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (tx, pos) = s.split_once('.').ok_or(InvalidToken)?;
-        let parse = |v: &str| {
-            v.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0 && v.bytes().all(|b| b.is_ascii_digit()))
-        };
-        Ok(LogPosition {
-            tx_id: parse(tx).ok_or(InvalidToken)?,
-            position: parse(pos).ok_or(InvalidToken)?,
-        })
-    }
-}
+use crate::LogPosition;
 
 /// The columns every event query selects, in the order [`event_from_row`] expects.
 pub const EVENT_COLUMNS: &str = "position, tx_id::text::bigint AS tx_id, event_id, stream_type, \
      stream_id, stream_version, tenant_id, workspace_id, event_type, schema_version, data, \
      metadata, recorded_at";
 
+/// Why reading the log failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error(transparent)]
@@ -76,6 +29,7 @@ pub enum LogError {
     },
 }
 
+/// The event in `row`, selected with [`EVENT_COLUMNS`].
 pub fn event_from_row(row: &Row) -> Result<RecordedEvent, LogError> {
     let position: i64 = row.try_get("position")?;
     let metadata: serde_json::Value = row.try_get("metadata")?;
@@ -182,34 +136,4 @@ pub async fn head(client: &impl GenericClient) -> Result<LogPosition, LogError> 
         tx_id: r.get(0),
         position: r.get(1),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_round_trip_and_reject_garbage() {
-        let p = LogPosition {
-            tx_id: 7451,
-            position: 12,
-        };
-        assert_eq!(p.to_string().parse::<LogPosition>().unwrap(), p);
-        for bad in ["", "1", "a.b", "1.-2", "-1.2", "1.2.3", " 1.2", "1.+2"] {
-            assert!(bad.parse::<LogPosition>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn order_is_tx_then_position() {
-        let a = LogPosition {
-            tx_id: 1,
-            position: 9,
-        };
-        let b = LogPosition {
-            tx_id: 2,
-            position: 3,
-        };
-        assert!(a < b);
-    }
 }

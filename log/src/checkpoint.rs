@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{GenericClient, Pool};
 
-use crate::log::LogPosition;
+use crate::LogPosition;
 
 /// The schema that holds the live read models.
 pub const LIVE_SCHEMA: &str = "projections";

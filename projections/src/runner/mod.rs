@@ -10,18 +10,21 @@
 //! checkpoint (a replay may promote one alone): a member behind the others is brought up in
 //! the same transactions, and none applies an event twice.
 
+mod one_at_a_time;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use charter_events::RecordedEvent;
 
+use charter_log::listener::Wakeup;
+use charter_log::reader;
+use charter_log::LogPosition;
 use deadpool_postgres::{Pool, Transaction};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::failures::{self, EventRef, Quarantine, Verdict};
-use crate::listener::Wakeup;
-use crate::log::{self, LogError, LogPosition};
+use crate::failures::{self, EventRef, Quarantine};
 use crate::projection::{execute, Projection, ProjectionError};
 
 /// How many consecutive times one event may fail on its own before it is recorded in
@@ -62,6 +65,18 @@ pub enum RunnerError {
 }
 
 impl RunnerError {
+    /// True when the failure says nothing about the events being applied (see
+    /// [`failures::is_transient_projection`]): it is retried with backoff and never counts
+    /// towards poisoning an event. A pool that cannot hand out a connection is an outage.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RunnerError::Pool(_) => true,
+            RunnerError::Projection(e) | RunnerError::Event { source: e, .. } => {
+                failures::is_transient_projection(e)
+            }
+        }
+    }
+
     fn event(event: &EventRef, source: ProjectionError) -> Self {
         RunnerError::Event {
             event_id: event.event_id,
@@ -88,7 +103,7 @@ pub struct Runner {
     batch_size: i64,
     until: LogPosition,
     linger: Duration,
-    signal: Option<crate::listener::Signal>,
+    signal: Option<charter_log::listener::Signal>,
     quarantine: Mutex<Quarantine>,
 }
 
@@ -129,7 +144,7 @@ impl Runner {
     /// applies a batch instead of one event at a time. Costs at most `linger` of lag.
     /// After committing a batch, wake this process's followers (the relay publishes what
     /// projections write to their outboxes).
-    pub fn with_signal(mut self, signal: crate::listener::Signal) -> Self {
+    pub fn with_signal(mut self, signal: charter_log::listener::Signal) -> Self {
         self.signal = Some(signal);
         self
     }
@@ -181,7 +196,7 @@ impl Runner {
         if batch_size == 1 {
             return self.step_one(tx, &at).await;
         }
-        let events = match log::read_range(&tx, from, self.until, batch_size).await {
+        let events = match reader::read_range(&tx, from, self.until, batch_size).await {
             Ok(events) => events,
             Err(e) => {
                 let e = ProjectionError::from(e);
@@ -317,111 +332,6 @@ impl Runner {
         Ok(())
     }
 
-    /// Applies the one event after the earliest checkpoint to each member that has not
-    /// applied it, each under a savepoint: when the event turns out to be poison for a
-    /// member, that member's failed writes are rolled back, and the record of the failure,
-    /// the other members' writes and the checkpoints past it commit together.
-    async fn step_one(&self, tx: Transaction<'_>, at: &Checkpoints) -> Result<Step, RunnerError> {
-        let from = at.from();
-        let recorded = match log::read_range(&tx, from, self.until, 1).await {
-            Ok(events) => match events.into_iter().next() {
-                Some(e) => e,
-                None => {
-                    self.quarantine().idle();
-                    return Ok(Step::Idle);
-                }
-            },
-            // The only read failure that is about the event itself.
-            Err(LogError::Metadata { position, source }) => {
-                let event = failures::event_at(&tx, position).await?;
-                let e = LogError::Metadata { position, source };
-                return self
-                    .failed_alone(tx, at, event, &[], ProjectionError::from(e))
-                    .await;
-            }
-            Err(e) => return Err(ProjectionError::from(e).into()),
-        };
-        let event = EventRef::from(&recorded);
-        let mut failed: Vec<(&'static str, ProjectionError)> = Vec::new();
-        for (projection, done) in self.projections.iter().zip(&at.0) {
-            if *done >= event.at {
-                continue;
-            }
-            tx.batch_execute("SAVEPOINT event").await?;
-            match projection.apply(&tx, &recorded).await {
-                Ok(()) => tx.batch_execute("RELEASE SAVEPOINT event").await?,
-                Err(e) => {
-                    tx.batch_execute("ROLLBACK TO SAVEPOINT event").await?;
-                    failed.push((projection.name(), e));
-                }
-            }
-        }
-        if failed.is_empty() {
-            self.advance(&tx, event.at).await?;
-            tx.commit().await?;
-            self.quarantine().passed(event.event_id, false);
-            for (projection, done) in self.projections.iter().zip(&at.0) {
-                if *done < event.at {
-                    metrics::counter!("charter_projection_events_total",
-                        "projection" => projection.name())
-                    .increment(1);
-                }
-            }
-            return Ok(Step::Applied(1, event.at));
-        }
-        let names: Vec<&'static str> = failed.iter().map(|(name, _)| *name).collect();
-        let (_, error) = failed.into_iter().next().expect("at least one failure");
-        self.failed_alone(tx, at, event, &names, error).await
-    }
-
-    /// `event` failed on its own in the members named `failed` (every member not past it,
-    /// when empty). Not poison yet: an error the caller retries after a backoff. Poison: its
-    /// failure is recorded for each of them and every checkpoint moves past it, in this
-    /// transaction, with whatever the other members applied.
-    async fn failed_alone(
-        &self,
-        tx: Transaction<'_>,
-        at: &Checkpoints,
-        event: EventRef,
-        failed: &[&'static str],
-        error: ProjectionError,
-    ) -> Result<Step, RunnerError> {
-        let verdict = self.quarantine().event_failed(event.event_id, &error);
-        // Not poison (yet): the caller logs the error and retries after a backoff.
-        let Verdict::Poison { attempts } = verdict else {
-            return Err(RunnerError::event(&event, error));
-        };
-        let failed: Vec<&'static str> = if failed.is_empty() {
-            self.projections
-                .iter()
-                .zip(&at.0)
-                .filter(|(_, done)| **done < event.at)
-                .map(|(p, _)| p.name())
-                .collect()
-        } else {
-            failed.to_vec()
-        };
-        // Recorded and skipped in one transaction: a crash between the two is impossible.
-        for name in &failed {
-            failures::record(&tx, name, &event, &error.to_string(), attempts).await?;
-        }
-        self.advance(&tx, event.at).await?;
-        tx.commit().await?;
-        self.quarantine().passed(event.event_id, true);
-        for name in failed {
-            metrics::counter!("charter_projection_failed_events_total", "projection" => name)
-                .increment(1);
-            tracing::error!(projection = name, event_id = %event.event_id,
-                event_type = %event.event_type, stream_id = %event.stream_id, position = %event.at,
-                error = %error, attempts,
-                "poison event recorded in failed_events and skipped; /ready reports degraded");
-        }
-        Ok(Step::Poisoned {
-            event_id: event.event_id,
-            at: event.at,
-        })
-    }
-
     /// Applies batches until the log is drained (poison events are recorded and passed).
     pub async fn catch_up(&self) -> Result<usize, RunnerError> {
         let mut total = 0;
@@ -460,7 +370,7 @@ impl Runner {
                         .increment(1);
                     let backoff =
                         Duration::from_millis(100) * 2u32.saturating_pow(consecutive.min(8));
-                    let transient = failures::is_transient(&e);
+                    let transient = e.is_transient();
                     tracing::error!(projection = %name, error = %e, attempt = consecutive, transient,
                         "projection step failed; retrying");
                     (backoff.min(Duration::from_secs(30)), transient)
@@ -524,12 +434,25 @@ mod tests {
                 .step()
                 .await
                 .expect_err("the database is unreachable");
-            assert!(failures::is_transient(&e), "{e}");
+            assert!(e.is_transient(), "{e}");
         }
         assert_eq!(
             runner.quarantine().batch_size(500),
             500,
             "no isolation either"
+        );
+    }
+
+    #[test]
+    fn pool_errors_are_transient_and_broken_invariants_are_not() {
+        assert!(RunnerError::Pool(deadpool_postgres::PoolError::Timeout(
+            deadpool_postgres::TimeoutType::Wait
+        ))
+        .is_transient());
+        assert!(RunnerError::Pool(deadpool_postgres::PoolError::Closed).is_transient());
+        assert!(
+            !RunnerError::Projection(ProjectionError::Invariant("touched 0 rows".into()))
+                .is_transient()
         );
     }
 }
