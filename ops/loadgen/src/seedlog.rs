@@ -1,5 +1,5 @@
 //! `seed-log`: a realistic, domain-valid history of N events written straight into the event
-//! store with COPY (`charter::seed`), for the replay benchmark. Progress on stderr, one
+//! store with COPY (`charter_seed`), for the replay benchmark. Progress on stderr, one
 //! summary line on stderr and one JSON line on stdout.
 
 use std::time::Instant;
@@ -76,7 +76,7 @@ pub async fn seed_log(a: SeedLogArgs) -> i32 {
             return 2;
         }
     };
-    let options = charter::seed::Options {
+    let options = charter_seed::Options {
         events: a.events,
         seed: a.seed,
         days: a.days,
@@ -101,7 +101,7 @@ pub async fn seed_log(a: SeedLogArgs) -> i32 {
             written as f64 / s.max(1e-9)
         );
     };
-    let summary = match charter::seed::run(&pool, &options, progress).await {
+    let summary = match charter_seed::run(&pool, &options, progress).await {
         Ok(summary) => summary,
         Err(e) => {
             eprintln!("error: seed-log failed: {e}");
