@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use charter_seed::check::LogChecker;
-use charter_seed::{Expected, Options};
 use charter_projections::checkpoint;
 use charter_projections::log::{event_from_row, head, EVENT_COLUMNS};
+use charter_seed::check::LogChecker;
+use charter_seed::{Expected, Options};
 use serde_json::Value;
 use uuid::Uuid;
 

@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use clap::Args;
-use secrecy::SecretString;
 use serde_json::json;
 
 /// Write N events of a realistic IAM history straight into the event store (COPY), fast.
@@ -64,12 +63,7 @@ pub struct SeedLogArgs {
 }
 
 pub async fn seed_log(a: SeedLogArgs) -> i32 {
-    let database = charter::config::DatabaseConfig {
-        url: SecretString::from(a.database_url.clone()),
-        pool_size: 2,
-        ..Default::default()
-    };
-    let pool = match charter::db::pool(&database) {
+    let pool = match crate::db::pool(&a.database_url, 2) {
         Ok(pool) => pool,
         Err(e) => {
             eprintln!("error: {e}");

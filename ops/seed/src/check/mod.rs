@@ -256,8 +256,8 @@ mod tests {
     use charter_events::Metadata;
 
     use super::*;
-    use charter::domain::role::{seeded, templates};
     use crate::make;
+    use charter::domain::role::{seeded, templates};
 
     /// A log written one command per transaction.
     struct Log(Vec<RecordedEvent>);

@@ -144,8 +144,10 @@ impl LogChecker {
                 value: template.into(),
             };
             self.claim(&e.stream_id, vec![claim])?;
-            let state =
-                charter::domain::Aggregate::apply(charter::domain::role::Role::default(), &recorded[0]);
+            let state = charter::domain::Aggregate::apply(
+                charter::domain::role::Role::default(),
+                &recorded[0],
+            );
             self.roles.insert(c.role_id, state);
         }
         Ok(())
