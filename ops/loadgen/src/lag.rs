@@ -101,30 +101,21 @@ pub async fn lag(a: LagArgs) -> i32 {
     }));
     // Lag probes get their own slots, so that slow read models do not throttle the commands.
     let probe_sem = Arc::new(tokio::sync::Semaphore::new(a.max_inflight));
-    let schedule = Schedule::new(a.rate, a.warmup, a.duration);
-    let mut missed = 0u64; // no free slot at the due time (measured window)
+    let mut schedule = Schedule::new(a.rate, a.warmup, a.duration);
     let mut late = 0u64; // issued more than 5 ms after its due time (measured window)
     let mut sched_lateness = hist();
-    let mut issued = 0u64;
     let mut sampled = 0u64;
     eprintln!(
         "lag: tenant {tenant}; {} cmd/s open loop, warm-up {:?}, duration {:?}, lag sample every {}th",
         a.rate, a.warmup, a.duration, a.sample_every
     );
     for i in 0..schedule.total {
-        let due = schedule.due(i);
-        tokio::time::sleep_until(due.into()).await;
-        let now = Instant::now();
-        let measured = due >= schedule.measure_from;
-        let Ok(permit) = sem.clone().try_acquire_owned() else {
-            if measured {
-                missed += 1;
-            }
+        let Some(slot) = schedule.slot(i, &sem).await else {
             continue;
         };
+        let (permit, measured) = (slot.permit, slot.measured);
         if measured {
-            issued += 1;
-            let l = now.saturating_duration_since(due);
+            let l = slot.woke.saturating_duration_since(slot.due);
             sched_lateness.saturating_record(l.as_micros().max(1) as u64);
             if l > Duration::from_millis(5) {
                 late += 1;
@@ -248,8 +239,8 @@ pub async fn lag(a: LagArgs) -> i32 {
         "warmup_s": a.warmup.as_secs_f64(),
         "send_window_s": round(sent_s, 2),
         "max_inflight": a.max_inflight,
-        "issued": issued,
-        "missed_no_slot": missed,
+        "issued": schedule.issued,
+        "missed_no_slot": schedule.missed,
         "late_over_5ms": late,
         "schedule_lateness": hist_json(&sched_lateness),
         "committed": s.committed,

@@ -125,25 +125,16 @@ async fn relay_latency_run(a: LatencyArgs) -> Result<Value, String> {
     let errors: Arc<Mutex<HashMap<String, u64>>> = Arc::new(Mutex::new(HashMap::new()));
     let commit_hist = Arc::new(Mutex::new(hist()));
     let committed = Arc::new(AtomicU64::new(0));
-    let schedule = Schedule::new(a.rate, a.warmup, a.duration);
-    let (mut missed, mut issued) = (0u64, 0u64);
+    let mut schedule = Schedule::new(a.rate, a.warmup, a.duration);
     eprintln!(
         "relay-latency: tenant {tenant} (partition {partition} of {}); {} cmd/s open loop, warm-up {:?}, duration {:?}",
         a.topic, a.rate, a.warmup, a.duration
     );
     for i in 0..schedule.total {
-        let due = schedule.due(i);
-        tokio::time::sleep_until(due.into()).await;
-        let measured = due >= schedule.measure_from;
-        let Ok(permit) = sem.clone().try_acquire_owned() else {
-            if measured {
-                missed += 1;
-            }
+        let Some(slot) = schedule.slot(i, &sem).await else {
             continue;
         };
-        if measured {
-            issued += 1;
-        }
+        let (permit, measured) = (slot.permit, slot.measured);
         let (cl, base, acks, errors, commit_hist, committed) = (
             cl.clone(),
             base.clone(),
@@ -268,8 +259,8 @@ async fn relay_latency_run(a: LatencyArgs) -> Result<Value, String> {
         "warmup_s": a.warmup.as_secs_f64(),
         "send_window_s": round(sent_s, 2),
         "max_inflight": a.max_inflight,
-        "issued": issued,
-        "missed_no_slot": missed,
+        "issued": schedule.issued,
+        "missed_no_slot": schedule.missed,
         "committed": committed,
         "achieved_rate": round(committed as f64 / secs, 1),
         "errors": errors.iter().filter(|(k, _)| !k.starts_with("warmup:")).map(|(_, v)| v).sum::<u64>(),
