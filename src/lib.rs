@@ -7,7 +7,6 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod relay;
-pub mod seed;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -4,8 +4,9 @@
 //! Each crate's module tree is followed from its root file through its `mod` declarations
 //! (test modules left out), and every path a module names (`use` trees, and `crate::`,
 //! `super::`, `self::` or child-module paths in its code) becomes an edge to the module that
-//! holds the item. A module naming an item of its own ancestor or descendant counts like any
-//! other edge, so `mod.rs` files hold module lines and what their children do not need back.
+//! holds the item, following re-exports (`pub use`) to the module that defines the item. A
+//! module may use what its ancestors define (they own it, as `use super::*` says); every
+//! other direction counts, a parent using its child included.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ type Module = Vec<String>;
 struct Graph {
     files: BTreeMap<Module, PathBuf>,
     edges: BTreeMap<Module, BTreeSet<Module>>,
+    /// What each module re-exports (`pub use`): the name, and the path it stands for.
+    reexports: BTreeMap<Module, BTreeMap<String, Vec<String>>>,
 }
 
 fn is_test(attrs: &[syn::Attribute]) -> bool {
@@ -186,8 +189,14 @@ impl<'a> Visit<'a> for Paths {
     }
 }
 
-/// The module a path from `module` lands in, if it is one of this crate's.
+/// The module a path from `module` lands in, if it is one of this crate's. A name a module
+/// re-exports (`pub use`) is followed to the module that defines it, so a facade's users
+/// depend on what it re-exports, not on the facade.
 fn resolve(graph: &Graph, module: &Module, path: &[String]) -> Option<Module> {
+    resolve_within(graph, module, path, 8)
+}
+
+fn resolve_within(graph: &Graph, module: &Module, path: &[String], depth: u8) -> Option<Module> {
     let mut base: Module;
     let mut rest = path;
     match path.first().map(String::as_str) {
@@ -207,28 +216,78 @@ fn resolve(graph: &Graph, module: &Module, path: &[String]) -> Option<Module> {
             }
         }
         Some(first) => {
-            // A path relative to this module: only a child module counts.
+            // A path relative to this module: a child module, or a name it re-exports.
             let mut child = module.clone();
             child.push(first.to_owned());
-            if !graph.files.contains_key(&child) {
+            if !graph.files.contains_key(&child) && !reexports(graph, module, first) {
                 return None;
             }
             base = module.clone();
         }
         None => return None,
     }
-    let mut target = base.clone();
-    for segment in rest {
+    let mut target = base;
+    for (i, segment) in rest.iter().enumerate() {
         let mut next = target.clone();
         next.push(segment.clone());
         if graph.files.contains_key(&next) {
             target = next;
-        } else {
-            break;
+            continue;
+        }
+        if let Some(original) = graph.reexports.get(&target).and_then(|r| r.get(segment)) {
+            if depth == 0 {
+                return Some(target);
+            }
+            let mut followed = original.clone();
+            followed.extend(rest[i + 1..].iter().cloned());
+            // A re-export of another crate's item is no edge within this one.
+            return resolve_within(graph, &target, &followed, depth - 1);
+        }
+        break;
+    }
+    Some(target)
+}
+
+fn reexports(graph: &Graph, module: &Module, name: &str) -> bool {
+    graph.reexports.get(module).is_some_and(|r| r.contains_key(name))
+}
+
+/// The `pub use` names of a module's items and the paths they stand for.
+fn reexports_of(items: &[syn::Item]) -> BTreeMap<String, Vec<String>> {
+    fn walk(tree: &syn::UseTree, prefix: Vec<String>, out: &mut BTreeMap<String, Vec<String>>) {
+        match tree {
+            syn::UseTree::Path(p) => {
+                let mut next = prefix;
+                next.push(p.ident.to_string());
+                walk(&p.tree, next, out);
+            }
+            syn::UseTree::Name(n) => {
+                let mut path = prefix;
+                path.push(n.ident.to_string());
+                out.insert(n.ident.to_string(), path);
+            }
+            syn::UseTree::Rename(r) => {
+                let mut path = prefix;
+                path.push(r.ident.to_string());
+                out.insert(r.rename.to_string(), path);
+            }
+            syn::UseTree::Glob(_) => {}
+            syn::UseTree::Group(g) => {
+                for t in &g.items {
+                    walk(t, prefix.clone(), out);
+                }
+            }
         }
     }
-    base.clear();
-    Some(target)
+    let mut out = BTreeMap::new();
+    for item in items {
+        if let syn::Item::Use(u) = item {
+            if !matches!(u.vis, syn::Visibility::Inherited) {
+                walk(&u.tree, Vec::new(), &mut out);
+            }
+        }
+    }
+    out
 }
 
 fn graph_of(root: &Path) -> Graph {
@@ -241,6 +300,9 @@ fn graph_of(root: &Path) -> Graph {
         root.parent().unwrap(),
         &mut bodies,
     );
+    for (module, items) in &bodies {
+        graph.reexports.insert(module.clone(), reexports_of(items));
+    }
     for (module, items) in bodies {
         let mut paths = Paths(Vec::new());
         for item in &items {
@@ -250,7 +312,9 @@ fn graph_of(root: &Path) -> Graph {
             .0
             .iter()
             .filter_map(|p| resolve(&graph, &module, p))
-            .filter(|t| *t != module)
+            // What a module's ancestors define is its own context (`use super::*`): only
+            // the other directions make cycles.
+            .filter(|t| !module.starts_with(t))
             .collect();
         graph.edges.entry(module).or_default().extend(targets);
     }

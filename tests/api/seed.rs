@@ -1,4 +1,4 @@
-//! `charter::seed` (behind `charter-loadgen seed-log`): a generated history, written straight
+//! `charter_seed` (behind `charter-loadgen seed-log`): a generated history, written straight
 //! into a live service's event store, folds into every read model without a failed event,
 //! matches what the generator reports, validates against the published event schemas, passes
 //! the domain check from end to end, and leaves `unique_claims` and `tenant_hierarchy` as the
@@ -8,10 +8,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use charter::seed::check::LogChecker;
-use charter::seed::{Expected, Options};
 use charter_log::checkpoint;
 use charter_log::reader::{event_from_row, head, EVENT_COLUMNS};
+use charter_seed::check::LogChecker;
+use charter_seed::{Expected, Options};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -46,7 +46,7 @@ async fn a_seeded_history_projects_cleanly_validates_and_passes_the_domain_check
             check: true,
         };
         let mut commits = Vec::new();
-        let summary = charter::seed::run(&app.pool, &options, |n| commits.push(n))
+        let summary = charter_seed::run(&app.pool, &options, |n| commits.push(n))
             .await
             .expect("seed");
         assert_eq!(summary.events, events);

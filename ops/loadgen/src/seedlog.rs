@@ -1,11 +1,10 @@
 //! `seed-log`: a realistic, domain-valid history of N events written straight into the event
-//! store with COPY (`charter::seed`), for the replay benchmark. Progress on stderr, one
+//! store with COPY (`charter_seed`), for the replay benchmark. Progress on stderr, one
 //! summary line on stderr and one JSON line on stdout.
 
 use std::time::Instant;
 
 use clap::Args;
-use secrecy::SecretString;
 use serde_json::json;
 
 /// Write N events of a realistic IAM history straight into the event store (COPY), fast.
@@ -64,19 +63,14 @@ pub struct SeedLogArgs {
 }
 
 pub async fn seed_log(a: SeedLogArgs) -> i32 {
-    let database = charter::config::DatabaseConfig {
-        url: SecretString::from(a.database_url.clone()),
-        pool_size: 2,
-        ..Default::default()
-    };
-    let pool = match charter::db::pool(&database) {
+    let pool = match crate::db::pool(&a.database_url, 2) {
         Ok(pool) => pool,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let options = charter::seed::Options {
+    let options = charter_seed::Options {
         events: a.events,
         seed: a.seed,
         days: a.days,
@@ -101,7 +95,7 @@ pub async fn seed_log(a: SeedLogArgs) -> i32 {
             written as f64 / s.max(1e-9)
         );
     };
-    let summary = match charter::seed::run(&pool, &options, progress).await {
+    let summary = match charter_seed::run(&pool, &options, progress).await {
         Ok(summary) => summary,
         Err(e) => {
             eprintln!("error: seed-log failed: {e}");

@@ -29,7 +29,7 @@ pub struct VerifyArgs {
     issuer: String,
     #[arg(long, default_value = "charter")]
     audience: String,
-    #[arg(long, default_value = "10s", value_parser = crate::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
     duration: Duration,
     /// Tasks (and runtime threads) verifying concurrently.
     #[arg(long, default_value_t = 2)]

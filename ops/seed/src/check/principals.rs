@@ -10,22 +10,22 @@ use charter_events::{DomainEvent, RecordedEvent};
 use uuid::Uuid;
 
 use super::{decided, decode, valid, Checked, LogChecker};
-use crate::command::assignment::{AssignmentHandler, AssignmentRequest};
-use crate::command::group::{GroupHandler, GroupRequest};
-use crate::command::user::UserHandler;
-use crate::command::CommandHandler;
-use crate::domain::assignment::{AssignmentAction, AssignmentCommand, RoleFacts};
-use crate::domain::delegation::Authority;
-use crate::domain::group::{GroupAction, GroupCommand};
-use crate::domain::session::{Holder, Session, SessionCommand};
-use crate::domain::user::{
+use charter::command::assignment::{AssignmentHandler, AssignmentRequest};
+use charter::command::group::{GroupHandler, GroupRequest};
+use charter::command::user::UserHandler;
+use charter::command::CommandHandler;
+use charter::domain::assignment::{AssignmentAction, AssignmentCommand, RoleFacts};
+use charter::domain::delegation::Authority;
+use charter::domain::group::{GroupAction, GroupCommand};
+use charter::domain::session::{Holder, Session, SessionCommand};
+use charter::domain::user::{
     LockoutPolicy, LoginAttempt, Reauth, SecondFactorProof, UserAction, UserCommand, UserState,
     UserStatus,
 };
-use crate::domain::validate;
+use charter::domain::validate;
 
 fn policy() -> LockoutPolicy {
-    let auth = crate::config::Config::default().auth;
+    let auth = charter::config::Config::default().auth;
     LockoutPolicy {
         threshold: auth.lockout_threshold.max(1),
         duration: chrono::Duration::seconds(auth.lockout_duration_s as i64),

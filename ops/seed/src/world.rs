@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::make::Person;
 use super::rng::Rng;
-use crate::domain::tenant::TenantStatus;
-use crate::domain::user::UserStatus;
+use charter::domain::tenant::TenantStatus;
+use charter::domain::user::UserStatus;
 
 pub type Ix = usize;
 

@@ -10,18 +10,18 @@ use charter_events::{DomainEvent, RecordedEvent, Scoped};
 use uuid::Uuid;
 
 use super::{decided, decode, valid, Checked, LogChecker};
-use crate::command::permission::RegisterPermissions;
-use crate::command::role::{role_name_scope, RoleHandler, RoleRequest};
-use crate::command::tenant::CreateTenant;
-use crate::command::workspace::WorkspaceHandler;
-use crate::command::CommandHandler;
-use crate::domain::delegation::Authority;
-use crate::domain::permission_registry::Register;
-use crate::domain::role::{self, RoleAction, RoleCommand};
-use crate::domain::tenant::{ParentContext, TenantCommand};
-use crate::domain::validate;
-use crate::domain::workspace::{WorkspaceAction, WorkspaceCommand};
-use crate::store::claims::ClaimChange;
+use charter::command::permission::RegisterPermissions;
+use charter::command::role::{role_name_scope, RoleHandler, RoleRequest};
+use charter::command::tenant::CreateTenant;
+use charter::command::workspace::WorkspaceHandler;
+use charter::command::CommandHandler;
+use charter::domain::delegation::Authority;
+use charter::domain::permission_registry::Register;
+use charter::domain::role::{self, RoleAction, RoleCommand};
+use charter::domain::tenant::{ParentContext, TenantCommand};
+use charter::domain::validate;
+use charter::domain::workspace::{WorkspaceAction, WorkspaceCommand};
+use charter::store::claims::ClaimChange;
 
 /// The events of the command's first stream, and the rest (written by `after_append`).
 fn split(events: &[RecordedEvent]) -> (&[RecordedEvent], &[RecordedEvent]) {
@@ -144,8 +144,10 @@ impl LogChecker {
                 value: template.into(),
             };
             self.claim(&e.stream_id, vec![claim])?;
-            let state =
-                crate::domain::Aggregate::apply(crate::domain::role::Role::default(), &recorded[0]);
+            let state = charter::domain::Aggregate::apply(
+                charter::domain::role::Role::default(),
+                &recorded[0],
+            );
             self.roles.insert(c.role_id, state);
         }
         Ok(())
@@ -203,7 +205,7 @@ impl LogChecker {
             .trim_start_matches("permission_registry-")
             .to_owned();
         let recorded: Vec<PermissionEvent> = decode(events, |_: &PermissionEvent| {
-            crate::command::permission::registry_stream(&service)
+            charter::command::permission::registry_stream(&service)
         })?;
         let mut permissions = Vec::new();
         for event in &recorded {

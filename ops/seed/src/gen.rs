@@ -23,7 +23,7 @@ pub struct Policy {
 
 impl Policy {
     pub fn service_default() -> Self {
-        let auth = crate::config::Config::default().auth;
+        let auth = charter::config::Config::default().auth;
         Policy {
             pbkdf2_iterations: auth.pbkdf2_iterations.get(),
             threshold: auth.lockout_threshold.max(1),

@@ -18,11 +18,11 @@ use super::names::SERVICES;
 use super::out::{BatchEnd, Msg, Out, COPY_EVENTS};
 use super::world::Platform;
 use super::{Existing, Expected, Options, SeedError, Summary};
-use crate::command::permission::{registry_stream, NAME_SCOPE};
-use crate::command::tenant::SLUG_SCOPE;
-use crate::domain::permission_registry::{PermissionRegistry, CHARTER_SERVICE};
-use crate::domain::user::UserStatus;
-use crate::store::events;
+use charter::command::permission::{registry_stream, NAME_SCOPE};
+use charter::command::tenant::SLUG_SCOPE;
+use charter::domain::permission_registry::{PermissionRegistry, CHARTER_SERVICE};
+use charter::domain::user::UserStatus;
+use charter::store::events;
 
 /// Generates `options.events` events into the database behind `pool` (the service's role is
 /// enough: it may insert into `events` and maintain the claims). `progress` is called after

@@ -26,17 +26,17 @@ use std::fmt::Debug;
 use charter_events::{DomainEvent, RecordedEvent, Scoped};
 use uuid::Uuid;
 
-use crate::domain::assignment::Assignment;
-use crate::domain::group::Group;
-use crate::domain::permission_registry::PermissionRegistry;
-use crate::domain::role::Role;
-use crate::domain::session::Session;
-use crate::domain::tenant::{Tenant, TenantStatus};
-use crate::domain::user::User;
-use crate::domain::validate::FieldError;
-use crate::domain::workspace::Workspace;
-use crate::domain::Aggregate;
-use crate::store::claims::ClaimChange;
+use charter::domain::assignment::Assignment;
+use charter::domain::group::Group;
+use charter::domain::permission_registry::PermissionRegistry;
+use charter::domain::role::Role;
+use charter::domain::session::Session;
+use charter::domain::tenant::{Tenant, TenantStatus};
+use charter::domain::user::User;
+use charter::domain::validate::FieldError;
+use charter::domain::workspace::Workspace;
+use charter::domain::Aggregate;
+use charter::store::claims::ClaimChange;
 
 #[derive(Debug, thiserror::Error)]
 #[error("event at position {position} ({event_type} v{schema_version} on {stream_id}): {message}")]
@@ -172,7 +172,7 @@ impl LogChecker {
     }
 
     fn registered(&self, permissions: &BTreeSet<String>) -> Vec<String> {
-        let scope = crate::command::permission::NAME_SCOPE;
+        let scope = charter::command::permission::NAME_SCOPE;
         (permissions.iter())
             .filter(|p| !self.claims.contains_key(&(scope.to_owned(), p.to_string())))
             .cloned()
@@ -256,8 +256,8 @@ mod tests {
     use charter_events::Metadata;
 
     use super::*;
-    use crate::domain::role::{seeded, templates};
-    use crate::seed::make;
+    use crate::make;
+    use charter::domain::role::{seeded, templates};
 
     /// A log written one command per transaction.
     struct Log(Vec<RecordedEvent>);

@@ -5,8 +5,8 @@ use super::gen::{pending, Gen};
 use super::make;
 use super::names::GROUPS;
 use super::world::Group;
-use crate::command::group::{group_stream, membership_claim};
-use crate::domain::user::UserStatus;
+use charter::command::group::{group_stream, membership_claim};
+use charter::domain::user::UserStatus;
 
 impl Gen {
     pub fn create_group(&mut self) -> bool {

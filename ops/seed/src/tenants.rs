@@ -9,10 +9,10 @@ use super::gen::{pending, Followup, Gen};
 use super::make;
 use super::names::{self, COMPANIES};
 use super::world::{role_kind, Ix, Role, Subject, Tenant};
-use crate::command::role::{role_name_scope, role_stream};
-use crate::command::tenant::{tenant_stream, SLUG_SCOPE};
-use crate::domain::role::templates;
-use crate::domain::tenant::TenantStatus;
+use charter::command::role::{role_name_scope, role_stream};
+use charter::command::tenant::{tenant_stream, SLUG_SCOPE};
+use charter::domain::role::templates;
+use charter::domain::tenant::TenantStatus;
 
 impl Gen {
     /// `tenant.created` and, in the same command, its three system roles.

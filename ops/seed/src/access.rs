@@ -10,9 +10,9 @@ use charter_events::Metadata;
 use super::gen::{pending, Gen};
 use super::make;
 use super::world::{Ix, Session, World};
-use crate::command::session::session_stream;
-use crate::command::user::user_stream;
-use crate::domain::user::UserStatus;
+use charter::command::session::session_stream;
+use charter::command::user::user_stream;
+use charter::domain::user::UserStatus;
 
 impl Gen {
     fn ids(&self, u: Ix) -> (uuid::Uuid, uuid::Uuid, String) {
@@ -60,7 +60,7 @@ impl Gen {
     /// proves a TOTP code of a step newer than the last one used.
     fn succeed(&mut self, u: Ix) -> bool {
         let now = self.clock.now();
-        let step = now.timestamp().max(0) as u64 / crate::auth::totp::STEP_SECONDS;
+        let step = now.timestamp().max(0) as u64 / charter::auth::totp::STEP_SECONDS;
         let user = &self.w.users[u];
         let totp = user.mfa_active.is_some().then_some(step);
         if totp.is_some_and(|s| s <= user.last_step) || !user.can_log_in(now) {
@@ -234,8 +234,8 @@ impl Gen {
             return true;
         }
         self.clock.pause(&mut self.rng, 40.0);
-        let step = self.clock.now().timestamp().max(0) as u64 / crate::auth::totp::STEP_SECONDS;
-        let codes = (0..crate::auth::totp::RECOVERY_CODES)
+        let step = self.clock.now().timestamp().max(0) as u64 / charter::auth::totp::STEP_SECONDS;
+        let codes = (0..charter::auth::totp::RECOVERY_CODES)
             .map(|_| self.rng.hex(32))
             .collect();
         let user = &mut self.w.users[u];

@@ -7,8 +7,8 @@ use super::gen::{pending, Gen};
 use super::make::{self, Person};
 use super::names::{FAMILY, GIVEN};
 use super::world::{Ix, User, World};
-use crate::command::user::user_stream;
-use crate::domain::user::UserStatus;
+use charter::command::user::user_stream;
+use charter::domain::user::UserStatus;
 
 fn username_scope(tenant_id: uuid::Uuid) -> String {
     format!("user.username:{tenant_id}")

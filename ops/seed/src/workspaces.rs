@@ -4,7 +4,7 @@ use super::gen::{pending, Gen};
 use super::make;
 use super::names::WORKSPACES;
 use super::world::Workspace;
-use crate::command::workspace::{name_scope, workspace_stream};
+use charter::command::workspace::{name_scope, workspace_stream};
 
 impl Gen {
     pub fn create_workspace(&mut self) -> bool {
