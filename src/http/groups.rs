@@ -2,6 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::streams::group_stream;
 use charter_projections::groups as read;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -12,7 +13,7 @@ use super::principal::Principal;
 use super::problem::ApiError;
 use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
-use crate::command::group::{group_stream, GroupHandler, GroupRequest};
+use crate::command::group::{GroupHandler, GroupRequest};
 use crate::command::Outcome;
 use crate::domain::group::Group;
 use crate::domain::validate;

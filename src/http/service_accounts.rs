@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::streams::service_account_stream;
 use charter_projections::service_accounts as read;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -13,11 +14,9 @@ use super::principal::Principal;
 use super::problem::ApiError;
 use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
-use crate::auth::secrets;
-use crate::command::service_account::{
-    service_account_stream, ServiceAccountHandler, ServiceAccountRequest,
-};
+use crate::command::service_account::{ServiceAccountHandler, ServiceAccountRequest};
 use crate::command::Outcome;
+use crate::crypto::secrets;
 use crate::domain::service_account::ServiceAccount;
 use crate::domain::validate;
 

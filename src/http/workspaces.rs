@@ -2,6 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::streams::workspace_stream;
 use charter_projections::workspaces::{self as read, WorkspaceRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -11,7 +12,7 @@ use super::openapi::{CommandRefusals, NotFound};
 use super::problem::ApiError;
 use super::respond::{self, CommandBody, ListParams, Page};
 use super::AppState;
-use crate::command::workspace::{workspace_stream, WorkspaceHandler};
+use crate::command::workspace::WorkspaceHandler;
 use crate::command::Outcome;
 use crate::domain::validate;
 use crate::domain::workspace::{Workspace, WorkspaceAction};
