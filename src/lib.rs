@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod command;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod http;

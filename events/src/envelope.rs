@@ -39,8 +39,3 @@ pub struct RecordedEvent {
     pub metadata: Metadata,
     pub recorded_at: DateTime<Utc>,
 }
-
-/// The stream id of an aggregate instance, e.g. `tenant-0190…`.
-pub fn stream_id(stream_type: &str, id: Uuid) -> String {
-    format!("{stream_type}-{id}")
-}

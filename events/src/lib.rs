@@ -16,6 +16,7 @@ pub mod policy;
 pub mod role;
 pub mod service_account;
 pub mod session;
+pub mod streams;
 pub mod tenant;
 pub mod token;
 pub mod user;

@@ -4,15 +4,16 @@
 //! user's password is never changed by a bootstrap.
 
 use charter_events::assignment::SubjectType;
+use charter_events::streams::{
+    role_name_scope, tenant_stream, user_stream, username_scope, TENANT_SLUG_SCOPE,
+};
 use charter_log::LogPosition;
 use uuid::Uuid;
 
 use super::password;
 use crate::command::assignment::{AssignmentHandler, AssignmentRequest};
-use crate::command::role::role_name_scope;
-use crate::command::tenant::tenant_stream;
-use crate::command::tenant::{CreateTenant, SLUG_SCOPE};
-use crate::command::user::{user_stream, UserHandler};
+use crate::command::tenant::CreateTenant;
+use crate::command::user::UserHandler;
 use crate::command::{self, CommandError, CommandHandler, Writer};
 use crate::domain::delegation::Authority;
 use crate::domain::tenant::Tenant;
@@ -91,7 +92,10 @@ pub async fn bootstrap(
     };
     let client = writer.pool.get().await.map_err(CommandError::from)?;
 
-    if claims::holder(&client, SLUG_SCOPE, &slug).await?.is_none() {
+    if claims::holder(&client, TENANT_SLUG_SCOPE, &slug)
+        .await?
+        .is_none()
+    {
         let create = CreateTenant {
             tenant_id: Uuid::now_v7(),
             name: slug.clone(),
@@ -100,7 +104,7 @@ pub async fn bootstrap(
         };
         note(run(writer, &create).await?);
     }
-    let tenant_id = claims::holder(&client, SLUG_SCOPE, &slug)
+    let tenant_id = claims::holder(&client, TENANT_SLUG_SCOPE, &slug)
         .await?
         .ok_or_else(|| CommandError::Internal("bootstrap tenant vanished".into()))?;
 
@@ -116,7 +120,7 @@ pub async fn bootstrap(
             "tenant {slug} is not a root tenant"
         )));
     }
-    let user_scope = format!("user.username:{tenant_id}");
+    let user_scope = username_scope(tenant_id);
     if claims::holder(&client, &user_scope, &username)
         .await?
         .is_none()

@@ -7,21 +7,22 @@
 
 use std::sync::Arc;
 
+use charter_events::streams::{
+    service_account_stream, user_stream, username_scope, workspace_stream, TENANT_SLUG_SCOPE,
+};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::password;
 use super::rate_limit::{Limited, RateLimits};
-use super::secrets::{self, MasterKey};
 use super::totp::{self, Totp};
 use crate::command::login::{self, LoginHandler};
-use crate::command::service_account::service_account_stream;
 use crate::command::session::RefreshHandler;
-use crate::command::user::user_stream;
-use crate::command::workspace::workspace_stream;
 use crate::command::{self, CommandError, CommandRequest, Writer};
 use crate::config::AuthConfig;
+use crate::crypto::secrets;
+use crate::crypto::MasterKey;
 use crate::domain::service_account::ServiceAccount;
 use crate::domain::user::{
     LockoutPolicy, LoginAttempt, SecondFactorProof, User, UserState, UserStatus,
@@ -170,7 +171,7 @@ impl Authenticator {
         let client = self.pool.get().await?;
         let tenant_id = match Uuid::parse_str(tenant) {
             Ok(id) => Some(id),
-            Err(_) => claims::holder(&client, crate::command::tenant::SLUG_SCOPE, tenant).await?,
+            Err(_) => claims::holder(&client, TENANT_SLUG_SCOPE, tenant).await?,
         };
         // By id whichever way the tenant was named, so a slug and an id share one bucket.
         let tenant_key = tenant_id.map_or_else(|| tenant.to_owned(), |id| id.to_string());
@@ -181,7 +182,7 @@ impl Authenticator {
         let Some(id) = tenant_id.filter(|_| username.is_ascii()) else {
             return Ok((tenant_id, None));
         };
-        let scope = format!("user.username:{id}");
+        let scope = username_scope(id);
         let Some(user_id) = claims::holder(&client, &scope, username).await? else {
             return Ok((tenant_id, None));
         };

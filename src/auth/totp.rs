@@ -3,7 +3,7 @@
 
 use totp_rs::{Algorithm, Secret, TOTP};
 
-use super::secrets::{self, SecretError};
+use crate::crypto::secrets::{self, SecretError};
 
 pub const DIGITS: usize = 6;
 pub const STEP_SECONDS: u64 = 30;

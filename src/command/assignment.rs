@@ -1,20 +1,17 @@
 //! Assignment commands. Creating one reads the role, the subject (user, group or service
 //! account) and the workspace from the write side; the same role for the same subject in the
 //! same scope is claimed once. The claim is keyed by subject, so it doubles as the write
-//! side's index of a subject's roles (`command::delegation`).
+//! side's index of a subject's roles (`command::context::permissions_of`).
 
 use charter_events::assignment::{AssignmentEvent, SubjectType};
-use charter_events::envelope::stream_id;
-use charter_events::DomainEvent;
+use charter_events::streams::{
+    assignment_claim, assignment_stream, group_stream, role_stream, service_account_stream,
+    user_stream, workspace_stream,
+};
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::group::group_stream;
-use super::role::role_stream;
-use super::service_account::service_account_stream;
-use super::tenant::status_for_update;
-use super::user::user_stream;
-use super::workspace::workspace_stream;
+use super::context::{status_for_update, workspace_is_live};
 use super::{CommandError, CommandHandler};
 use crate::domain::assignment::{Assignment, AssignmentAction, AssignmentCommand, RoleFacts};
 use crate::domain::delegation::Authority;
@@ -25,36 +22,6 @@ use crate::domain::user::{User, UserStatus};
 use crate::domain::workspace::Workspace;
 use crate::store::claims::ClaimChange;
 use crate::store::events;
-
-pub fn assignment_stream(id: Uuid) -> String {
-    stream_id(AssignmentEvent::STREAM_TYPE, id)
-}
-
-/// The claim scope of a subject's assignments: `assignment:<tenant>:<type>:<subject>`.
-pub fn subject_claim_scope(tenant_id: Uuid, subject_type: SubjectType, subject_id: Uuid) -> String {
-    let kind = match subject_type {
-        SubjectType::User => "user",
-        SubjectType::Group => "group",
-        SubjectType::ServiceAccount => "serviceaccount",
-    };
-    format!("assignment:{tenant_id}:{kind}:{subject_id}")
-}
-
-/// The uniqueness claim of an assignment, `(scope, value)`: one per role, subject and scope,
-/// the value `<role>:<workspace or "tenant">` under [`subject_claim_scope`].
-pub fn assignment_claim(
-    tenant_id: Uuid,
-    role_id: Uuid,
-    subject_type: SubjectType,
-    subject_id: Uuid,
-    workspace_id: Option<Uuid>,
-) -> (String, String) {
-    let ws = workspace_id.map_or_else(|| "tenant".to_owned(), |w| w.to_string());
-    (
-        subject_claim_scope(tenant_id, subject_type, subject_id),
-        format!("{role_id}:{ws}"),
-    )
-}
 
 #[derive(Debug, Clone)]
 pub enum AssignmentRequest {
@@ -137,14 +104,7 @@ impl CommandHandler for AssignmentHandler {
                 };
                 let workspace = match workspace_id {
                     None => None,
-                    Some(id) => {
-                        let w = events::load::<Workspace>(tx, &workspace_stream(*id)).await?;
-                        let live = w
-                            .state
-                            .0
-                            .is_some_and(|w| w.tenant_id == self.tenant_id && !w.deleted);
-                        Some((*id, live))
-                    }
+                    Some(id) => Some((*id, workspace_is_live(tx, self.tenant_id, *id).await?)),
                 };
                 AssignmentAction::Create {
                     assignment_id: self.assignment_id,

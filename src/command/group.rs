@@ -3,36 +3,18 @@
 //! member receives all of it, so the caller must hold all of it).
 
 use charter_events::assignment::SubjectType;
-use charter_events::envelope::stream_id;
 use charter_events::group::GroupEvent;
-use charter_events::DomainEvent;
+use charter_events::streams::{group_name_scope, group_stream, membership_claim, user_stream};
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::delegation::permissions_of;
-use super::tenant::status_for_update;
-use super::user::user_stream;
+use super::context::{permissions_of, status_for_update};
 use super::{CommandError, CommandHandler};
 use crate::domain::delegation::Authority;
 use crate::domain::group::{Group, GroupAction, GroupCommand};
 use crate::domain::user::User;
 use crate::store::claims::ClaimChange;
 use crate::store::events;
-
-pub fn group_stream(id: Uuid) -> String {
-    stream_id(GroupEvent::STREAM_TYPE, id)
-}
-
-/// The claim of a membership, `(scope, value)`: `group.member:<tenant>:<user>` holding
-/// `<group>`. A user joins a group once, so it is unique; it is kept for the write side to
-/// find a user's groups in the command's transaction (`command::delegation`).
-pub fn membership_claim(tenant_id: Uuid, user_id: Uuid, group_id: Uuid) -> (String, String) {
-    (member_claim_scope(tenant_id, user_id), group_id.to_string())
-}
-
-pub fn member_claim_scope(tenant_id: Uuid, user_id: Uuid) -> String {
-    format!("group.member:{tenant_id}:{user_id}")
-}
 
 /// What the request asks; the user's state is filled in by `prepare`.
 #[derive(Debug, Clone)]
@@ -90,7 +72,7 @@ impl CommandHandler for GroupHandler {
     /// The group's name, and one claim per member.
     fn claims(&self, before: &Group, events: &[GroupEvent]) -> Vec<ClaimChange> {
         let (t, g) = (self.tenant_id, self.group_id);
-        let name_scope = format!("group.name:{t}");
+        let name_scope = group_name_scope(t);
         let member = |user_id: Uuid| membership_claim(t, user_id, g);
         let mut changes = Vec::new();
         for e in events {

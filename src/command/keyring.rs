@@ -1,10 +1,11 @@
 //! Keyring commands: make sure a signing key exists, rotate it.
 
+use charter_events::streams::keyring_stream;
 use deadpool_postgres::Transaction;
 
 use super::{CommandError, CommandHandler};
+use crate::crypto::MasterKey;
 use crate::domain::keyring::{Keyring, KeyringCommand};
-use crate::token::keys::keyring_stream;
 
 pub struct KeyringHandler(pub KeyringCommand);
 
@@ -23,7 +24,7 @@ impl CommandHandler for KeyringHandler {
 /// Makes sure a signing key is active (the first start of the first instance creates it).
 pub async fn ensure_key(
     writer: &super::Writer,
-    master: &crate::auth::secrets::MasterKey,
+    master: &MasterKey,
 ) -> Result<(), KeyringCommandError> {
     let key = crate::token::keys::generate(master)?;
     let command = KeyringCommand::Ensure {
@@ -37,7 +38,7 @@ pub async fn ensure_key(
 /// `token_ttl`, plus two keyring reloads during which other instances may still sign with it.
 pub async fn rotate_key(
     writer: &super::Writer,
-    master: &crate::auth::secrets::MasterKey,
+    master: &MasterKey,
     token_ttl: chrono::Duration,
 ) -> Result<(), KeyringCommandError> {
     let key = crate::token::keys::generate(master)?;

@@ -2,14 +2,13 @@
 //! it succeeds, starts the session in the same transaction.
 
 use charter_events::session::SessionStarted;
+use charter_events::streams::{session_stream, user_stream};
 use charter_events::user::{LoginFailure, UserEvent, UserLoginFailed};
 use charter_events::{DomainEvent, Metadata};
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::session::session_stream;
-use super::tenant::status_for_update;
-use super::user::user_stream;
+use super::context::status_for_update;
 use super::{CommandError, CommandHandler};
 use crate::domain::session::{Session, SessionCommand};
 use crate::domain::user::{LoginAttempt, User, UserAction, UserCommand};

@@ -3,7 +3,7 @@
 //! idempotency record, and commits. Handlers for each resource live beside this file.
 
 pub mod assignment;
-pub mod delegation;
+pub mod context;
 pub mod group;
 pub mod keyring;
 pub mod login;

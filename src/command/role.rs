@@ -3,33 +3,16 @@
 
 use std::collections::BTreeSet;
 
-use charter_events::envelope::stream_id;
 use charter_events::role::RoleEvent;
-use charter_events::DomainEvent;
+use charter_events::streams::{role_name_scope, role_stream};
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::permission::unregistered;
-use super::tenant::status_for_update;
-use super::workspace::workspace_stream;
+use super::context::{status_for_update, unregistered, workspace_is_live};
 use super::{CommandError, CommandHandler};
 use crate::domain::delegation::Authority;
 use crate::domain::role::{Role, RoleAction, RoleCommand};
-use crate::domain::workspace::Workspace;
 use crate::store::claims::ClaimChange;
-use crate::store::events;
-
-pub fn role_stream(id: Uuid) -> String {
-    stream_id(RoleEvent::STREAM_TYPE, id)
-}
-
-/// Role names are unique per tenant (tenant-scoped roles) or per workspace.
-pub fn role_name_scope(tenant_id: Uuid, workspace_id: Option<Uuid>) -> String {
-    match workspace_id {
-        Some(w) => format!("role.name:{tenant_id}:{w}"),
-        None => format!("role.name:{tenant_id}"),
-    }
-}
 
 #[derive(Debug, Clone)]
 pub enum RoleRequest {
@@ -79,14 +62,7 @@ impl CommandHandler for RoleHandler {
             } => {
                 let workspace = match workspace_id {
                     None => None,
-                    Some(id) => {
-                        let w = events::load::<Workspace>(tx, &workspace_stream(*id)).await?;
-                        let live = w
-                            .state
-                            .0
-                            .is_some_and(|w| w.tenant_id == self.tenant_id && !w.deleted);
-                        Some((*id, live))
-                    }
+                    Some(id) => Some((*id, workspace_is_live(tx, self.tenant_id, *id).await?)),
                 };
                 RoleAction::Create {
                     role_id: self.role_id,

@@ -3,21 +3,14 @@
 //! learns the new secret, so the caller must hold all of that.
 
 use charter_events::assignment::SubjectType;
-use charter_events::envelope::stream_id;
-use charter_events::service_account::ServiceAccountEvent;
-use charter_events::DomainEvent;
+use charter_events::streams::service_account_stream;
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::delegation::permissions_of;
-use super::tenant::status_for_update;
+use super::context::{permissions_of, status_for_update};
 use super::{CommandError, CommandHandler};
 use crate::domain::delegation::Authority;
 use crate::domain::service_account::{ServiceAccount, ServiceAccountAction, ServiceAccountCommand};
-
-pub fn service_account_stream(id: Uuid) -> String {
-    stream_id(ServiceAccountEvent::STREAM_TYPE, id)
-}
 
 /// What the request asks; what the account holds is filled in by `prepare`.
 #[derive(Debug, Clone)]

@@ -2,21 +2,14 @@
 //! status and account version from the write side, so a logout-all or a disabled user stops
 //! refreshes at once (no projection lag).
 
-use charter_events::envelope::stream_id;
-use charter_events::session::SessionEvent;
-use charter_events::DomainEvent;
+use charter_events::streams::{session_stream, user_stream};
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::user::user_stream;
 use super::{CommandError, CommandHandler};
 use crate::domain::session::{Holder, Session, SessionCommand};
 use crate::domain::user::{User, UserStatus};
 use crate::store::events;
-
-pub fn session_stream(id: Uuid) -> String {
-    stream_id(SessionEvent::STREAM_TYPE, id)
-}
 
 pub struct RefreshHandler {
     pub session_id: Uuid,

@@ -1,41 +1,20 @@
 //! Tenant commands: create, rename/move, block, unblock, delete.
 
-use charter_events::envelope::stream_id;
 use charter_events::role::RoleEvent;
+use charter_events::streams::{role_name_scope, role_stream, tenant_stream, TENANT_SLUG_SCOPE};
 use charter_events::tenant::TenantEvent;
 use charter_events::{DomainEvent, Metadata};
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
+use super::context::parent_context;
 use super::{CommandError, CommandHandler};
-use crate::command::role::{role_name_scope, role_stream};
 use crate::domain::role;
-use crate::domain::tenant::{ParentContext, Tenant, TenantCommand};
+use crate::domain::tenant::{Tenant, TenantCommand};
 use crate::store::claims::{self, ClaimChange};
 use crate::store::events::{Appended, NewEvent};
 use crate::store::locks::{self, Mode};
 use crate::store::{events, hierarchy};
-
-pub const SLUG_SCOPE: &str = "tenant.slug";
-
-pub fn tenant_stream(id: Uuid) -> String {
-    stream_id(TenantEvent::STREAM_TYPE, id)
-}
-
-/// Loads a prospective parent and its ancestors. Locks the parent so that it cannot be
-/// blocked or deleted before this transaction commits. Call under the hierarchy lock.
-async fn parent_context(
-    tx: &Transaction<'_>,
-    parent_id: Uuid,
-) -> Result<ParentContext, CommandError> {
-    locks::tenant(tx, parent_id, Mode::Shared).await?;
-    let parent = events::load::<Tenant>(tx, &tenant_stream(parent_id)).await?;
-    Ok(ParentContext {
-        id: parent_id,
-        status: parent.state.0.as_ref().map(|t| t.status),
-        ancestors: hierarchy::ancestors(tx, parent_id).await?,
-    })
-}
 
 /// Mirrors hierarchy events into the write-side index.
 async fn index_hierarchy(tx: &Transaction<'_>, events: &[TenantEvent]) -> Result<(), CommandError> {
@@ -117,7 +96,7 @@ impl CommandHandler for CreateTenant {
             .iter()
             .filter_map(|e| match e {
                 TenantEvent::Created(c) => Some(ClaimChange::Claim {
-                    scope: SLUG_SCOPE.into(),
+                    scope: TENANT_SLUG_SCOPE.into(),
                     value: c.slug.clone(),
                 }),
                 _ => None,
@@ -188,14 +167,4 @@ impl CommandHandler for ChangeTenantStatus {
         locks::tenant(tx, self.tenant_id, Mode::Exclusive).await?;
         Ok(vec![self.command.clone()])
     }
-}
-
-/// Loads a tenant's status under a shared lock, for commands on things inside the tenant.
-pub async fn status_for_update(
-    client: &impl GenericClient,
-    tenant_id: Uuid,
-) -> Result<Option<crate::domain::tenant::TenantStatus>, CommandError> {
-    locks::tenant(client, tenant_id, Mode::Shared).await?;
-    let tenant = events::load::<Tenant>(client, &tenant_stream(tenant_id)).await?;
-    Ok(tenant.state.0.map(|t| t.status))
 }

@@ -1,8 +1,7 @@
 //! Token commands: revoking one access token by its `jti`.
 
-use charter_events::envelope::stream_id;
-use charter_events::token::{TokenEvent, TokenRevoked};
-use charter_events::DomainEvent;
+use charter_events::streams::token_stream;
+use charter_events::token::TokenRevoked;
 use deadpool_postgres::Transaction;
 
 use super::{CommandError, CommandHandler};
@@ -26,7 +25,7 @@ impl CommandHandler for RevokeTokenHandler {
     type Aggregate = Token;
 
     fn stream_id(&self) -> String {
-        stream_id(TokenEvent::STREAM_TYPE, self.0.jti)
+        token_stream(self.0.jti)
     }
 
     async fn prepare(&self, _tx: &Transaction<'_>) -> Result<Vec<Revoke>, CommandError> {

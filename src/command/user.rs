@@ -1,22 +1,16 @@
 //! User commands. They hold the tenant's lock shared, and claim usernames and emails
 //! (unique per tenant, ignoring case) in the command's transaction.
 
-use charter_events::envelope::stream_id;
+use charter_events::streams::{email_scope, user_stream, username_scope};
 use charter_events::user::UserEvent;
-use charter_events::DomainEvent;
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::delegation::permissions_of;
-use super::tenant::status_for_update;
+use super::context::{permissions_of, status_for_update};
 use super::{CommandError, CommandHandler};
 use crate::domain::delegation::Authority;
 use crate::domain::user::{User, UserAction, UserCommand};
 use crate::store::claims::ClaimChange;
-
-pub fn user_stream(id: Uuid) -> String {
-    stream_id(UserEvent::STREAM_TYPE, id)
-}
 
 pub struct UserHandler {
     pub tenant_id: Uuid,
@@ -81,8 +75,8 @@ impl CommandHandler for ResetMfaHandler {
 
 /// Usernames and emails, unique per tenant ignoring case.
 fn user_claims(tenant_id: Uuid, before: &User, events: &[UserEvent]) -> Vec<ClaimChange> {
-    let username = format!("user.username:{tenant_id}");
-    let email = format!("user.email:{tenant_id}");
+    let username = username_scope(tenant_id);
+    let email = email_scope(tenant_id);
     let claim = |scope: &str, value: &str| ClaimChange::Claim {
         scope: scope.to_owned(),
         value: value.to_owned(),

@@ -1,25 +1,15 @@
 //! Workspace commands: create, rename, delete. Each holds the owning tenant's lock shared, so
 //! a tenant being blocked or deleted waits for them, and they see its final status.
 
-use charter_events::envelope::stream_id;
+use charter_events::streams::{workspace_name_scope, workspace_stream};
 use charter_events::workspace::WorkspaceEvent;
-use charter_events::DomainEvent;
 use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::tenant::status_for_update;
+use super::context::status_for_update;
 use super::{CommandError, CommandHandler};
 use crate::domain::workspace::{Workspace, WorkspaceAction, WorkspaceCommand};
 use crate::store::claims::ClaimChange;
-
-pub fn workspace_stream(id: Uuid) -> String {
-    stream_id(WorkspaceEvent::STREAM_TYPE, id)
-}
-
-/// Workspace names are unique within their tenant, ignoring case.
-pub fn name_scope(tenant_id: Uuid) -> String {
-    format!("workspace.name:{tenant_id}")
-}
 
 pub struct WorkspaceHandler {
     pub tenant_id: Uuid,
@@ -44,7 +34,7 @@ impl CommandHandler for WorkspaceHandler {
     }
 
     fn claims(&self, before: &Workspace, events: &[WorkspaceEvent]) -> Vec<ClaimChange> {
-        let scope = name_scope(self.tenant_id);
+        let scope = workspace_name_scope(self.tenant_id);
         let mut name = before.0.as_ref().map(|w| w.name.clone());
         let mut changes = Vec::new();
         for event in events {

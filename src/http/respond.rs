@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::extract::command_request;
 use super::problem::ApiError;
 use super::state::AppState;
-use crate::command::tenant::tenant_stream;
 use crate::command::{self, CommandHandler, Outcome};
 use crate::domain::tenant::{Tenant, TenantStatus};
 use crate::domain::Aggregate;
 use crate::store::idempotency::StoredResponse;
+use charter_events::streams::tenant_stream;
 
 /// `ETag` of a stream version.
 pub fn etag(version: i64) -> String {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use charter_events::streams::keyring_stream;
 use chrono::Utc;
 use deadpool_postgres::GenericClient;
 use jsonwebtoken::{DecodingKey, EncodingKey};
@@ -16,15 +17,10 @@ use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use serde::Serialize;
 
-use crate::auth::secrets::{MasterKey, SecretError};
+use crate::crypto::{MasterKey, SecretError};
 use crate::domain::keyring::{Keyring, NewKey, PublicKey};
 use crate::store::events;
 use crate::store::StoreError;
-
-/// The keyring's stream (one per deployment).
-pub fn keyring_stream() -> String {
-    charter_events::envelope::stream_id("keyring", uuid::Uuid::nil())
-}
 
 /// How often every instance re-reads the keyring (so a rotation elsewhere starts signing here).
 pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);

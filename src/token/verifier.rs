@@ -346,11 +346,11 @@ impl Verifier {
             .workspace_id
             .unwrap_or(charter_projections::entitlements::TENANT_SCOPE);
         let is_user = claims.principal == PrincipalKind::User;
-        let revocation = charter_events::envelope::stream_id("token", claims.jti);
+        let revocation = charter_events::streams::token_stream(claims.jti);
         // Tokens without a session (client credentials) name a stream that never exists.
-        let session = claims.sid.map_or_else(String::new, |sid| {
-            charter_events::envelope::stream_id("session", sid)
-        });
+        let session = claims
+            .sid
+            .map_or_else(String::new, charter_events::streams::session_stream);
         let row = client
             .query_one(
                 &statement,

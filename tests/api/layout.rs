@@ -249,7 +249,10 @@ fn resolve_within(graph: &Graph, module: &Module, path: &[String], depth: u8) ->
 }
 
 fn reexports(graph: &Graph, module: &Module, name: &str) -> bool {
-    graph.reexports.get(module).is_some_and(|r| r.contains_key(name))
+    graph
+        .reexports
+        .get(module)
+        .is_some_and(|r| r.contains_key(name))
 }
 
 /// The `pub use` names of a module's items and the paths they stand for.

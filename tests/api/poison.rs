@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use charter::store::events::{append, NewEvent};
-use charter_events::envelope::stream_id;
+use charter_events::streams::tenant_stream;
 use charter_events::Metadata;
 use charter_log::{checkpoint, reader, LogPosition};
 use charter_projections::runner::{RunnerError, Step};
@@ -37,16 +37,9 @@ async fn inject_poison(app: &TestApp) -> Uuid {
         correlation_id: Uuid::now_v7(),
         ..Metadata::default()
     };
-    append(
-        &tx,
-        "tenant",
-        &stream_id("tenant", ghost),
-        0,
-        &[event],
-        &meta,
-    )
-    .await
-    .unwrap();
+    append(&tx, "tenant", &tenant_stream(ghost), 0, &[event], &meta)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     event_id
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use charter::auth::secrets::MasterKey;
+use charter::crypto::MasterKey;
 use charter::token::{Claims, KeyStore};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;

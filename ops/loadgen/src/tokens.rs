@@ -95,7 +95,7 @@ pub async fn verify(a: VerifyArgs) -> i32 {
             return 1;
         }
     };
-    let master = match charter::auth::secrets::MasterKey::parse(&a.master_key) {
+    let master = match charter::crypto::MasterKey::parse(&a.master_key) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: master key: {e}");

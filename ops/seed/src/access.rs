@@ -10,9 +10,8 @@ use charter_events::Metadata;
 use super::gen::{pending, Gen};
 use super::make;
 use super::world::{Ix, Session, World};
-use charter::command::session::session_stream;
-use charter::command::user::user_stream;
 use charter::domain::user::UserStatus;
+use charter_events::streams::{session_stream, user_stream};
 
 impl Gen {
     fn ids(&self, u: Ix) -> (uuid::Uuid, uuid::Uuid, String) {

@@ -8,8 +8,8 @@ use charter_events::Metadata;
 use super::gen::{pending, Gen};
 use super::make;
 use super::world::{Assignment, Ix, Subject, World};
-use charter::command::assignment::{assignment_claim, assignment_stream};
 use charter::domain::user::UserStatus;
+use charter_events::streams::{assignment_claim, assignment_stream};
 
 impl Gen {
     /// The claim of an assignment, as `AssignmentHandler::claims` takes it.

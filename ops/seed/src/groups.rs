@@ -5,8 +5,8 @@ use super::gen::{pending, Gen};
 use super::make;
 use super::names::GROUPS;
 use super::world::Group;
-use charter::command::group::{group_stream, membership_claim};
 use charter::domain::user::UserStatus;
+use charter_events::streams::{group_name_scope, group_stream, membership_claim};
 
 impl Gen {
     pub fn create_group(&mut self) -> bool {
@@ -29,8 +29,7 @@ impl Gen {
             &mut version,
             &make::group_created(id, tenant_id, &name),
         );
-        self.out
-            .claim(&format!("group.name:{tenant_id}"), &name, &stream);
+        self.out.claim(&group_name_scope(tenant_id), &name, &stream);
         self.w.tenants[t].groups.push(self.w.groups.len());
         self.w.groups.push(Group {
             id,
@@ -68,7 +67,7 @@ impl Gen {
             &make::group_deleted(id, tenant_id),
         );
         self.out
-            .release(&format!("group.name:{tenant_id}"), &name, &stream);
+            .release(&group_name_scope(tenant_id), &name, &stream);
         self.w.tenants[t].free("g", &name);
         let meta = self.admin_meta(t);
         self.emit(meta, vec![event]);

@@ -8,7 +8,7 @@ use super::gen::{pending, Gen};
 use super::make;
 use super::names::ROLES;
 use super::world::{role_kind, Ix, Role};
-use charter::command::role::{role_name_scope, role_stream};
+use charter_events::streams::{role_name_scope, role_stream};
 
 impl Gen {
     /// A custom role, tenant-wide or in one live workspace, granting a few registered

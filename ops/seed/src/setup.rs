@@ -7,8 +7,8 @@ use super::make;
 use super::names::SERVICES;
 use super::world::{Platform, Subject};
 use super::Existing;
-use charter::command::permission::{registry_stream, NAME_SCOPE};
 use charter::domain::permission_registry::{CHARTER_PERMISSIONS, CHARTER_SERVICE};
+use charter_events::streams::{registry_stream, user_stream, PERMISSION_NAME_SCOPE};
 use charter_events::Metadata;
 
 impl Gen {
@@ -78,7 +78,7 @@ impl Gen {
         let mut v = version;
         let events = (new.iter())
             .map(|(name, label)| {
-                self.out.claim(NAME_SCOPE, name, &stream);
+                self.out.claim(PERMISSION_NAME_SCOPE, name, &stream);
                 pending(
                     stream.clone(),
                     &mut v,
@@ -111,7 +111,7 @@ impl Gen {
         let meta = self.system_meta("system:bootstrap");
         self.grant_role(t, admin_role, Subject::User(u), None, meta);
         let (user_id, tenant_id) = (self.w.users[u].id, self.w.tenants[t].id);
-        let stream = charter::command::user::user_stream(user_id);
+        let stream = user_stream(user_id);
         let grant = make::user_platform_access_granted(user_id, tenant_id, vec!["iam.*".into()]);
         let event = pending(stream, &mut self.w.users[u].version, &grant);
         let meta = self.system_meta("system:bootstrap");

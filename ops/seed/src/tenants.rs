@@ -9,10 +9,9 @@ use super::gen::{pending, Followup, Gen};
 use super::make;
 use super::names::{self, COMPANIES};
 use super::world::{role_kind, Ix, Role, Subject, Tenant};
-use charter::command::role::{role_name_scope, role_stream};
-use charter::command::tenant::{tenant_stream, SLUG_SCOPE};
 use charter::domain::role::templates;
 use charter::domain::tenant::TenantStatus;
+use charter_events::streams::{role_name_scope, role_stream, tenant_stream, TENANT_SLUG_SCOPE};
 
 impl Gen {
     /// `tenant.created` and, in the same command, its three system roles.
@@ -34,7 +33,7 @@ impl Gen {
             &mut version,
             &make::tenant_created(id, name, &slug, parent_id),
         )];
-        self.out.claim(SLUG_SCOPE, &slug, &stream);
+        self.out.claim(TENANT_SLUG_SCOPE, &slug, &stream);
         self.out.set_parent(id, parent_id);
         let t = self.w.tenants.len();
         let mut tenant = Tenant {

@@ -7,16 +7,8 @@ use super::gen::{pending, Gen};
 use super::make::{self, Person};
 use super::names::{FAMILY, GIVEN};
 use super::world::{Ix, User, World};
-use charter::command::user::user_stream;
 use charter::domain::user::UserStatus;
-
-fn username_scope(tenant_id: uuid::Uuid) -> String {
-    format!("user.username:{tenant_id}")
-}
-
-fn email_scope(tenant_id: uuid::Uuid) -> String {
-    format!("user.email:{tenant_id}")
-}
+use charter_events::streams::{email_scope, user_stream, username_scope};
 
 impl Gen {
     /// A PBKDF2 PHC string with the service's default strength. The password behind it is

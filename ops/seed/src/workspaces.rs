@@ -4,7 +4,7 @@ use super::gen::{pending, Gen};
 use super::make;
 use super::names::WORKSPACES;
 use super::world::Workspace;
-use charter::command::workspace::{name_scope, workspace_stream};
+use charter_events::streams::{workspace_name_scope, workspace_stream};
 
 impl Gen {
     pub fn create_workspace(&mut self) -> bool {
@@ -32,7 +32,8 @@ impl Gen {
             &mut version,
             &make::workspace_created(id, tenant_id, &name),
         );
-        self.out.claim(&name_scope(tenant_id), &name, &stream);
+        self.out
+            .claim(&workspace_name_scope(tenant_id), &name, &stream);
         self.w.tenants[t].workspaces.push(self.w.workspaces.len());
         self.w.workspaces.push(Workspace {
             id,
@@ -70,8 +71,10 @@ impl Gen {
             &mut ws.version,
             &make::workspace_renamed(id, tenant_id, &name),
         );
-        self.out.release(&name_scope(tenant_id), &old, &stream);
-        self.out.claim(&name_scope(tenant_id), &name, &stream);
+        self.out
+            .release(&workspace_name_scope(tenant_id), &old, &stream);
+        self.out
+            .claim(&workspace_name_scope(tenant_id), &name, &stream);
         let meta = self.admin_meta(t);
         self.emit(meta, vec![event]);
         true
@@ -94,7 +97,8 @@ impl Gen {
             &mut ws.version,
             &make::workspace_deleted(id, tenant_id),
         );
-        self.out.release(&name_scope(tenant_id), &name, &stream);
+        self.out
+            .release(&workspace_name_scope(tenant_id), &name, &stream);
         self.w.tenants[t].free("w", &name);
         let meta = self.admin_meta(t);
         self.emit(meta, vec![event]);

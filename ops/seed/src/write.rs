@@ -18,11 +18,10 @@ use super::names::SERVICES;
 use super::out::{BatchEnd, Msg, Out, COPY_EVENTS};
 use super::world::Platform;
 use super::{Existing, Expected, Options, SeedError, Summary};
-use charter::command::permission::{registry_stream, NAME_SCOPE};
-use charter::command::tenant::SLUG_SCOPE;
 use charter::domain::permission_registry::{PermissionRegistry, CHARTER_SERVICE};
 use charter::domain::user::UserStatus;
 use charter::store::events;
+use charter_events::streams::{registry_stream, PERMISSION_NAME_SCOPE, TENANT_SLUG_SCOPE};
 
 /// Generates `options.events` events into the database behind `pool` (the service's role is
 /// enough: it may insert into `events` and maintain the claims). `progress` is called after
@@ -192,12 +191,12 @@ impl Existing {
             .query(
                 "SELECT claim_scope, claim_value, stream_id FROM unique_claims \
                  WHERE claim_scope = ANY($1)",
-                &[&vec![NAME_SCOPE, SLUG_SCOPE]],
+                &[&vec![PERMISSION_NAME_SCOPE, TENANT_SLUG_SCOPE]],
             )
             .await?
         {
             let (scope, value): (String, String) = (row.get(0), row.get(1));
-            if scope == SLUG_SCOPE {
+            if scope == TENANT_SLUG_SCOPE {
                 existing.slugs.insert(value);
             } else {
                 existing.permission_holders.insert(value, row.get(2));

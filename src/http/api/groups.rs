@@ -1,12 +1,6 @@
 //! `/v1/tenants/{tenant_id}/groups`: groups and their members.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
-use charter_projections::groups::{self as read, GroupRow};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-use crate::command::group::{group_stream, GroupHandler, GroupRequest};
+use crate::command::group::{GroupHandler, GroupRequest};
 use crate::command::Outcome;
 use crate::domain::group::Group;
 use crate::domain::validate;
@@ -16,6 +10,12 @@ use crate::http::principal::Principal;
 use crate::http::problem::ApiError;
 use crate::http::respond::{self, CommandBody, ListParams, Page};
 use crate::http::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::streams::group_stream;
+use charter_projections::groups::{self as read, GroupRow};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

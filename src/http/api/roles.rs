@@ -4,11 +4,12 @@ use std::collections::BTreeSet;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::streams::role_stream;
 use charter_projections::roles::{self as read, RoleRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::command::role::{role_stream, RoleHandler, RoleRequest};
+use crate::command::role::{RoleHandler, RoleRequest};
 use crate::command::Outcome;
 use crate::domain::role::Role;
 use crate::domain::validate::{self, FieldError};

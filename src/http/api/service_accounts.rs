@@ -1,17 +1,9 @@
 //! `/v1/tenants/{tenant_id}/service-accounts`: non-human principals with client credentials.
 //! The secret is returned once, at creation or rotation, and stored only as a digest.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
-use charter_projections::service_accounts::{self as read, ServiceAccountRow};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-use crate::auth::secrets;
-use crate::command::service_account::{
-    service_account_stream, ServiceAccountHandler, ServiceAccountRequest,
-};
+use crate::command::service_account::{ServiceAccountHandler, ServiceAccountRequest};
 use crate::command::Outcome;
+use crate::crypto::secrets;
 use crate::domain::service_account::ServiceAccount;
 use crate::domain::validate;
 use crate::http::docs::{CommandRefusals, NotFound};
@@ -20,6 +12,12 @@ use crate::http::principal::Principal;
 use crate::http::problem::ApiError;
 use crate::http::respond::{self, CommandBody, ListParams, Page};
 use crate::http::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::streams::service_account_stream;
+use charter_projections::service_accounts::{self as read, ServiceAccountRow};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

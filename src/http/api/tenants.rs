@@ -2,6 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::streams::tenant_stream;
 use charter_projections::tenants::{self as directory, ListTenants, TenantRow};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
@@ -15,7 +16,7 @@ use crate::http::problem::ApiError;
 
 const READ: &str = "iam.tenants.read";
 const WRITE: &str = "iam.tenants.write";
-use crate::command::tenant::{tenant_stream, ChangeTenantStatus, CreateTenant, UpdateTenant};
+use crate::command::tenant::{ChangeTenantStatus, CreateTenant, UpdateTenant};
 use crate::command::{self, Outcome};
 use crate::domain::tenant::{Tenant, TenantCommand, TenantStatus};
 use crate::domain::validate::{self, FieldError};

@@ -3,12 +3,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::streams::user_stream;
 use charter_projections::users::{self as read, UserRow};
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 use crate::auth::password;
-use crate::command::user::{user_stream, ResetMfaHandler, UserHandler};
+use crate::command::user::{ResetMfaHandler, UserHandler};
 use crate::command::Outcome;
 use crate::domain::user::{User, UserAction, UserStatus};
 use crate::domain::validate::{self, FieldError};

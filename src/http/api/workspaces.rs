@@ -2,11 +2,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use charter_events::streams::workspace_stream;
 use charter_projections::workspaces::{self as read, WorkspaceRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::command::workspace::{workspace_stream, WorkspaceHandler};
+use crate::command::workspace::WorkspaceHandler;
 use crate::command::Outcome;
 use crate::domain::validate;
 use crate::domain::workspace::{Workspace, WorkspaceAction};

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use charter::auth::secrets::MasterKey;
+use charter::crypto::MasterKey;
 use charter::token::{KeyStore, TokenError, Verifier};
 use charter_log::listener::Heartbeat;
 use serde_json::json;

@@ -172,7 +172,7 @@ impl LogChecker {
     }
 
     fn registered(&self, permissions: &BTreeSet<String>) -> Vec<String> {
-        let scope = charter::command::permission::NAME_SCOPE;
+        let scope = charter_events::streams::PERMISSION_NAME_SCOPE;
         (permissions.iter())
             .filter(|p| !self.claims.contains_key(&(scope.to_owned(), p.to_string())))
             .cloned()
@@ -252,7 +252,7 @@ fn valid(check: fn(&str, &str, &mut Vec<FieldError>) -> String, value: &str) -> 
 
 #[cfg(test)]
 mod tests {
-    use charter_events::envelope::stream_id;
+    use charter_events::streams::stream_id;
     use charter_events::Metadata;
 
     use super::*;

@@ -2,9 +2,9 @@
 //! assignments and sessions.
 
 use charter_events::assignment::{AssignmentEvent, SubjectType};
-use charter_events::envelope::stream_id;
 use charter_events::group::GroupEvent;
 use charter_events::session::{SessionEndReason, SessionEvent};
+use charter_events::streams::stream_id;
 use charter_events::user::{LoginFailure, SecondFactor, UserEvent};
 use charter_events::{DomainEvent, RecordedEvent};
 use uuid::Uuid;

@@ -1,9 +1,9 @@
 //! Checking tenants (with the system roles seeded with them), workspaces, the permission
 //! registry and roles.
 
-use charter_events::envelope::stream_id;
 use charter_events::permission::PermissionEvent;
 use charter_events::role::RoleEvent;
+use charter_events::streams::{registry_stream, role_name_scope, stream_id};
 use charter_events::tenant::TenantEvent;
 use charter_events::workspace::WorkspaceEvent;
 use charter_events::{DomainEvent, RecordedEvent, Scoped};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{decided, decode, valid, Checked, LogChecker};
 use charter::command::permission::RegisterPermissions;
-use charter::command::role::{role_name_scope, RoleHandler, RoleRequest};
+use charter::command::role::{RoleHandler, RoleRequest};
 use charter::command::tenant::CreateTenant;
 use charter::command::workspace::WorkspaceHandler;
 use charter::command::CommandHandler;
@@ -204,9 +204,8 @@ impl LogChecker {
             .stream_id
             .trim_start_matches("permission_registry-")
             .to_owned();
-        let recorded: Vec<PermissionEvent> = decode(events, |_: &PermissionEvent| {
-            charter::command::permission::registry_stream(&service)
-        })?;
+        let recorded: Vec<PermissionEvent> =
+            decode(events, |_: &PermissionEvent| registry_stream(&service))?;
         let mut permissions = Vec::new();
         for event in &recorded {
             let (s, name, label) = match event {
