@@ -27,6 +27,9 @@ pub enum DbError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
+    /// A connection setting that is malformed, named by its key.
+    #[error("{0}")]
+    Setting(#[from] crate::config::ConfigError),
 }
 
 /// The service's connection: `database.url` with `database.tls`.

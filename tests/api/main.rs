@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod bad_input;
+mod cli;
 mod contracts;
 mod entitlements;
 mod event_schemas;
