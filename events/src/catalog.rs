@@ -76,23 +76,6 @@ pub enum DecodeError {
     },
 }
 
-/// Every event type Charter can emit, with its current schema and every superseded one. The
-/// contract test keeps `schemas/events/` identical to this list.
-pub fn all_schemas() -> Vec<EventSchema> {
-    let mut all = crate::tenant::TenantEvent::schemas();
-    all.extend(crate::workspace::WorkspaceEvent::schemas());
-    all.extend(crate::permission::PermissionEvent::schemas());
-    all.extend(crate::user::UserEvent::schemas());
-    all.extend(crate::group::GroupEvent::schemas());
-    all.extend(crate::role::RoleEvent::schemas());
-    all.extend(crate::assignment::AssignmentEvent::schemas());
-    all.extend(crate::service_account::ServiceAccountEvent::schemas());
-    all.extend(crate::session::SessionEvent::schemas());
-    all.extend(crate::keyring::KeyringEvent::schemas());
-    all.extend(crate::token::TokenEvent::schemas());
-    all
-}
-
 /// Declares an event family: an enum whose variants each wrap one payload struct, bound to a
 /// stable type name and schema version. Generates the [`DomainEvent`] impl and `schemas()`.
 /// A variant marked `internal` is never published (see [`DomainEvent::published`]).

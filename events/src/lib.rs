@@ -14,6 +14,7 @@ pub mod keyring;
 pub mod permission;
 pub mod policy;
 pub mod role;
+pub mod schemas;
 pub mod service_account;
 pub mod session;
 pub mod streams;

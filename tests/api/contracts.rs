@@ -13,7 +13,7 @@ fn dir() -> PathBuf {
 fn event_schemas_match_the_code() {
     let bless = std::env::var("CHARTER_BLESS").is_ok();
     let mut expected = BTreeSet::new();
-    for schema in charter_events::catalog::all_schemas() {
+    for schema in charter_events::schemas::all_schemas() {
         let path = dir().join(schema.file_name());
         let mut value = serde_json::to_value(&schema.schema).unwrap();
         value["$id"] = format!(

@@ -391,7 +391,7 @@ pub async fn projected(pool: &Pool, within: Duration) {
 /// The id of every published event of `pool`'s database (internal ones, such as password
 /// hashes, never reach Kafka), in global order.
 pub async fn published_event_ids(pool: &Pool) -> Vec<Uuid> {
-    let internal: Vec<&str> = charter_events::catalog::all_schemas()
+    let internal: Vec<&str> = charter_events::schemas::all_schemas()
         .into_iter()
         .filter(|s| !s.published)
         .map(|s| s.event_type)

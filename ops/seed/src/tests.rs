@@ -24,7 +24,7 @@ fn a_seeded_history_is_exact_complete_and_passes_the_domain_check() {
         .filter(|(_, _, done)| *done == 0)
         .collect();
     assert!(missing.is_empty(), "kinds that never ran: {missing:?}");
-    let catalogue = charter_events::catalog::all_schemas();
+    let catalogue = charter_events::schemas::all_schemas();
     for t in g.out.per_type.keys() {
         assert!(catalogue.iter().any(|s| s.event_type == *t), "{t}");
     }

@@ -54,7 +54,7 @@ pub enum Pick {
 }
 
 pub fn internal_types() -> Vec<String> {
-    charter_events::catalog::all_schemas()
+    charter_events::schemas::all_schemas()
         .into_iter()
         .filter(|s| !s.published)
         .map(|s| s.event_type.to_owned())
