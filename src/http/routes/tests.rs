@@ -159,3 +159,37 @@ fn a_row_must_match_its_handlers_documentation() {
         crate::http::api::ops::health,
     );
 }
+
+/// The permission of every tenant resource route follows one pattern: reading needs
+/// `iam.<resource>.read` and changing needs `iam.<resource>.write` (service accounts hold
+/// credentials: `write` for both); entitlements, `check` and `policy-version` need
+/// `iam.entitlements.read`; the tenant itself is read in it and changed from a parent. A row
+/// that hands a write the read permission fails here, not in production.
+#[test]
+fn every_tenant_route_needs_its_resources_read_or_write_permission() {
+    for route in table() {
+        let Some(rest) = route.path.strip_prefix("/v1/tenants/{tenant_id}") else {
+            continue;
+        };
+        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let read = route.method == Method::GET;
+        let access = if read { "read" } else { "write" };
+        let expected = match segments.as_slice() {
+            [] if read => Rule::Tenant("iam.tenants.read"),
+            [] | ["block" | "unblock"] => Rule::Parent("iam.tenants.write"),
+            ["check"] | ["policy-version"] | ["users", _, "entitlements"] => {
+                Rule::Tenant("iam.entitlements.read")
+            }
+            ["service-accounts", ..] => Rule::Tenant("iam.service_accounts.write"),
+            [resource, ..] => {
+                let permission = format!("iam.{resource}.{access}");
+                let Rule::Tenant(actual) = route.rule else {
+                    panic!("{} {} is {:?}", route.method, route.path, route.rule);
+                };
+                assert_eq!(actual, permission, "{} {}", route.method, route.path);
+                continue;
+            }
+        };
+        assert_eq!(route.rule, expected, "{} {}", route.method, route.path);
+    }
+}
