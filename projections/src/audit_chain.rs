@@ -42,7 +42,7 @@ struct Canonical<'a> {
     recorded_at: i64,
 }
 
-/// The bytes of `e` the chain hashes (compact JSON of [`Canonical`]).
+/// The bytes of `e` the chain hashes (compact JSON of its canonical form).
 pub fn canonical_bytes(e: &RecordedEvent) -> Vec<u8> {
     serde_json::to_vec(&Canonical {
         tx_id: e.tx_id,

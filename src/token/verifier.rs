@@ -271,7 +271,7 @@ impl Verifier {
     }
 
     /// Signature, algorithm, key, issuer, audience and validity period. A token whose exact
-    /// text verified before is not verified again (see [`VerifiedTokens`]).
+    /// text verified before is not verified again (see `VerifiedTokens`).
     pub async fn verify_static(&self, token: &str) -> Result<Claims, TokenError> {
         let keys = self.keys.current();
         if let Some(known) = self

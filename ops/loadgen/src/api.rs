@@ -73,7 +73,7 @@ pub fn token_of(v: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// "<tx>.<pos>" -> (pos, tx) so that the max is the furthest position.
+/// `"<tx>.<pos>"` -> `(pos, tx)` so that the max is the furthest position.
 pub fn token_key(t: &str) -> (u64, u64) {
     let mut it = t.split('.');
     let tx = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);

@@ -16,7 +16,7 @@ use serde_json::json;
 /// versions run 1, 2, 3… in the global (tx_id, position) order, and `unique_claims` and
 /// `tenant_hierarchy` are kept as the commands would have kept them. Events are built from
 /// the typed structs of charter-events, so every row validates against
-/// schemas/events/<type>.v<N>.json.
+/// `schemas/events/<type>.v<N>.json`.
 ///
 /// Mix per 1,000,000 events (scaled to --events; small runs keep one of every kind):
 ///   tenants 40 (each with its 3 system roles, a first admin user and its assignment; the

@@ -15,7 +15,7 @@
 //! the generator keeps the facts `prepare` loads and `decide` checks (tenant status, names
 //! free, live users, groups, roles and workspaces of the same tenant, memberships, the
 //! lockout policy, session state) and builds each event from the typed structs of
-//! `charter_events` ([`make`]). [`check::LogChecker`] verifies that claim independently:
+//! `charter_events` (`make`). [`check::LogChecker`] verifies that claim independently:
 //! it folds the log through the real aggregates and replays each command's `decide`.
 //!
 //! **How it is written.** Events go in with `COPY ... (FORMAT binary)`, a transaction per

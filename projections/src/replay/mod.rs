@@ -5,7 +5,7 @@
 //!
 //! A replay runs in two phases, both safe while the service serves traffic:
 //! 1. **Rebuild.** The log up to its head at the start is read once and fed to one
-//!    [`Runner`] per projection, each writing its own shadow tables (unlogged: they are
+//!    [`Runner`](crate::Runner) per projection, each writing its own shadow tables (unlogged: they are
 //!    scratch until promoted).
 //! 2. **Freeze and compare.** One transaction takes the live projections' advisory locks, so
 //!    live runners (of every instance) pause where they are; the shadow catches up to exactly
