@@ -114,34 +114,8 @@ struct Paths(Vec<Vec<String>>);
 
 impl<'a> Visit<'a> for Paths {
     fn visit_item_use(&mut self, u: &'a syn::ItemUse) {
-        fn walk(tree: &syn::UseTree, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
-            match tree {
-                syn::UseTree::Path(p) => {
-                    let mut next = prefix;
-                    next.push(p.ident.to_string());
-                    walk(&p.tree, next, out);
-                }
-                syn::UseTree::Name(n) => {
-                    let mut path = prefix;
-                    if n.ident != "self" {
-                        path.push(n.ident.to_string());
-                    }
-                    out.push(path);
-                }
-                syn::UseTree::Rename(r) => {
-                    let mut path = prefix;
-                    path.push(r.ident.to_string());
-                    out.push(path);
-                }
-                syn::UseTree::Glob(_) => out.push(prefix),
-                syn::UseTree::Group(g) => {
-                    for t in &g.items {
-                        walk(t, prefix.clone(), out);
-                    }
-                }
-            }
-        }
-        walk(&u.tree, Vec::new(), &mut self.0);
+        self.0
+            .extend(use_paths(&u.tree).into_iter().map(|(_, path)| path));
     }
 
     fn visit_path(&mut self, p: &'a syn::Path) {
@@ -267,27 +241,33 @@ fn reexports(graph: &Graph, module: &Module, name: &str) -> bool {
         .is_some_and(|r| r.contains_key(name))
 }
 
-/// The names a module's `use` items bind (only the `pub` ones with `public`) and the paths
-/// they stand for.
-fn bindings_of(items: &[syn::Item], public: bool) -> BTreeMap<String, Vec<String>> {
-    fn walk(tree: &syn::UseTree, prefix: Vec<String>, out: &mut BTreeMap<String, Vec<String>>) {
+/// What a `use` tree brings in: each name it binds (`None` for a glob) and the path that
+/// name stands for (`use a::{self as b}` binds `b` to `a`).
+fn use_paths(tree: &syn::UseTree) -> Vec<(Option<String>, Vec<String>)> {
+    fn walk(
+        tree: &syn::UseTree,
+        mut prefix: Vec<String>,
+        out: &mut Vec<(Option<String>, Vec<String>)>,
+    ) {
         match tree {
             syn::UseTree::Path(p) => {
-                let mut next = prefix;
-                next.push(p.ident.to_string());
-                walk(&p.tree, next, out);
+                prefix.push(p.ident.to_string());
+                walk(&p.tree, prefix, out);
+            }
+            syn::UseTree::Name(n) if n.ident == "self" => {
+                out.push((prefix.last().cloned(), prefix));
             }
             syn::UseTree::Name(n) => {
-                let mut path = prefix;
-                path.push(n.ident.to_string());
-                out.insert(n.ident.to_string(), path);
+                prefix.push(n.ident.to_string());
+                out.push((Some(n.ident.to_string()), prefix));
             }
             syn::UseTree::Rename(r) => {
-                let mut path = prefix;
-                path.push(r.ident.to_string());
-                out.insert(r.rename.to_string(), path);
+                if r.ident != "self" {
+                    prefix.push(r.ident.to_string());
+                }
+                out.push((Some(r.rename.to_string()), prefix));
             }
-            syn::UseTree::Glob(_) => {}
+            syn::UseTree::Glob(_) => out.push((None, prefix)),
             syn::UseTree::Group(g) => {
                 for t in &g.items {
                     walk(t, prefix.clone(), out);
@@ -295,15 +275,25 @@ fn bindings_of(items: &[syn::Item], public: bool) -> BTreeMap<String, Vec<String
             }
         }
     }
-    let mut out = BTreeMap::new();
-    for item in items {
-        if let syn::Item::Use(u) = item {
-            if !public || !matches!(u.vis, syn::Visibility::Inherited) {
-                walk(&u.tree, Vec::new(), &mut out);
-            }
-        }
-    }
+    let mut out = Vec::new();
+    walk(tree, Vec::new(), &mut out);
     out
+}
+
+/// The names a module's `use` items bind (only the `pub` ones with `public`) and the paths
+/// they stand for.
+fn bindings_of(items: &[syn::Item], public: bool) -> BTreeMap<String, Vec<String>> {
+    items
+        .iter()
+        .filter_map(|item| match item {
+            syn::Item::Use(u) if !public || !matches!(u.vis, syn::Visibility::Inherited) => {
+                Some(use_paths(&u.tree))
+            }
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|(name, path)| Some((name?, path)))
+        .collect()
 }
 
 fn graph_of(root: &Path) -> Graph {
