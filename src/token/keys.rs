@@ -93,7 +93,9 @@ pub struct KeySet {
 
 impl KeySet {
     fn from_keyring(keyring: &Keyring, master: &MasterKey) -> Result<Self, KeyError> {
-        super::crypto::install();
+        if !charter_events::jwt::install() {
+            tracing::warn!("another jsonwebtoken CryptoProvider was installed first");
+        }
         let active = keyring.active.as_ref().ok_or(KeyError::NoActiveKey)?;
         let pkcs8 = master.open(SEAL_CONTEXT, &active.sealed_private_key)?;
         let signing = EncodingKey::from_ec_der(&pkcs8);

@@ -194,7 +194,9 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(keys: KeyStore, pool: Pool, config: &AuthConfig) -> Self {
-        super::crypto::install();
+        if !charter_events::jwt::install() {
+            tracing::warn!("another jsonwebtoken CryptoProvider was installed first");
+        }
         let mut validation = Validation::new(Algorithm::ES256);
         validation.algorithms = vec![Algorithm::ES256];
         validation.set_issuer(&[&config.issuer]);

@@ -1,11 +1,13 @@
-//! jsonwebtoken's cryptography, on ring. Since version 10 jsonwebtoken takes its signing and
+//! jsonwebtoken's cryptography, on ring (feature `jwt`), shared by Charter and the
+//! `charter-client` SDK. Since version 10 jsonwebtoken takes its signing and
 //! verification from a process-wide [`CryptoProvider`]; its own are aws-lc-rs (a large C build)
 //! and RustCrypto (about half ring's ES256 speed here). Charter signs and verifies ES256 only,
 //! and ring, which it uses already, is the fastest of the three: this provider keeps
 //! verification at raw-ring speed (the `token-verify` bar). HMAC is here so that tests can
 //! forge the HS256 tokens the verifier must refuse; everything else is refused.
 //!
-//! [`install`] runs before any key is built ([`super::KeyStore`] calls it).
+//! [`install`] runs before any key is built or token verified (Charter's key store and
+//! verifier, and the SDK's verifier, call it).
 
 use jsonwebtoken::crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier};
 use jsonwebtoken::errors::{Error, ErrorKind};
@@ -29,16 +31,13 @@ static RING: CryptoProvider = CryptoProvider {
 };
 
 /// Makes ring jsonwebtoken's provider for this process (idempotent). A provider installed
-/// by someone else first is kept, and said so.
-pub fn install() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        if let Err(other) = RING.install_default() {
-            if !std::ptr::eq(other, &RING) {
-                tracing::warn!("another jsonwebtoken CryptoProvider was installed first");
-            }
-        }
-    });
+/// by someone else first is kept: the answer is then `false`, for the caller to report.
+pub fn install() -> bool {
+    static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OURS.get_or_init(|| match RING.install_default() {
+        Ok(()) => true,
+        Err(other) => std::ptr::eq(other, &RING),
+    })
 }
 
 fn signer(algorithm: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>, Error> {

@@ -1,4 +1,5 @@
-//! The claims of a Charter access token. `schemas/jwt-claims.json` is generated from
+//! The claims of a Charter access token: what Charter mints and what a consuming service
+//! verifies (the `charter-client` SDK). `schemas/jwt-claims.json` is generated from
 //! [`Claims`]; a contract test keeps the two identical.
 
 use schemars::JsonSchema;
@@ -6,9 +7,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// What kind of principal `sub` is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     User,
@@ -16,7 +16,8 @@ pub enum PrincipalKind {
 }
 
 /// The claims of a Charter access token (an ES256 JWT whose header carries `kid`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[schemars(title = "Charter access token claims")]
 pub struct Claims {
     /// The issuer (`auth.issuer`).

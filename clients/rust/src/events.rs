@@ -1,0 +1,1 @@
+//! Consuming `charter.iam.events.v1` (placeholder, written next).

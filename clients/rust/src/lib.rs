@@ -1,0 +1,31 @@
+//! Charter's consumer SDK: a service enforces Charter's decisions locally, without calling
+//! Charter on each request.
+//!
+//! - [`Verifier`] verifies Charter's ES256 access tokens against the JWKS it finds through
+//!   OpenID Connect discovery, with the static checks Charter applies itself.
+//! - [`PolicyCache`] follows the compacted `charter.iam.policy.v1` topic and refuses a token
+//!   minted under an older policy version than the newest one of its scope.
+//! - [`Guard`] puts the two together with the permission check; with feature `actix`,
+//!   [`actix::require_permission`] protects routes with it.
+//! - [`register`] registers the service's permissions at start-up with its service
+//!   account's client credentials, and [`events`] consumes `charter.iam.events.v1` for
+//!   services that keep their own copies of directory data.
+//!
+//! What stays with Charter: revocation of one token, logout, and a disabled user or blocked
+//! tenant are not on the policy topic. A local check honours them when the token expires;
+//! a route that must see them at once calls Charter's introspection endpoint.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "actix")]
+pub mod actix;
+pub mod events;
+pub mod guard;
+pub mod policy;
+pub mod register;
+pub mod verifier;
+
+pub use charter_events::access_token::{Claims, PrincipalKind};
+pub use guard::{Guard, Refusal};
+pub use policy::{OnStale, PolicyCache, PolicyCacheConfig, PolicyHealth};
+pub use verifier::{TokenError, Verifier, VerifierConfig};

@@ -1,0 +1,379 @@
+//! Local verification of Charter's access tokens.
+//!
+//! The [`Verifier`] finds Charter's JWKS through OpenID Connect discovery
+//! (`<issuer>/.well-known/openid-configuration`), keeps the keys in memory, and verifies
+//! each token with the static checks Charter itself applies: `alg` pinned to ES256, `kid`
+//! required, `iss`, `aud`, `exp` and `nbf` with a small leeway, and the policy-version
+//! contract. A token signed with a key it does not know makes it fetch the JWKS again, at
+//! most once per [`VerifierConfig::min_refetch_interval`], so a flood of forged `kid`s
+//! cannot hammer Charter; the keys are also refreshed every
+//! [`VerifierConfig::refresh_interval`], so a key Charter dropped stops verifying.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use charter_events::access_token::Claims;
+
+/// How to reach and trust a Charter issuer.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// Charter's issuer URL (`auth.issuer`), e.g. `https://iam.example.com`. Discovery is
+    /// fetched from under it, and its `issuer` must equal it.
+    pub issuer: String,
+    /// The audience tokens must carry (`auth.audience`).
+    pub audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// The least time between two JWKS fetches caused by unknown key ids.
+    pub min_refetch_interval: Duration,
+    /// How long fetched keys are used before they are fetched again (Charter serves the
+    /// JWKS with `max-age=60`).
+    pub refresh_interval: Duration,
+    /// The timeout of each HTTP request to Charter.
+    pub http_timeout: Duration,
+}
+
+impl VerifierConfig {
+    /// The defaults for an issuer and audience: 5 s leeway, unknown-kid refetches at most
+    /// every 10 s, keys refreshed every 60 s, 5 s HTTP timeout.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway: Duration::from_secs(5),
+            min_refetch_interval: Duration::from_secs(10),
+            refresh_interval: Duration::from_secs(60),
+            http_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a token was refused, or could not be checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not three base64url parts with a JSON header.
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    /// `alg` is not ES256 (`none`, HS256 and the rest are refused before any key is used).
+    #[error("only ES256 tokens are accepted")]
+    Algorithm,
+    /// The header has no `kid`.
+    #[error("the token's header names no key (kid)")]
+    MissingKeyId,
+    /// No key of the issuer's JWKS has the token's `kid`, even after a refetch (or a refetch
+    /// was not allowed yet).
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the token's signature is invalid")]
+    Signature,
+    /// `exp` is past (beyond the leeway).
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is ahead (beyond the leeway).
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `iss` or `aud` is not the configured one.
+    #[error("the token's issuer or audience is wrong")]
+    WrongIssuerOrAudience,
+    /// The claims are missing or are not Charter's.
+    #[error("the token's claims are invalid")]
+    Claims,
+    /// The token's `policy_contract` is not the one this SDK compares versions under.
+    #[error("the token's policy contract is {0}, not the current one")]
+    Contract(u32),
+    /// The JWKS could not be fetched (the token could not be checked: not a refusal).
+    #[error("the issuer's keys are unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+impl From<jsonwebtoken::errors::Error> for TokenError {
+    fn from(e: jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::InvalidSignature => TokenError::Signature,
+            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
+                TokenError::Algorithm
+            }
+            K::ExpiredSignature => TokenError::Expired,
+            K::ImmatureSignature => TokenError::NotYetValid,
+            K::InvalidIssuer | K::InvalidAudience => TokenError::WrongIssuerOrAudience,
+            K::MissingRequiredClaim(_) | K::Json(_) => TokenError::Claims,
+            _ => TokenError::Malformed,
+        }
+    }
+}
+
+/// Why a [`Verifier`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// Discovery or the JWKS could not be fetched or parsed.
+    #[error("fetching {url}: {cause}")]
+    Fetch {
+        /// The URL that failed.
+        url: String,
+        /// What failed.
+        cause: String,
+    },
+    /// The discovery document names another issuer than the configured one.
+    #[error("the discovery document names issuer {found}, expected {expected}")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The document's.
+        found: String,
+    },
+}
+
+/// The part of Charter's discovery document the SDK uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    /// The issuer, equal to `iss` of every token.
+    pub issuer: String,
+    /// Where the signing keys are.
+    pub jwks_uri: String,
+    /// The OAuth token endpoint (client credentials).
+    pub token_endpoint: String,
+    /// RFC 7662 introspection, for checks that need Charter (revocation).
+    pub introspection_endpoint: String,
+}
+
+struct KeySet {
+    by_kid: HashMap<String, DecodingKey>,
+    fetched_at: Instant,
+}
+
+struct Inner {
+    config: VerifierConfig,
+    discovery: Discovery,
+    http: reqwest::Client,
+    validation: Validation,
+    keys: RwLock<Arc<KeySet>>,
+    /// Held while fetching: concurrent misses wait for one fetch instead of starting many.
+    fetching: tokio::sync::Mutex<()>,
+    /// When the last fetch started, whatever its outcome.
+    last_fetch: Mutex<Instant>,
+    fetches: AtomicU64,
+}
+
+/// Verifies Charter's access tokens locally. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl Verifier {
+    /// Fetches the issuer's discovery document and JWKS.
+    pub async fn discover(config: VerifierConfig) -> Result<Self, DiscoveryError> {
+        charter_events::jwt::install();
+        let http = reqwest::Client::builder()
+            .timeout(config.http_timeout)
+            .build()
+            .map_err(|e| DiscoveryError::Fetch {
+                url: config.issuer.clone(),
+                cause: e.to_string(),
+            })?;
+        let issuer = config.issuer.trim_end_matches('/').to_owned();
+        let url = format!("{issuer}/.well-known/openid-configuration");
+        let discovery: Discovery = get_json(&http, &url)
+            .await
+            .map_err(|cause| DiscoveryError::Fetch { url, cause })?;
+        if discovery.issuer.trim_end_matches('/') != issuer {
+            return Err(DiscoveryError::IssuerMismatch {
+                expected: issuer,
+                found: discovery.issuer,
+            });
+        }
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.algorithms = vec![Algorithm::ES256];
+        validation.set_issuer(&[&discovery.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = config.leeway.as_secs();
+        let keys = fetch_keys(&http, &discovery.jwks_uri)
+            .await
+            .map_err(|cause| DiscoveryError::Fetch {
+                url: discovery.jwks_uri.clone(),
+                cause,
+            })?;
+        metrics::counter!("charter_client_jwks_fetches_total").increment(1);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                discovery,
+                http,
+                validation,
+                keys: RwLock::new(Arc::new(keys)),
+                fetching: tokio::sync::Mutex::new(()),
+                last_fetch: Mutex::new(Instant::now()),
+                fetches: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The issuer's discovery document, as fetched.
+    pub fn discovery(&self) -> &Discovery {
+        &self.inner.discovery
+    }
+
+    /// How many times the JWKS has been fetched (the first fetch included).
+    pub fn jwks_fetches(&self) -> u64 {
+        self.inner.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Verifies `token` and returns its claims. Only an unknown key id, or keys older than
+    /// the refresh interval, make it wait on the network.
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            // A header naming an algorithm jsonwebtoken does not know.
+            jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::Algorithm,
+            _ => TokenError::Malformed,
+        })?;
+        if header.alg != Algorithm::ES256 {
+            return Err(TokenError::Algorithm);
+        }
+        let kid = header.kid.ok_or(TokenError::MissingKeyId)?;
+        let mut keys = self.current();
+        if keys.fetched_at.elapsed() >= self.inner.config.refresh_interval {
+            self.spawn_refresh();
+        }
+        if !keys.by_kid.contains_key(&kid) {
+            keys = self.refetch_for(&kid).await?;
+        }
+        let key = keys.by_kid.get(&kid).ok_or(TokenError::UnknownKey)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation)?.claims;
+        if claims.policy_contract != charter_events::policy::CONTRACT {
+            return Err(TokenError::Contract(claims.policy_contract));
+        }
+        Ok(claims)
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Fetches the JWKS again for an unknown `kid`, unless a fetch started less than the
+    /// minimum interval ago: then the key is unknown.
+    async fn refetch_for(&self, kid: &str) -> Result<Arc<KeySet>, TokenError> {
+        let _one = self.inner.fetching.lock().await;
+        // Another request may have fetched it while this one waited.
+        let keys = self.current();
+        if keys.by_kid.contains_key(kid) {
+            return Ok(keys);
+        }
+        if !self.may_fetch() {
+            metrics::counter!("charter_client_jwks_refetches_refused_total").increment(1);
+            return Err(TokenError::UnknownKey);
+        }
+        self.fetch().await.map_err(TokenError::KeysUnavailable)
+    }
+
+    /// Whether a fetch may start now; if so, records that it does.
+    fn may_fetch(&self) -> bool {
+        let mut last = self
+            .inner
+            .last_fetch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < self.inner.config.min_refetch_interval {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+
+    async fn fetch(&self) -> Result<Arc<KeySet>, String> {
+        self.inner.fetches.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("charter_client_jwks_fetches_total").increment(1);
+        let keys = Arc::new(fetch_keys(&self.inner.http, &self.inner.discovery.jwks_uri).await?);
+        *self.inner.keys.write().unwrap_or_else(|e| e.into_inner()) = keys.clone();
+        Ok(keys)
+    }
+
+    /// Refreshes the keys in the background (one refresh at a time, rate-limited like
+    /// refetches); verification goes on with the keys it has.
+    fn spawn_refresh(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Ok(_one) = this.inner.fetching.try_lock() else {
+                return;
+            };
+            if this.current().fetched_at.elapsed() < this.inner.config.refresh_interval
+                || !this.may_fetch()
+            {
+                return;
+            }
+            if let Err(e) = this.fetch().await {
+                tracing::warn!(error = %e, "refreshing Charter's JWKS failed; keeping the keys");
+            }
+        });
+    }
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<T, String> {
+    let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+/// The ES256 keys of a JWKS, by `kid`; keys of other kinds are skipped.
+async fn fetch_keys(http: &reqwest::Client, url: &str) -> Result<KeySet, String> {
+    let set: JwkSet = get_json(http, url).await?;
+    Ok(keys_of(&set))
+}
+
+fn keys_of(set: &JwkSet) -> KeySet {
+    let by_kid = set
+        .keys
+        .iter()
+        .filter(|jwk| {
+            matches!(
+                jwk.algorithm,
+                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_)
+            )
+        })
+        .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+        .collect();
+    KeySet {
+        by_kid,
+        fetched_at: Instant::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_elliptic_keys_with_an_id_are_kept() {
+        let set: JwkSet = serde_json::from_value(serde_json::json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "EC", "crv": "P-256", "alg": "ES256",
+             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "oct", "kid": "h1", "k": "c2VjcmV0"}
+        ]}))
+        .unwrap();
+        let keys = keys_of(&set);
+        assert_eq!(keys.by_kid.keys().collect::<Vec<_>>(), vec!["k1"]);
+    }
+}
