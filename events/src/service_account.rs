@@ -53,6 +53,21 @@ pub struct ServiceAccountDeleted {
     pub tenant_id: Uuid,
 }
 
+/// The service account's platform-wide grants were set by a platform administrator: what
+/// its client credentials tokens carry as `platform_permissions`, in every tenant. The list
+/// is the whole new set (empty: none), sorted and without duplicates. `account_version` is
+/// the account's new version: tokens minted before the change carry a lower one and are
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountPlatformAccessSet {
+    pub service_account_id: Uuid,
+    pub tenant_id: Uuid,
+    /// Permission patterns: a permission name, or a prefix ending in `.*` (`iam.*`).
+    pub permissions: Vec<String>,
+    pub account_version: i64,
+}
+
 crate::event_family! {
     /// Every event of the `service_account` aggregate.
     pub enum ServiceAccountEvent for "service_account" {
@@ -62,6 +77,8 @@ crate::event_family! {
         Disabled(ServiceAccountDisabled) = "service_account.disabled" v 1,
         Enabled(ServiceAccountEnabled) = "service_account.enabled" v 1,
         Deleted(ServiceAccountDeleted) = "service_account.deleted" v 1,
+        PlatformAccessSet(ServiceAccountPlatformAccessSet) =
+            "service_account.platform_access_set" v 1,
     }
 }
 
@@ -79,7 +96,8 @@ impl ServiceAccountEvent {
             SecretRotated,
             Disabled,
             Enabled,
-            Deleted
+            Deleted,
+            PlatformAccessSet
         )
     }
 }

@@ -1,6 +1,7 @@
 //! Read model `service_accounts`: every service account of every tenant, without secrets.
-//! Owns `service_accounts`. `account_version` counts the secret's rotations: a token minted
-//! before the newest one carries a lower value and is refused.
+//! Owns `service_accounts`. `account_version` is raised by every secret rotation and every
+//! change of the account's platform access (`platform_permissions`): a token minted before
+//! the newest one carries a lower value and is refused.
 
 use charter_events::service_account::ServiceAccountEvent;
 use charter_events::RecordedEvent;
@@ -48,6 +49,18 @@ impl ServiceAccounts {
             ServiceAccountEvent::Deleted(_) => (Some("deleted"), 0),
             ServiceAccountEvent::SecretIssued(_) => (None, 0),
             ServiceAccountEvent::SecretRotated(_) => (None, 1),
+            ServiceAccountEvent::PlatformAccessSet(p) => {
+                // The event carries the account's new version (the write side's count of
+                // rotations and platform-access changes, which this column also counts).
+                let touched = execute(
+                    tx,
+                    "UPDATE service_accounts SET platform_permissions = $4, account_version = $5, \
+                     version = $2, updated_at = $3 WHERE service_account_id = $1",
+                    &[&id, &v, &at, &p.permissions, &p.account_version],
+                )
+                .await?;
+                return touched_one(e, touched);
+            }
         };
         let touched = execute(
             tx,
@@ -57,14 +70,19 @@ impl ServiceAccounts {
             &[&id, &v, &at, &status, &rotated],
         )
         .await?;
-        if touched != 1 {
-            return Err(ProjectionError::Invariant(format!(
-                "{} at position {} touched {touched} service account rows",
-                e.event_type, e.position
-            )));
-        }
-        Ok(())
+        touched_one(e, touched)
     }
+}
+
+/// An update must find its account's row.
+fn touched_one(e: &RecordedEvent, touched: u64) -> Result<(), ProjectionError> {
+    if touched != 1 {
+        return Err(ProjectionError::Invariant(format!(
+            "{} at position {} touched {touched} service account rows",
+            e.event_type, e.position
+        )));
+    }
+    Ok(())
 }
 
 /// One service account as listed (never with its secret).
@@ -78,6 +96,8 @@ pub struct ServiceAccountRow {
     pub name: String,
     /// `active` or `disabled` (`deleted` only in the answer to the deletion).
     pub status: String,
+    /// Permission patterns granted in every tenant, sorted (empty: none).
+    pub platform_permissions: Vec<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -92,7 +112,8 @@ pub async fn list(
 ) -> Result<Vec<ServiceAccountRow>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT service_account_id, tenant_id, name, status, version, created_at, updated_at \
+            "SELECT service_account_id, tenant_id, name, status, version, created_at, updated_at, \
+                    platform_permissions \
              FROM projections.service_accounts \
              WHERE tenant_id = $1 AND status <> 'deleted' \
                AND ($2::uuid IS NULL OR service_account_id > $2) \
@@ -110,6 +131,7 @@ pub async fn list(
                 client_id: id.to_string(),
                 name: r.get(2),
                 status: r.get(3),
+                platform_permissions: r.get(7),
                 version: r.get(4),
                 created_at: r.get(5),
                 updated_at: r.get(6),

@@ -2,6 +2,8 @@
 //! tenant's resources. Rotating a secret reads what the account holds: whoever rotates it
 //! learns the new secret, so the caller must hold all of that.
 
+use std::collections::BTreeSet;
+
 use charter_events::assignment::SubjectType;
 use charter_events::streams::service_account_stream;
 use deadpool_postgres::Transaction;
@@ -15,11 +17,21 @@ use crate::domain::service_account::{ServiceAccount, ServiceAccountAction, Servi
 /// What the request asks; what the account holds is filled in by `prepare`.
 #[derive(Debug, Clone)]
 pub enum ServiceAccountRequest {
-    Create { name: String, secret_hash: String },
-    RotateSecret { secret_hash: String },
+    Create {
+        name: String,
+        secret_hash: String,
+    },
+    RotateSecret {
+        secret_hash: String,
+    },
     Disable,
     Enable,
     Delete,
+    /// The whole new set of platform patterns, and the caller's own platform grants.
+    SetPlatformAccess {
+        permissions: BTreeSet<String>,
+        caller_platform: BTreeSet<String>,
+    },
 }
 
 pub struct ServiceAccountHandler {
@@ -64,6 +76,13 @@ impl CommandHandler for ServiceAccountHandler {
             ServiceAccountRequest::Disable => ServiceAccountAction::Disable,
             ServiceAccountRequest::Enable => ServiceAccountAction::Enable,
             ServiceAccountRequest::Delete => ServiceAccountAction::Delete,
+            ServiceAccountRequest::SetPlatformAccess {
+                permissions,
+                caller_platform,
+            } => ServiceAccountAction::SetPlatformAccess {
+                permissions: permissions.clone(),
+                caller_platform: caller_platform.clone(),
+            },
         };
         Ok(vec![ServiceAccountCommand {
             tenant_id: self.tenant_id,

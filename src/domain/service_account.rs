@@ -3,7 +3,8 @@
 
 use charter_events::service_account::{
     ServiceAccountCreated, ServiceAccountDeleted, ServiceAccountDisabled, ServiceAccountEnabled,
-    ServiceAccountEvent, ServiceAccountSecretIssued, ServiceAccountSecretRotated,
+    ServiceAccountEvent, ServiceAccountPlatformAccessSet, ServiceAccountSecretIssued,
+    ServiceAccountSecretRotated,
 };
 use uuid::Uuid;
 
@@ -19,9 +20,12 @@ pub struct ServiceAccountState {
     pub tenant_id: Uuid,
     pub name: String,
     pub secret_hash: Option<String>,
-    /// How many times the secret was rotated. Tokens carry it as `account_version`, and a
-    /// token minted before the newest rotation is refused.
-    pub secret_version: i64,
+    /// Raised by every change to what the account's credentials give: a secret rotation and
+    /// a change of its platform access. Tokens carry it as `account_version`, and a token
+    /// minted before the newest change is refused.
+    pub account_version: i64,
+    /// Permission patterns granted in every tenant, sorted (`service_account.platform_access_set`).
+    pub platform_permissions: Vec<String>,
     pub disabled: bool,
     pub deleted: bool,
 }
@@ -54,6 +58,14 @@ pub enum ServiceAccountAction {
     Disable,
     Enable,
     Delete,
+    /// Replaces the account's platform-wide grants with `permissions` (empty: none). Only a
+    /// platform administrator may, and only with patterns its own platform grants cover
+    /// (`caller_platform`): a platform grant reaches every tenant, so it is handed out by no
+    /// one who does not hold it platform-wide.
+    SetPlatformAccess {
+        permissions: BTreeSet<String>,
+        caller_platform: BTreeSet<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +78,10 @@ pub enum ServiceAccountError {
     TenantNotFound,
     #[error("tenant is blocked")]
     TenantBlocked,
+    #[error("the service account is disabled")]
+    Disabled,
+    #[error("only a platform administrator may set a service account's platform access")]
+    PlatformOnly,
     #[error(transparent)]
     Escalation(#[from] Escalation),
 }
@@ -79,6 +95,8 @@ impl From<ServiceAccountError> for Rejection {
             }
             ServiceAccountError::AlreadyExists => (Conflict, "already-exists"),
             ServiceAccountError::TenantBlocked => (Conflict, "tenant-blocked"),
+            ServiceAccountError::Disabled => (Conflict, "service-account-disabled"),
+            ServiceAccountError::PlatformOnly => (Forbidden, "forbidden"),
             ServiceAccountError::Escalation(e) => return e.clone().into(),
         };
         Rejection::new(kind, code, e)
@@ -105,7 +123,8 @@ impl Aggregate for ServiceAccount {
                     tenant_id: e.tenant_id,
                     name: e.name.clone(),
                     secret_hash: None,
-                    secret_version: 0,
+                    account_version: 0,
+                    platform_permissions: vec![],
                     disabled: false,
                     deleted: false,
                 })),
@@ -114,7 +133,11 @@ impl Aggregate for ServiceAccount {
         };
         match event {
             ServiceAccountEvent::Created(_) => {}
-            ServiceAccountEvent::SecretRotated(_) => s.secret_version += 1,
+            ServiceAccountEvent::SecretRotated(_) => s.account_version += 1,
+            ServiceAccountEvent::PlatformAccessSet(e) => {
+                s.platform_permissions = e.permissions.clone();
+                s.account_version = e.account_version;
+            }
             ServiceAccountEvent::SecretIssued(e) => s.secret_hash = Some(e.secret_hash.clone()),
             ServiceAccountEvent::Disabled(_) => s.disabled = true,
             ServiceAccountEvent::Enabled(_) => s.disabled = false,
@@ -202,7 +225,68 @@ impl Aggregate for ServiceAccount {
                 tenant_id,
             }
             .into()],
+            ServiceAccountAction::SetPlatformAccess {
+                permissions,
+                caller_platform,
+            } => s.decide_platform_access(&command.authority, permissions, caller_platform)?,
         })
+    }
+}
+
+impl ServiceAccountState {
+    /// `SetPlatformAccess`: refused to anyone but a platform administrator. Patterns it adds
+    /// must be covered by the caller's own platform grants, and a disabled account gains
+    /// none (narrowing its access is allowed, so it can be taken away before it is enabled
+    /// again). Setting the set it already has appends nothing.
+    fn decide_platform_access(
+        &self,
+        authority: &Authority,
+        permissions: &BTreeSet<String>,
+        caller_platform: &BTreeSet<String>,
+    ) -> Result<Vec<ServiceAccountEvent>, ServiceAccountError> {
+        if !matches!(authority, Authority::Platform) {
+            return Err(ServiceAccountError::PlatformOnly);
+        }
+        let current: BTreeSet<&String> = self.platform_permissions.iter().collect();
+        if permissions.iter().eq(current.iter().copied()) {
+            return Ok(vec![]);
+        }
+        // Only what is added hands anything out; removing never does.
+        let added: Vec<&String> = permissions
+            .iter()
+            .filter(|p| !current.contains(p))
+            .collect();
+        if self.disabled && !added.is_empty() {
+            return Err(ServiceAccountError::Disabled);
+        }
+        let missing: Vec<String> = added
+            .into_iter()
+            .filter(|p| !caller_platform.iter().any(|held| covers(held, p)))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(Escalation {
+                what: format!("setting the platform access of service account {}", self.id),
+                missing,
+            }
+            .into());
+        }
+        Ok(vec![ServiceAccountPlatformAccessSet {
+            service_account_id: self.id,
+            tenant_id: self.tenant_id,
+            permissions: permissions.iter().cloned().collect(),
+            account_version: self.account_version + 1,
+        }
+        .into()])
+    }
+}
+
+/// Whether the platform pattern `held` covers the pattern `wanted`: every permission
+/// `wanted` matches, `held` matches too (`iam.*` covers `iam.users.*` and `iam.users.write`).
+fn covers(held: &str, wanted: &str) -> bool {
+    match held.strip_suffix('*') {
+        Some(prefix) => prefix.ends_with('.') && wanted.starts_with(prefix),
+        None => held == wanted,
     }
 }
 
@@ -281,7 +365,7 @@ mod tests {
         let state = state.0.unwrap();
         assert_eq!(state.secret_hash.as_deref(), Some("h2"));
         assert_eq!(
-            state.secret_version, 1,
+            state.account_version, 1,
             "tokens of the old secret are now refused"
         );
     }
@@ -316,7 +400,7 @@ mod tests {
                 }
                 .into(),
             ]);
-        assert_eq!(state.0.unwrap().secret_version, 1);
+        assert_eq!(state.0.unwrap().account_version, 1);
     }
 
     #[test]
@@ -333,6 +417,156 @@ mod tests {
             .when(ServiceAccountCommand {
                 tenant_id: Uuid::from_u128(2),
                 ..cmd(ServiceAccountAction::Disable)
+            })
+            .then_error(ServiceAccountError::NotFound);
+    }
+
+    fn set_access(permissions: &[&str]) -> ServiceAccountAction {
+        ServiceAccountAction::SetPlatformAccess {
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            caller_platform: ["iam.*".to_string()].into(),
+        }
+    }
+
+    fn access_set(permissions: &[&str], account_version: i64) -> ServiceAccountEvent {
+        ServiceAccountPlatformAccessSet {
+            service_account_id: S,
+            tenant_id: T,
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            account_version,
+        }
+        .into()
+    }
+
+    #[test]
+    fn a_platform_administrator_sets_platform_access_and_older_tokens_go_stale() {
+        let state = given::<ServiceAccount>(history())
+            .when(cmd(set_access(&[
+                "iam.users.read",
+                "iam.permissions.write",
+            ])))
+            .then([access_set(&["iam.permissions.write", "iam.users.read"], 1)]);
+        let state = state.0.unwrap();
+        assert_eq!(
+            state.platform_permissions,
+            ["iam.permissions.write", "iam.users.read"]
+        );
+        assert_eq!(state.account_version, 1, "tokens minted before are refused");
+        // The set is the whole new set: an empty one takes the access away.
+        let state = given::<ServiceAccount>(
+            history()
+                .into_iter()
+                .chain([access_set(&["iam.permissions.write"], 1)]),
+        )
+        .when(cmd(set_access(&[])))
+        .then([access_set(&[], 2)]);
+        assert!(state.0.unwrap().platform_permissions.is_empty());
+    }
+
+    #[test]
+    fn rotations_and_platform_access_changes_share_one_account_version() {
+        let state = given::<ServiceAccount>(
+            history().into_iter().chain([
+                ServiceAccountSecretRotated {
+                    service_account_id: S,
+                    tenant_id: T,
+                }
+                .into(),
+                access_set(&["iam.permissions.write"], 2),
+            ]),
+        )
+        .when(cmd(rotate("h3", &[])))
+        .then([
+            ServiceAccountSecretIssued {
+                service_account_id: S,
+                tenant_id: T,
+                secret_hash: "h3".into(),
+            }
+            .into(),
+            ServiceAccountSecretRotated {
+                service_account_id: S,
+                tenant_id: T,
+            }
+            .into(),
+        ]);
+        assert_eq!(state.0.unwrap().account_version, 3);
+    }
+
+    #[test]
+    fn setting_the_same_platform_access_appends_nothing() {
+        given::<ServiceAccount>(history())
+            .when(cmd(set_access(&[])))
+            .then([]);
+        given::<ServiceAccount>(
+            history()
+                .into_iter()
+                .chain([access_set(&["iam.permissions.write"], 1)]),
+        )
+        .when(cmd(set_access(&["iam.permissions.write"])))
+        .then([]);
+    }
+
+    #[test]
+    fn only_platform_administrators_set_platform_access() {
+        // A delegate holding every iam.* permission in its tenant still holds nothing
+        // platform-wide.
+        given::<ServiceAccount>(history())
+            .when(ServiceAccountCommand {
+                authority: Authority::holding([
+                    "iam.service_accounts.write",
+                    "iam.permissions.write",
+                ]),
+                ..cmd(set_access(&["iam.permissions.write"]))
+            })
+            .then_error(ServiceAccountError::PlatformOnly);
+        assert_eq!(
+            Rejection::from(ServiceAccountError::PlatformOnly).kind,
+            RejectionKind::Forbidden
+        );
+        // A platform administrator hands out only patterns its own platform grants cover.
+        given::<ServiceAccount>(history())
+            .when(cmd(ServiceAccountAction::SetPlatformAccess {
+                permissions: ["iam.permissions.write", "iam.*", "billing.read"]
+                    .map(String::from)
+                    .into(),
+                caller_platform: ["iam.permissions.*".to_string()].into(),
+            }))
+            .then_error(ServiceAccountError::Escalation(Escalation {
+                what: format!("setting the platform access of service account {S}"),
+                missing: vec!["billing.read".into(), "iam.*".into()],
+            }));
+        given::<ServiceAccount>(history())
+            .when(cmd(set_access(&["iam.*", "iam.users.*"])))
+            .then([access_set(&["iam.*", "iam.users.*"], 1)]);
+    }
+
+    #[test]
+    fn disabled_accounts_gain_no_platform_access_and_deleted_ones_are_gone() {
+        let disabled: ServiceAccountEvent = ServiceAccountDisabled {
+            service_account_id: S,
+            tenant_id: T,
+        }
+        .into();
+        let granted = access_set(&["iam.permissions.write", "iam.users.read"], 1);
+        given::<ServiceAccount>(history().into_iter().chain([disabled.clone()]))
+            .when(cmd(set_access(&["iam.permissions.write"])))
+            .then_error(ServiceAccountError::Disabled);
+        // Narrowing is allowed: access can be taken away before the account is enabled.
+        given::<ServiceAccount>(history().into_iter().chain([granted, disabled]))
+            .when(cmd(set_access(&["iam.users.read"])))
+            .then([access_set(&["iam.users.read"], 2)]);
+        let deleted: ServiceAccountEvent = ServiceAccountDeleted {
+            service_account_id: S,
+            tenant_id: T,
+        }
+        .into();
+        given::<ServiceAccount>(history().into_iter().chain([deleted]))
+            .when(cmd(set_access(&["iam.permissions.write"])))
+            .then_error(ServiceAccountError::NotFound);
+        given::<ServiceAccount>(history())
+            .when(ServiceAccountCommand {
+                tenant_id: Uuid::from_u128(2),
+                ..cmd(set_access(&["iam.permissions.write"]))
             })
             .then_error(ServiceAccountError::NotFound);
     }

@@ -139,6 +139,28 @@ pub fn permission_name(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> 
     raw.to_owned()
 }
 
+/// What [`permission_pattern`] accepts, as a regular expression (for the API's documentation).
+pub const PERMISSION_PATTERN_PATTERN: &str =
+    r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.(\*|[a-z][a-z0-9_]*)$";
+
+/// A permission pattern, as platform grants name them: a permission name, or the dotted
+/// segments of a namespace followed by `.*` (`iam.*`, `iam.users.*`), which covers every
+/// permission under it. A bare `*` is not one: a grant names its namespace.
+pub fn permission_pattern(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
+    let name = raw
+        .strip_suffix(".*")
+        .map_or(raw.to_owned(), |ns| format!("{ns}.x"));
+    let mut inner = Vec::new();
+    permission_name(field, &name, &mut inner);
+    if !inner.is_empty() || raw.len() > 200 {
+        errors.push(FieldError::new(
+            field,
+            format!("must match {PERMISSION_PATTERN_PATTERN}"),
+        ));
+    }
+    raw.to_owned()
+}
+
 /// A service name: 1-63 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter.
 pub fn service(field: &str, raw: &str, errors: &mut Vec<FieldError>) -> String {
     let ok = (1..=63).contains(&raw.len())
@@ -216,6 +238,26 @@ mod tests {
             assert!(!check(permission_name, bad), "{bad}");
         }
         assert!(check(service, "billing-api") && !check(service, "Billing"));
+        for good in [
+            "iam.*",
+            "iam.users.*",
+            "iam.users.write",
+            "connections.create",
+        ] {
+            assert!(check(permission_pattern, good), "{good}");
+        }
+        for bad in [
+            "*",
+            "iam",
+            "iam*",
+            "iam.*.write",
+            ".*",
+            "iam.**",
+            "Iam.*",
+            "iam. *",
+        ] {
+            assert!(!check(permission_pattern, bad), "{bad}");
+        }
     }
 
     #[test]

@@ -62,8 +62,10 @@ pub enum TokenError {
     Stale,
     #[error("the token was issued before the account's sessions were ended")]
     AccountVersion,
-    #[error("the token was issued before the service account's secret was rotated")]
-    SecretRotated,
+    #[error(
+        "the token was issued before the service account's secret was rotated or its platform access changed"
+    )]
+    ServiceAccountVersion,
     #[error("the principal or its tenant is disabled, blocked or deleted")]
     Inactive,
     #[error("token verification is unavailable: {0}")]
@@ -391,7 +393,7 @@ impl Verifier {
             return Err(if is_user {
                 TokenError::AccountVersion
             } else {
-                TokenError::SecretRotated
+                TokenError::ServiceAccountVersion
             });
         }
         Ok(())

@@ -88,10 +88,11 @@ impl Authenticator {
             kind: PrincipalKind::ServiceAccount,
             tenant_id: account.tenant_id,
             workspace_id: None,
-            // The secret's rotations, as read with the secret just checked: a rotation that
-            // commits after this read makes the token stale at once.
-            account_version: account.secret_version,
-            platform_permissions: vec![],
+            // The account's version and platform grants, as read with the secret just checked:
+            // a rotation or a platform-access change that commits after this read raises the
+            // version, so the token is stale at once.
+            account_version: account.account_version,
+            platform_permissions: account.platform_permissions.clone(),
             session_id: None,
         };
         mint::mint(&client, &self.index, &self.keys, &self.config, &subject)
