@@ -215,3 +215,22 @@ impl utoipa::PartialSchema for PermissionName {
 }
 
 impl utoipa::ToSchema for PermissionName {}
+
+/// The schema of a permission pattern of a platform grant (a name, or a namespace and `.*`).
+pub struct PermissionPattern;
+
+impl utoipa::PartialSchema for PermissionPattern {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(crate::domain::validate::PERMISSION_PATTERN_PATTERN))
+            .max_length(Some(200))
+            .description(Some(
+                "A permission name (`iam.permissions.write`), or a namespace followed by `.*` \
+                 (`iam.*`), which covers every permission under it.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PermissionPattern {}

@@ -208,6 +208,10 @@ route_table! {
             service_accounts::disable, Tenant("iam.service_accounts.write");
         POST "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/enable" =>
             service_accounts::enable, Tenant("iam.service_accounts.write");
+        // A platform grant reaches every tenant, so only a platform administrator hands one
+        // out (and only what its own platform grants cover: the decision checks it).
+        PUT "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/platform-access" =>
+            service_accounts::set_platform_access, Platform("iam.platform_access.write");
     ],
 }
 

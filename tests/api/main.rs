@@ -30,6 +30,7 @@ mod replay;
 mod roles;
 mod security;
 mod seed;
+mod service_accounts_platform;
 mod tenants;
 mod timing;
 mod tokens;

@@ -179,6 +179,7 @@ async fn the_served_document_is_the_committed_one() {
         "PUT /v1/tenants/{tenant_id}/groups/{group_id}/members/{user_id}",
         "GET /v1/tenants/{tenant_id}/users/{user_id}/entitlements",
         "POST /v1/tenants/{tenant_id}/service-accounts/{service_account_id}/rotate-secret",
+        "PUT /v1/tenants/{tenant_id}/service-accounts/{service_account_id}/platform-access",
     ] {
         assert!(listed.contains(expected), "{expected} is not documented");
     }

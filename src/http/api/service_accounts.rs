@@ -6,7 +6,8 @@ use crate::command::Outcome;
 use crate::crypto::secrets;
 use crate::domain::service_account::ServiceAccount;
 use crate::domain::validate;
-use crate::http::docs::{CommandRefusals, NotFound};
+use crate::domain::validate::FieldError;
+use crate::http::docs::{CommandRefusals, NotFound, PermissionPattern};
 use crate::http::extract::{command_request, validated, CommandHeaders, JsonBody};
 use crate::http::principal::Principal;
 use crate::http::problem::ApiError;
@@ -17,6 +18,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use charter_events::streams::service_account_stream;
 use charter_projections::service_accounts::{self as read, ServiceAccountRow};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 #[derive(Deserialize, Serialize, utoipa::ToSchema)]
@@ -37,6 +39,9 @@ pub struct ServiceAccountView {
     pub name: String,
     /// `active` or `disabled` (`deleted` only in the answer to the deletion).
     pub status: &'static str,
+    /// Permission patterns granted in every tenant, sorted (empty: none). Its client
+    /// credentials tokens carry them as `platform_permissions`.
+    pub platform_permissions: Vec<String>,
     /// Only in the response that issued it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -59,6 +64,7 @@ fn view(outcome: &Outcome<ServiceAccount>) -> Option<ServiceAccountView> {
         } else {
             "active"
         },
+        platform_permissions: s.platform_permissions.clone(),
         client_secret: None,
         version: outcome.version,
         created_at: outcome.created_at.unwrap_or_default(),
@@ -194,6 +200,81 @@ pub async fn rotate_secret(
         secret_hash: secrets::digest(&secret),
     };
     simple(state, req, principal, path, request, Some(secret)).await
+}
+
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformAccessBody {
+    /// The whole new set of the account's platform-wide grants, at most 100 (`[]` takes
+    /// them all away). Duplicates count once.
+    #[schema(value_type = Vec<PermissionPattern>, max_items = 100)]
+    pub permissions: Vec<String>,
+}
+
+/// At most this many patterns in one platform grant.
+const MAX_PLATFORM_PERMISSIONS: usize = 100;
+
+fn parse_platform_access(body: &PlatformAccessBody) -> Result<BTreeSet<String>, ApiError> {
+    validated(|e| {
+        if body.permissions.len() > MAX_PLATFORM_PERMISSIONS {
+            e.push(FieldError::new(
+                "permissions",
+                format!("must list at most {MAX_PLATFORM_PERMISSIONS} permissions"),
+            ));
+        }
+        body.permissions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| validate::permission_pattern(&format!("permissions[{i}]"), p, e))
+            .collect()
+    })
+}
+
+/// Set a service account's platform access
+///
+/// Replaces the permission patterns the account holds in every tenant (what its client
+/// credentials tokens carry as `platform_permissions`), so a service can, for example,
+/// register its permissions at start-up with `iam.permissions.write`. Platform
+/// administrators only, and only patterns their own platform grants cover (`403
+/// privilege-escalation`); a disabled account gains none. Every change raises the account's
+/// `account_version`: tokens minted before it are refused. The same set again appends nothing.
+#[utoipa::path(
+    put, path = "/v1/tenants/{tenant_id}/service-accounts/{service_account_id}/platform-access",
+        tag = "service-accounts", operation_id = "setServiceAccountPlatformAccess",
+    params(CommandHeaders),
+    request_body = PlatformAccessBody,
+    responses(
+        (status = 200, description = "The service account after the change.",
+            body = CommandBody<ServiceAccountView>,
+            headers(("ETag" = String, description = "The stream version"))),
+        CommandRefusals,
+    ),
+)]
+#[tracing::instrument(skip_all)]
+pub async fn set_platform_access(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<(Uuid, Uuid)>,
+    body: JsonBody<PlatformAccessBody>,
+) -> Result<HttpResponse, ApiError> {
+    let permissions = parse_platform_access(&body.value)?;
+    let (tenant_id, service_account_id) = path.into_inner();
+    let handler = ServiceAccountHandler {
+        tenant_id,
+        service_account_id,
+        authority: principal.authority(),
+        request: ServiceAccountRequest::SetPlatformAccess {
+            permissions,
+            caller_platform: principal
+                .claims()
+                .platform_permissions
+                .iter()
+                .cloned()
+                .collect(),
+        },
+    };
+    run(&state, &req, handler, &body.raw, StatusCode::OK, None).await
 }
 
 /// Disable a service account

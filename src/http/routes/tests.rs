@@ -131,14 +131,17 @@ fn every_tenant_route_maps_to_a_permission_of_its_resource() {
     assert_eq!(rule(&Method::PUT, "/v1/keys/rotate"), None);
 }
 
-/// Every route under a tenant needs a permission in that tenant (or above it): none is
-/// public or merely authenticated, which would let any token reach another tenant's data.
+/// Every route under a tenant needs a permission in that tenant (or above it, or platform-wide):
+/// none is public or merely authenticated, which would let any token reach another tenant's data.
 #[test]
 fn every_tenant_route_needs_a_permission_in_the_tenant() {
     for route in table() {
         if route.path.starts_with("/v1/tenants/{tenant_id}") {
             assert!(
-                matches!(route.rule, Rule::Tenant(_) | Rule::Parent(_)),
+                matches!(
+                    route.rule,
+                    Rule::Tenant(_) | Rule::Parent(_) | Rule::Platform(_)
+                ),
                 "{} {} is {:?}",
                 route.method,
                 route.path,
@@ -162,7 +165,8 @@ fn a_row_must_match_its_handlers_documentation() {
 
 /// The permission of every tenant resource route follows one pattern: reading needs
 /// `iam.<resource>.read` and changing needs `iam.<resource>.write` (service accounts hold
-/// credentials: `write` for both); entitlements, `check` and `policy-version` need
+/// credentials: `write` for both; setting one's platform access needs a platform-wide
+/// `iam.platform_access.write`); entitlements, `check` and `policy-version` need
 /// `iam.entitlements.read`; the tenant itself is read in it and changed from a parent. A row
 /// that hands a write the read permission fails here, not in production.
 #[test]
@@ -179,6 +183,10 @@ fn every_tenant_route_needs_its_resources_read_or_write_permission() {
             [] | ["block" | "unblock"] => Rule::Parent("iam.tenants.write"),
             ["check"] | ["policy-version"] | ["users", _, "entitlements"] => {
                 Rule::Tenant("iam.entitlements.read")
+            }
+            // Handing out a platform grant is the platform's business.
+            ["service-accounts", _, "platform-access"] => {
+                Rule::Platform("iam.platform_access.write")
             }
             ["service-accounts", ..] => Rule::Tenant("iam.service_accounts.write"),
             [resource, ..] => {

@@ -14,7 +14,9 @@
 //! the caller's tenant reaches that tenant and its descendants, never an ancestor or a stranger.
 //! Outside that reach everything looks absent (`404`, whatever the caller holds); within it a
 //! missing permission is `403`. A tenant's own lifecycle (rename, move, block, unblock, delete)
-//! needs the permission in a strict ancestor, so it is `403` for the tenant itself.
+//! needs the permission in a strict ancestor, so it is `403` for the tenant itself. Setting a
+//! service account's platform access needs a platform-wide grant, which no caller of M has:
+//! `403` in every tenant alike (so it tells nothing about any tenant).
 //!
 //! Each cell gets resources of its own where the call would consume them (a fresh user to
 //! delete, a fresh child tenant to block), so every cell is decided by authorization alone. An
@@ -78,6 +80,7 @@ DELETE /v1/tenants/{tenant_id}/service-accounts/{service_account_id}            
 POST   /v1/tenants/{tenant_id}/service-accounts/{service_account_id}/rotate-secret + f f | + f f | n n n | n n n
 POST   /v1/tenants/{tenant_id}/service-accounts/{service_account_id}/disable       + f f | + f f | n n n | n n n
 POST   /v1/tenants/{tenant_id}/service-accounts/{service_account_id}/enable        + f f | + f f | n n n | n n n
+PUT    /v1/tenants/{tenant_id}/service-accounts/{service_account_id}/platform-access f f f | f f f | f f f | f f f
 POST   /v1/tenants/{tenant_id}/check                                               + + f | + + f | n n n | n n n
 GET    /v1/tenants/{tenant_id}/policy-version                                      + + f | + + f | n n n | n n n
 POST   /v1/tenants?parent_id={tenant_id}                                           + f f | + f f | n n n | n n n
@@ -330,6 +333,9 @@ async fn request_of(
         }
         ("POST", "/assignments") => Some(json!({"role_id": f.role, "user_id": user(app, t).await})),
         ("POST", "/check") => Some(json!({"user_id": f.user, "permission": "iam.users.read"})),
+        ("PUT", "/service-accounts/{service_account_id}/platform-access") => {
+            Some(json!({"permissions": ["iam.permissions.write"]}))
+        }
         _ => None,
     };
     (path, body)
