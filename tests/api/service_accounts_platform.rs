@@ -20,6 +20,14 @@ async fn service_account(app: &TestApp, tenant_id: &str, name: &str) -> (String,
         .await;
     assert_eq!(r.status(), 201);
     let body: Value = r.json().await.unwrap();
+    // Its tokens are verified against the read model: wait until it shows the account.
+    let token = body["consistency_token"].as_str().unwrap();
+    let r = app
+        .get(&format!(
+            "/v1/tenants/{tenant_id}/service-accounts?consistency={token}&limit=1"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
     (
         body["data"]["client_id"].as_str().unwrap().to_owned(),
         body["data"]["client_secret"].as_str().unwrap().to_owned(),

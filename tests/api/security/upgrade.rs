@@ -52,6 +52,13 @@ async fn state(db: &tokio_postgres::Client) -> (Vec<(String, String, String)>, V
     (claims, versions)
 }
 
+/// Undoes V18 (service accounts' platform access), which every release these tests go back
+/// to lacked: refinery refuses to apply an older migration below a newer applied one. No
+/// test here sets platform access, so `charter migrate` re-adds the column as it was.
+const UNDO_V18: &str = "
+ALTER TABLE projections.service_accounts DROP COLUMN platform_permissions;
+DELETE FROM refinery_schema_history WHERE version = 18;";
+
 /// What the previous release left: the inverse of V15 and V16, as its code wrote them.
 const DOWNGRADE: &str = "
 BEGIN;
@@ -183,6 +190,7 @@ async fn v15_and_v16_rebuild_what_the_previous_release_did_not_write() {
     assert_eq!(version(&rotated), Some(2));
     assert_eq!(version(&never), Some(0));
 
+    db.batch_execute(UNDO_V18).await.expect("undo V18");
     db.batch_execute(DOWNGRADE).await.expect("downgrade");
     let old = state_without_versions(&db).await;
     assert_ne!(old, live.0, "the downgrade changed nothing");
@@ -381,6 +389,7 @@ async fn v17_moves_the_previous_releases_read_side_to_the_compact_model() {
     assert_eq!(mine(&live, &w2), Some(1));
     assert_eq!(mine(&live, &w3), Some(1));
 
+    db.batch_execute(UNDO_V18).await.expect("undo V18");
     db.batch_execute(DOWNGRADE_V17).await.expect("downgrade");
     let old = counters(&db).await;
     assert_eq!(
