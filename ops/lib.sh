@@ -660,7 +660,9 @@ ensure_cargo_deny() {
 deny_advisories() {
     ensure_cargo_deny
     export CHARTER_ADVISORY_DBS="$ADVISORY_DBS"
-    if [[ -z "$(ls -A "$ADVISORY_DBS" 2>/dev/null)" ]]; then
+    # A database is a clone `advisory-db-<hash>`; a lone db.lock (another run's fetch, failed
+    # or in progress) is not one.
+    if ! compgen -G "$ADVISORY_DBS/advisory-db-*/.git" >/dev/null; then
         log "fetching the RustSec advisory database into $ADVISORY_DBS"
         mkdir -p "$ADVISORY_DBS"
         if ! "$CARGO_DENY_BIN" deny fetch db </dev/null >"$CACHE_DIR/logs/advisory-fetch.log" 2>&1; then
