@@ -26,6 +26,16 @@ pub fn cloudevent_type(event_type: &str, schema_version: i32) -> String {
     format!("{TYPE_PREFIX}{event_type}.v{schema_version}")
 }
 
+/// The event type name and schema version of a CloudEvents `type`
+/// (`dev.charter.tenant.renamed.v1` → `("tenant.renamed", 1)`); `None` for a type that is
+/// not Charter's.
+pub fn parse_type(ty: &str) -> Option<(&str, u32)> {
+    let rest = ty.strip_prefix(TYPE_PREFIX)?;
+    let (event_type, version) = rest.rsplit_once(".v")?;
+    let version = version.parse().ok().filter(|v| *v > 0)?;
+    (!event_type.is_empty()).then_some((event_type, version))
+}
+
 pub fn source(tenant_id: uuid::Uuid) -> String {
     format!("/charter/tenants/{tenant_id}")
 }
@@ -58,4 +68,24 @@ pub fn to_cloudevent(
         builder = builder.extension("workspaceid", workspace_id.to_string());
     }
     builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_type_round_trips() {
+        let ty = cloudevent_type("service_account.secret_rotated", 3);
+        assert_eq!(parse_type(&ty), Some(("service_account.secret_rotated", 3)));
+        for foreign in [
+            "com.example.tenant.created.v1",
+            "dev.charter.tenant.created",
+            "dev.charter.tenant.created.v0",
+            "dev.charter.tenant.created.vx",
+            "dev.charter..v1",
+        ] {
+            assert_eq!(parse_type(foreign), None, "{foreign}");
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cloudevent;
 pub mod envelope;
 pub mod group;
+pub mod iam;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod keyring;
@@ -30,3 +31,4 @@ pub mod workspace;
 
 pub use catalog::{DecodeError, DomainEvent, EventSchema, Scoped};
 pub use envelope::{Metadata, RecordedEvent};
+pub use iam::IamEvent;

@@ -138,12 +138,16 @@ async fn main() -> std::io::Result<()> {
     );
     policy.on_stale = match env_or("CONNECTIONS_ON_STALE", "fail-closed").as_str() {
         "serve-stale" => OnStale::ServeStale,
-        _ => OnStale::FailClosed,
+        "fail-closed" => OnStale::FailClosed,
+        other => panic!("CONNECTIONS_ON_STALE is fail-closed or serve-stale, not {other:?}"),
     };
     let cache = PolicyCache::start(policy).expect("start the policy cache");
     let guard = Guard::new(verifier, cache);
     if !guard.wait_ready(Duration::from_secs(60)).await {
-        panic!("the policy cache did not catch up within 60 s");
+        panic!(
+            "the policy cache did not catch up within 60 s: {:?}",
+            guard.policy().health()
+        );
     }
 
     let unprotected = env_or("CONNECTIONS_UNPROTECTED", "") == "1";

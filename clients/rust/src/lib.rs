@@ -26,6 +26,12 @@ pub mod register;
 pub mod verifier;
 
 pub use charter_events::access_token::{Claims, PrincipalKind};
+pub use events::{Delivery, EventConsumer, EventConsumerConfig};
 pub use guard::{Guard, Refusal};
 pub use policy::{OnStale, PolicyCache, PolicyCacheConfig, PolicyHealth};
 pub use verifier::{TokenError, Verifier, VerifierConfig};
+
+/// The README's example compiles (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

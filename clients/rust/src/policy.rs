@@ -2,8 +2,9 @@
 //!
 //! Charter publishes each policy-version counter's newest value to `charter.iam.policy.v1`,
 //! keyed `<tenant_id>/<workspace_id>` ([`charter_events::policy`]). The [`PolicyCache`]
-//! reads the topic from the beginning, assigning every partition itself (no consumer group,
-//! nothing committed), and keeps the highest value of each counter. A token is stale when its
+//! reads the topic from the beginning, assigning every partition itself (it joins no consumer
+//! group and commits nothing; librdkafka wants a `group.id` even to assign, so it gets a
+//! private random one the broker never sees joined), and keeps the highest value of each counter. A token is stale when its
 //! `policy_version` is below its scope's effective version, computed as Charter computes it
 //! ([`charter_events::policy::effective`]).
 //!
@@ -169,7 +170,15 @@ impl PolicyCache {
         let mut client = ClientConfig::new();
         client
             .set("bootstrap.servers", &config.brokers)
+            // librdkafka refuses to assign without a `group.id`, though an assign-only
+            // consumer never joins its group: a private, random one, never committed to, so
+            // the broker holds no group state and no offset for it.
+            .set(
+                "group.id",
+                format!("charter-client-policy-{}", Uuid::new_v4()),
+            )
             .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "10")
@@ -415,11 +424,25 @@ fn probe(shared: &Shared, consumer: &BaseConsumer) {
                         .filter(|p| !partitions.contains(p))
                         .collect();
                     if !new.is_empty() {
+                        // Without a group there is no incremental assignment: the whole list
+                        // again, each known partition from where the reader is (re-reading a
+                        // message it raced with is harmless: the highest value wins), each new
+                        // one from the beginning.
+                        let next = shared
+                            .progress
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .next
+                            .clone();
                         let mut list = TopicPartitionList::new();
-                        for &p in &new {
-                            let _ = list.add_partition_offset(&config.topic, p, Offset::Beginning);
+                        for &p in partitions.iter().chain(&new) {
+                            let offset = next
+                                .get(&p)
+                                .filter(|&&n| n >= 0)
+                                .map_or(Offset::Beginning, |&n| Offset::Offset(n));
+                            let _ = list.add_partition_offset(&config.topic, p, offset);
                         }
-                        if let Err(e) = consumer.incremental_assign(&list) {
+                        if let Err(e) = consumer.assign(&list) {
                             note_error(shared, format!("assigning {new:?}: {e}"));
                         } else {
                             partitions.extend(new);
