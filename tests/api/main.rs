@@ -28,6 +28,7 @@ mod policy_topic;
 mod rate_limit;
 mod replay;
 mod roles;
+mod sdk;
 mod security;
 mod seed;
 mod service_accounts_platform;
