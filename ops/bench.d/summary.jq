@@ -51,6 +51,19 @@ def rows:
       {measure: "token-issue: client_credentials",
        value: "\($x.charter.rps | n0)/s", baseline: "\($x.baseline_bare_actix.rps | n0) req/s (bare actix)",
        ratio: ($x.ratio | r), target: ">= \($x.targets.rps_min)/s", met: ($x.targets.rps_met | met)}]
+    elif $x.scenario == "sdk" then [
+      {measure: "sdk: verify + policy + permission, in process",
+       value: "\($x.inproc.sdk_per_s | n0)/s", baseline: "\($x.inproc.ring_per_s | n0)/s (raw ring ES256)",
+       ratio: ($x.ratio | r), target: ">= \($x.targets.ratio_min)x baseline", met: ($x.targets.ratio_met | met)},
+      {measure: "sdk peer: ring verify + cedar-policy",
+       value: "\($x.inproc.ring_plus_cedar_per_s | n0)/s", baseline: "\($x.inproc.ring_per_s | n0)/s (raw ring ES256)",
+       ratio: ($x.inproc.cedar_ratio | r), target: "-", met: "-"},
+      {measure: "sdk: example route (\($x.http.protected.clients // "?") clients)",
+       value: "\($x.http.protected.rps | n0) req/s", baseline: "\($x.http.unprotected.rps | n0) req/s (unprotected)",
+       ratio: ($x.http.ratio | r), target: ">= \($x.targets.http_ratio_min)x baseline", met: ($x.targets.http_ratio_met | met)},
+      {measure: "sdk: role change -> stale rejection p99",
+       value: "\($x.inproc.staleness.from_send_ms.p99 | n1) ms", baseline: "-",
+       ratio: "-", target: "<= \($x.targets.stale_p99_max_ms) ms", met: ($x.targets.stale_p99_met | met)}]
     elif $x.scenario == "relay" then [
       {measure: "relay: outbox -> broker (\($x.config.backlog) backlog)",
        value: "\($x.drain.events_per_s | n0) events/s", baseline: "\($x.baseline_raw_produce.events_per_s | n0) msg/s (bare producer)",

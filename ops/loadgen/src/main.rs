@@ -19,6 +19,7 @@ mod lag;
 mod open_loop;
 mod relay;
 mod runtime;
+mod sdk;
 mod seed_entitlements;
 mod seedlog;
 mod stats;
@@ -74,6 +75,8 @@ enum Scenario {
     RelayLatency(relay::LatencyArgs),
     /// Baseline: a bare producer at a fixed rate; the same consumer times send -> consume.
     RawLatency(relay::RawLatencyArgs),
+    /// The consumer SDK in process: per-request checks vs raw ring and cedar; staleness.
+    Sdk(sdk::SdkArgs),
 }
 
 fn main() {
@@ -94,6 +97,7 @@ fn main() {
         Scenario::RawProduce(a) => with_runtime(1, move || relay::raw_produce(a)),
         Scenario::RelayLatency(a) => with_runtime(a.threads, move || relay::relay_latency(a)),
         Scenario::RawLatency(a) => with_runtime(a.threads, move || relay::raw_latency(a)),
+        Scenario::Sdk(a) => with_runtime(a.threads, move || sdk::sdk(a)),
     };
     std::process::exit(code);
 }

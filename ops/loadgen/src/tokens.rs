@@ -37,7 +37,7 @@ pub struct VerifyArgs {
 }
 
 /// Runs `op` on `tasks` tasks for `duration`; returns successful operations per second.
-async fn rate<F, Fut>(tasks: usize, duration: Duration, op: F) -> f64
+pub(crate) async fn rate<F, Fut>(tasks: usize, duration: Duration, op: F) -> f64
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,

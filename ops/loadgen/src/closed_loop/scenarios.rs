@@ -22,6 +22,9 @@ pub struct WorkspacesArgs {
 pub struct GetArgs {
     #[command(flatten)]
     common: Common,
+    /// Sends `Authorization: Bearer <token>` with every request.
+    #[arg(long, env = "CHARTER_BENCH_BEARER")]
+    bearer: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -117,7 +120,10 @@ fn get(a: GetArgs) -> Plan {
     let url = a.common.url.clone();
     Plan {
         name: "get",
-        make: Arc::new(move |cl: &reqwest::Client, _, _| cl.get(&url)),
+        make: Arc::new(move |cl: &reqwest::Client, _, _| match &a.bearer {
+            Some(token) => cl.get(&url).bearer_auth(token),
+            None => cl.get(&url),
+        }),
         extra: json!({"url": a.common.url}),
     }
 }
