@@ -19,6 +19,7 @@ mod lag;
 mod open_loop;
 mod relay;
 mod runtime;
+#[cfg(feature = "cedar")]
 mod sdk;
 mod seed_entitlements;
 mod seedlog;
@@ -75,6 +76,7 @@ enum Scenario {
     RelayLatency(relay::LatencyArgs),
     /// Baseline: a bare producer at a fixed rate; the same consumer times send -> consume.
     RawLatency(relay::RawLatencyArgs),
+    #[cfg(feature = "cedar")]
     /// The consumer SDK in process: per-request checks vs raw ring and cedar; staleness.
     Sdk(sdk::SdkArgs),
 }
@@ -97,6 +99,7 @@ fn main() {
         Scenario::RawProduce(a) => with_runtime(1, move || relay::raw_produce(a)),
         Scenario::RelayLatency(a) => with_runtime(a.threads, move || relay::relay_latency(a)),
         Scenario::RawLatency(a) => with_runtime(a.threads, move || relay::raw_latency(a)),
+        #[cfg(feature = "cedar")]
         Scenario::Sdk(a) => with_runtime(a.threads, move || sdk::sdk(a)),
     };
     std::process::exit(code);

@@ -11,7 +11,7 @@
 //!    response, i.e. after the commit) until the SDK's policy cache rejects a token minted
 //!    under the version before it.
 //!
-//! Prints one JSON line.
+//! Prints one JSON line. Built only with feature `cedar` (ops/bench turns it on).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
