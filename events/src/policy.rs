@@ -40,8 +40,10 @@ impl PolicyMessage {
 
 /// The effective version of a scope from its counters: the tenant's counter, plus the
 /// workspace's for a workspace-scoped token (a counter never bumped is 0).
+/// Saturating: a counter at the edge of `i64` (which only a forged message could carry) makes
+/// every token of the scope stale rather than wrapping round and making them all current.
 pub fn effective(tenant_counter: i64, workspace_counter: Option<i64>) -> i64 {
-    tenant_counter + workspace_counter.unwrap_or(0)
+    tenant_counter.saturating_add(workspace_counter.unwrap_or(0))
 }
 
 #[cfg(test)]

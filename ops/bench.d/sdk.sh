@@ -1,11 +1,12 @@
 # shellcheck shell=bash
 # Sourced by ops/bench: the sdk scenario (the consumer SDK, clients/rust). Uses ops/bench's
 # variables and helpers, api/bench_login from tokens.sh, and CHARTER_TOKEN.
-#   1. In process (charter-loadgen sdk): Guard::authorize (verify + policy + permission) vs raw
+#   1. In process (charter-loadgen sdk): verify_uncached + Guard::check (policy + permission) vs raw
 #      ring ES256 verify of the same token, beside cedar-policy deciding the same check; then
 #      role changes one after another, each timed until the SDK rejects the old version.
 #   2. Over HTTP: the example service's protected route vs the same handler unprotected, from
-#      $CLIENTS closed-loop clients each.
+#      $CLIENTS closed-loop clients each, all with one token, as a client reuses its token: after
+#      the first request the verified-token cache answers for the signature.
 
 SDK_TARGET_RATIO="${BENCH_SDK_TARGET_RATIO:-0.90}"
 SDK_HTTP_TARGET_RATIO="${BENCH_SDK_HTTP_TARGET_RATIO:-0.50}"
@@ -24,7 +25,7 @@ bench_sdk() {
 
     # The service account the example registers its permissions with, in the platform tenant.
     local root sa sa_id client_id secret
-    root="$(api GET /v1/auth/me | jq -r .tenant_id)"
+    root="$(api GET /v1/auth/me | jq -r .tenant.id)"
     sa="$(api POST "/v1/tenants/$root/service-accounts" "$(jq -nc --arg n "bench-connections-$RANDOM" '{name: $n}')")"
     sa_id="$(jq -r .data.id <<<"$sa")"
     client_id="$(jq -r .data.client_id <<<"$sa")"
@@ -110,8 +111,10 @@ bench_sdk() {
     {
         row scenario value baseline ratio target
         row_rule
-        row "sdk: verify + policy + permission ($SDK_TASKS tasks)" "$(fmt 0 "$(jq -r .sdk_per_s "$out/inproc.json")")/s" \
+        row "sdk: verify (uncached) + policy + permission ($SDK_TASKS tasks)" "$(fmt 0 "$(jq -r .sdk_per_s "$out/inproc.json")")/s" \
             "$(fmt 0 "$(jq -r .ring_per_s "$out/inproc.json")")/s (raw ring ES256)" "$(fmt 2 "$ratio")" ">= $SDK_TARGET_RATIO"
+        row "sdk: the same token again (verified-token cache)" "$(fmt 0 "$(jq -r .sdk_cached_per_s "$out/inproc.json")")/s" \
+            "signature remembered by token text" "-" "-"
         row "peer: ring verify + cedar-policy check" "$(fmt 0 "$(jq -r .ring_plus_cedar_per_s "$out/inproc.json")")/s" \
             "$(fmt 0 "$(jq -r .ring_per_s "$out/inproc.json")")/s (raw ring ES256)" "$(fmt 2 "$(jq -r .cedar_ratio "$out/inproc.json")")" "-"
         row "peer: cedar-policy check alone" "$(fmt 0 "$(jq -r .cedar_check_per_s "$out/inproc.json")")/s" "-" "-" "-"

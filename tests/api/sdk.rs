@@ -433,8 +433,8 @@ async fn the_example_registers_its_permissions_and_enforces_tokens_locally() {
         "forbidden",
     )
     .await;
-    // Charter's platform administrator holds no grant in a tenant's workspace: platform
-    // grants are Charter's own and are not honoured by a service.
+    // Charter's platform administrator, whose token is of the root tenant, is refused in
+    // alice's (that platform grants are not honoured at all is guard.rs's unit test).
     let root = app.config.bootstrap.tenant.clone().unwrap();
     let admin = login_eventually(&app.address, &root, ADMIN, ADMIN_PASSWORD).await;
     let admin = admin["access_token"].as_str().unwrap();
@@ -733,6 +733,14 @@ async fn the_event_consumer_decodes_dedupes_and_redelivers_what_failed() {
     assert_eq!(created.stream_version, 1);
     let ids: HashSet<Uuid> = seen.iter().map(|d| d.id).collect();
     assert_eq!(ids.len(), seen.len(), "no event handled twice");
+    // Running the same consumer again retries the event that failed, first.
+    let mut retried = Vec::new();
+    read_until_created(&mut first, tenant_id, &mut retried).await;
+    assert_eq!(
+        retried.iter().map(|d| d.id).collect::<Vec<_>>(),
+        vec![created.id],
+        "the retry starts at the failed event"
+    );
     drop(first);
 
     // The handler refused the creation: it was not committed, so the group gets it again.

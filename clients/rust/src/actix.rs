@@ -1,5 +1,5 @@
-//! actix-web integration: [`require_permission`] protects a route, a resource or a scope,
-//! and [`Authorized`] hands the verified claims to the handler.
+//! actix-web integration: [`require_permission`] protects a resource or a route, and
+//! [`Authorized`] hands the verified claims to the handler.
 //!
 //! ```no_run
 //! # use actix_web::{web, App, HttpResponse};
@@ -15,8 +15,17 @@
 //!
 //! The middleware reads the bearer token, and answers 401 (`unauthorized`,
 //! `invalid-token`), 403 (`forbidden`) or 503 (`policy-unavailable`) with an RFC 7807
-//! `application/problem+json` body of Charter's problem types. A matched path parameter
-//! `tenant_id` or `workspace_id` must equal the token's.
+//! `application/problem+json` body of Charter's problem types.
+//!
+//! **Scope.** The route's path must name the tenant as `{tenant_id}`, and the token must be
+//! of it; a `{workspace_id}` must be the token's workspace, and a route without one refuses
+//! workspace-scoped tokens (a workspace grant does not reach the tenant's own resources, as
+//! in Charter). Wrap the resource or the route, not a scope or the app: middleware around a
+//! scope runs before the inner resource's parameters are matched, so it would see less of the
+//! path than the handler does. A route that names no tenant answers 500 (a misconfiguration)
+//! unless it opts in with [`RequirePermission::in_token_scope`], which lets the token's own
+//! scope be the resource's: the handler must then act only in [`Authorized`]'s tenant and
+//! workspace.
 
 use std::future::{ready, Future, Ready};
 use std::ops::Deref;
@@ -31,18 +40,34 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use uuid::Uuid;
 
 use crate::guard::{Guard, Refusal, Resource, PROBLEM_TYPE_BASE};
+use crate::verifier::TokenError;
 use charter_events::access_token::Claims;
 
 /// Middleware that lets a request through only when its token carries `permission` (see the
 /// [module docs](self)). Needs a `web::Data<Guard>` in the app data.
 pub fn require_permission(permission: &'static str) -> RequirePermission {
-    RequirePermission { permission }
+    RequirePermission {
+        permission,
+        token_scope: false,
+    }
 }
 
 /// See [`require_permission`].
 #[derive(Debug, Clone, Copy)]
 pub struct RequirePermission {
     permission: &'static str,
+    token_scope: bool,
+}
+
+impl RequirePermission {
+    /// For a route whose path names no tenant: the resource is in the token's own tenant (and
+    /// workspace), and the handler acts only there (see the [module docs](self)).
+    pub fn in_token_scope(self) -> Self {
+        Self {
+            token_scope: true,
+            ..self
+        }
+    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for RequirePermission
@@ -60,6 +85,7 @@ where
         ready(Ok(RequirePermissionService {
             service: Rc::new(service),
             permission: self.permission,
+            token_scope: self.token_scope,
         }))
     }
 }
@@ -68,6 +94,7 @@ where
 pub struct RequirePermissionService<S> {
     service: Rc<S>,
     permission: &'static str,
+    token_scope: bool,
 }
 
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
@@ -85,13 +112,13 @@ where
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = self.service.clone();
-        let permission = self.permission;
+        let (permission, token_scope) = (self.permission, self.token_scope);
         Box::pin(async move {
             let Some(guard) = req.app_data::<web::Data<Guard>>().cloned() else {
                 let refusal = Refusal::Unavailable("no charter_client::Guard in app data".into());
                 return Ok(req.into_response(problem(&refusal)).map_into_right_body());
             };
-            match judge(&guard, &req, permission).await {
+            match judge(&guard, &req, permission, token_scope).await {
                 Ok(claims) => {
                     req.extensions_mut().insert(Authorized(Arc::new(claims)));
                     Ok(service.call(req).await?.map_into_left_body())
@@ -99,6 +126,9 @@ where
                 Err(refusal) => {
                     metrics::counter!("charter_client_refusals_total", "reason" => refusal.reason())
                         .increment(1);
+                    if refusal.status() >= 500 {
+                        tracing::warn!(error = %refusal, path = %req.path(), "request not judged");
+                    }
                     Ok(req.into_response(problem(&refusal)).map_into_right_body())
                 }
             }
@@ -106,8 +136,19 @@ where
     }
 }
 
-async fn judge(guard: &Guard, req: &ServiceRequest, permission: &str) -> Result<Claims, Refusal> {
+async fn judge(
+    guard: &Guard,
+    req: &ServiceRequest,
+    permission: &str,
+    token_scope: bool,
+) -> Result<Claims, Refusal> {
     let token = bearer(req.headers()).ok_or(Refusal::NoToken)?;
+    // Who is asking comes first: an unauthenticated caller learns nothing about the path.
+    let claims = guard
+        .verifier()
+        .verify(token)
+        .await
+        .map_err(Refusal::Token)?;
     let path_id = |name: &str| -> Result<Option<Uuid>, Refusal> {
         match req.match_info().get(name) {
             None => Ok(None),
@@ -125,7 +166,16 @@ async fn judge(guard: &Guard, req: &ServiceRequest, permission: &str) -> Result<
         tenant_id: path_id("tenant_id")?,
         workspace_id: path_id("workspace_id")?,
     };
-    guard.authorize(token, permission, resource).await
+    let resource = match (resource.tenant_id, token_scope) {
+        (Some(_), _) => resource,
+        (None, true) => Resource {
+            tenant_id: Some(claims.tenant_id),
+            workspace_id: claims.workspace_id,
+        },
+        (None, false) => return Err(Refusal::Unscoped),
+    };
+    guard.check(&claims, permission, resource)?;
+    Ok(claims)
 }
 
 fn bearer(headers: &header::HeaderMap) -> Option<&str> {
@@ -157,12 +207,23 @@ pub fn problem(refusal: &Refusal) -> HttpResponse {
         }
         _ => {}
     }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.insert_header((header::RETRY_AFTER, "1"));
+    }
+    // A 5xx says what kind of trouble, not its internals (addresses, errors of the broker or
+    // of the JWKS fetch): those go to the log.
+    let detail = match refusal {
+        Refusal::Unavailable(_) | Refusal::Token(TokenError::KeysUnavailable(_)) => {
+            "the service cannot judge requests right now; try again shortly".to_owned()
+        }
+        other => other.to_string(),
+    };
     response.body(
         serde_json::json!({
             "type": format!("{PROBLEM_TYPE_BASE}{}", refusal.slug()),
             "title": status.canonical_reason().unwrap_or(""),
             "status": status.as_u16(),
-            "detail": refusal.to_string(),
+            "detail": detail,
         })
         .to_string(),
     )

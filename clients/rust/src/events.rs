@@ -11,8 +11,10 @@
 //!   [`IamEvent`], upcasting superseded versions, so a handler sees current payloads only;
 //! - skips a CloudEvent `id` it has already handled, within a bounded window of the most
 //!   recent ids ([`EventConsumerConfig::dedupe_window`]);
-//! - commits an event's offset only after its handler succeeded: a handler that fails stops
-//!   [`EventConsumer::run`], and the event is delivered again to whoever consumes next.
+//! - stores an event's offset only after its handler succeeded (librdkafka commits stored
+//!   offsets every few seconds and when the consumer closes): a handler that fails stops
+//!   [`EventConsumer::run`] with the consumer rewound to that event, so the next `run`, or
+//!   whoever consumes next in the group, gets it again.
 //!
 //! The window makes a redelivery a no-op when it arrives within the last `dedupe_window`
 //! events; a handler should still be idempotent (for example by comparing `stream_version`
@@ -33,7 +35,7 @@ use cloudevents::{AttributesReader, Data};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, Offset};
 use uuid::Uuid;
 
 use charter_events::cloudevent::parse_type;
@@ -182,19 +184,21 @@ pub struct EventConsumer {
 }
 
 impl EventConsumer {
-    /// Creates the consumer and subscribes to the topic. Offsets are committed only by
+    /// Creates the consumer and subscribes to the topic. Offsets are stored only by
     /// [`EventConsumer::run`] (or [`EventConsumer::commit`]), after the handler.
     pub fn new(config: EventConsumerConfig) -> Result<Self, ConsumerError> {
         let mut kafka = ClientConfig::new();
-        kafka
-            .set("bootstrap.servers", &config.brokers)
-            .set("group.id", &config.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+        kafka.set("auto.offset.reset", "earliest");
         for (k, v) in &config.kafka {
             kafka.set(k, v);
         }
+        // What at least once rests on comes last: no setting of the caller's overrides it.
+        kafka
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false");
         let consumer: StreamConsumer = kafka.create()?;
         consumer.subscribe(&[config.topic.as_str()])?;
         Ok(Self {
@@ -206,7 +210,8 @@ impl EventConsumer {
 
     /// Hands every event, in order within its stream, to `handler`, until the handler fails
     /// or the broker reports an error. A redelivered event within the window is committed
-    /// without calling the handler again.
+    /// without calling the handler again. On an error the consumer is rewound to the event
+    /// that failed, so calling `run` again retries it.
     pub async fn run<F, Fut, E>(&mut self, mut handler: F) -> Result<(), ConsumerError>
     where
         F: FnMut(Delivery) -> Fut,
@@ -216,9 +221,12 @@ impl EventConsumer {
         loop {
             let message = self.consumer.recv().await?;
             let (partition, offset) = (message.partition(), message.offset());
-            let delivery = match self.decode(&message)? {
-                Decoded::Event(d) => d,
-                Decoded::Skipped => {
+            let decoded = self.decode(&message);
+            drop(message);
+            let delivery = match decoded {
+                Err(e) => return Err(self.rewind(partition, offset, e)),
+                Ok(Decoded::Event(d)) => d,
+                Ok(Decoded::Skipped) => {
                     self.commit_at(partition, offset)?;
                     continue;
                 }
@@ -228,12 +236,13 @@ impl EventConsumer {
                 metrics::counter!("charter_client_events_duplicates_total").increment(1);
                 tracing::debug!(%id, "skipping a redelivered event");
             } else {
-                handler(*delivery)
-                    .await
-                    .map_err(|e| ConsumerError::Handler {
+                if let Err(e) = handler(*delivery).await {
+                    let error = ConsumerError::Handler {
                         id,
                         source: e.into(),
-                    })?;
+                    };
+                    return Err(self.rewind(partition, offset, error));
+                }
                 self.seen.insert(id);
                 metrics::counter!("charter_client_events_handled_total").increment(1);
             }
@@ -241,17 +250,36 @@ impl EventConsumer {
         }
     }
 
-    /// Commits everything up to and including `delivery` in its partition, for callers
-    /// that hand events on before they are done with them.
+    /// Marks everything up to and including `delivery` in its partition as done, for
+    /// callers that hand events on before they are done with them.
     pub fn commit(&self, delivery: &Delivery) -> Result<(), ConsumerError> {
         self.commit_at(delivery.partition, delivery.offset)
     }
 
+    /// Stores the offset after `offset`; librdkafka commits it.
     fn commit_at(&self, partition: i32, offset: i64) -> Result<(), ConsumerError> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.config.topic, partition, Offset::Offset(offset + 1))?;
-        self.consumer.commit(&tpl, CommitMode::Async)?;
+        self.consumer
+            .store_offset(&self.config.topic, partition, offset)?;
         Ok(())
+    }
+
+    /// Puts the consumer back on the event at `offset`, and commits what was stored so far,
+    /// so that neither a retry nor the next member of the group skips it.
+    fn rewind(&self, partition: i32, offset: i64, error: ConsumerError) -> ConsumerError {
+        let seek = self.consumer.seek(
+            &self.config.topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(10),
+        );
+        if let Err(e) = seek {
+            tracing::error!(partition, offset, error = %e, "could not rewind to a failed event");
+            return ConsumerError::Kafka(e);
+        }
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::warn!(error = %e, "committing the stored offsets");
+        }
+        error
     }
 
     fn decode(&self, message: &BorrowedMessage<'_>) -> Result<Decoded, ConsumerError> {

@@ -38,10 +38,14 @@ pub enum Refusal {
     /// keys could not be fetched.
     #[error("{0}")]
     Unavailable(String),
+    /// The route names no tenant and did not opt into the token's scope: a misconfiguration
+    /// (see [`crate::actix`]).
+    #[error("the route names no tenant to check the token against")]
+    Unscoped,
 }
 
 impl Refusal {
-    /// The HTTP status to answer with: 401, 403 or 503.
+    /// The HTTP status to answer with: 401, 403, 503, or 500 for a misconfigured route.
     pub fn status(&self) -> u16 {
         match self {
             Refusal::NoToken | Refusal::Token(_) | Refusal::Stale { .. } => match self {
@@ -50,6 +54,7 @@ impl Refusal {
             },
             Refusal::Missing(_) | Refusal::OtherScope(_) => 403,
             Refusal::Unavailable(_) => 503,
+            Refusal::Unscoped => 500,
         }
     }
 
@@ -62,6 +67,7 @@ impl Refusal {
             }
             Refusal::Token(_) | Refusal::Stale { .. } => "invalid-token",
             Refusal::Missing(_) | Refusal::OtherScope(_) => "forbidden",
+            Refusal::Unscoped => "internal",
         }
     }
 
@@ -76,6 +82,7 @@ impl Refusal {
             Refusal::Stale { .. } => "stale",
             Refusal::Missing(_) => "missing_permission",
             Refusal::OtherScope(_) => "other_scope",
+            Refusal::Unscoped => "unscoped_route",
         }
     }
 }
@@ -144,25 +151,34 @@ impl Guard {
         resource: Resource,
     ) -> Result<(), Refusal> {
         self.policy.check(claims)?;
-        if resource.tenant_id.is_some_and(|t| t != claims.tenant_id) {
-            return Err(Refusal::OtherScope("tenant"));
-        }
-        if resource
-            .workspace_id
-            .is_some_and(|w| Some(w) != claims.workspace_id)
-        {
-            return Err(Refusal::OtherScope("workspace"));
-        }
-        if !claims.has_permission(permission) {
-            return Err(Refusal::Missing(permission.to_owned()));
-        }
-        Ok(())
+        in_scope(claims, permission, resource)
     }
 
     /// Waits for the policy cache to be ready (see [`PolicyCache::wait_ready`]).
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         self.policy.wait_ready(timeout).await
     }
+}
+
+/// The checks that need neither keys nor the cache: the token is of the resource's tenant and
+/// workspace, and carries `permission` in its own scope. Platform-wide grants are not
+/// honoured.
+fn in_scope(claims: &Claims, permission: &str, resource: Resource) -> Result<(), Refusal> {
+    if resource.tenant_id.is_some_and(|t| t != claims.tenant_id) {
+        return Err(Refusal::OtherScope("tenant"));
+    }
+    match (resource.workspace_id, claims.workspace_id) {
+        (Some(w), token) if Some(w) != token => return Err(Refusal::OtherScope("workspace")),
+        // A workspace's grants do not reach its tenant's own resources.
+        (None, Some(_)) if resource.tenant_id.is_some() => {
+            return Err(Refusal::OtherScope("workspace"))
+        }
+        _ => {}
+    }
+    if !claims.has_permission(permission) {
+        return Err(Refusal::Missing(permission.to_owned()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -193,6 +209,67 @@ mod tests {
         assert_eq!(
             Refusal::from(PolicyError::NotReady).slug(),
             "policy-unavailable"
+        );
+        assert_eq!(Refusal::Unscoped.status(), 500);
+    }
+
+    fn claims(tenant: u128, workspace: Option<u128>, permissions: &[&str]) -> Claims {
+        serde_json::from_value(serde_json::json!({
+            "iss": "https://iam.example.com", "aud": "charter",
+            "sub": Uuid::from_u128(99), "principal": "user",
+            "tenant_id": Uuid::from_u128(tenant),
+            "workspace_id": workspace.map(Uuid::from_u128),
+            "roles": [], "permissions": permissions, "platform_permissions": ["connections.*", "iam.*"],
+            "policy_version": 3, "policy_contract": 2, "account_version": 0,
+            "jti": Uuid::from_u128(7), "iat": 0, "nbf": 0, "exp": 0,
+        }))
+        .expect("claims")
+    }
+
+    fn at(tenant: u128, workspace: Option<u128>) -> Resource {
+        Resource {
+            tenant_id: Some(Uuid::from_u128(tenant)),
+            workspace_id: workspace.map(Uuid::from_u128),
+        }
+    }
+
+    #[test]
+    fn a_token_is_good_only_in_its_own_scope_and_for_what_it_carries() {
+        let ws = claims(1, Some(10), &["connections.read"]);
+        assert_eq!(in_scope(&ws, "connections.read", at(1, Some(10))), Ok(()));
+        assert_eq!(
+            in_scope(&ws, "connections.create", at(1, Some(10))),
+            Err(Refusal::Missing("connections.create".into()))
+        );
+        // Another tenant, another workspace of its tenant, the tenant itself.
+        assert_eq!(
+            in_scope(&ws, "connections.read", at(2, Some(10))),
+            Err(Refusal::OtherScope("tenant"))
+        );
+        assert_eq!(
+            in_scope(&ws, "connections.read", at(1, Some(11))),
+            Err(Refusal::OtherScope("workspace"))
+        );
+        assert_eq!(
+            in_scope(&ws, "connections.read", at(1, None)),
+            Err(Refusal::OtherScope("workspace"))
+        );
+        // A tenant-wide token on a tenant route; not on a workspace route.
+        let tenant = claims(1, None, &["connections.read"]);
+        assert_eq!(in_scope(&tenant, "connections.read", at(1, None)), Ok(()));
+        assert_eq!(
+            in_scope(&tenant, "connections.read", at(1, Some(10))),
+            Err(Refusal::OtherScope("workspace"))
+        );
+    }
+
+    #[test]
+    fn platform_grants_are_not_honoured() {
+        // `platform_permissions` covers connections.* in every tenant: the guard ignores it.
+        let admin = claims(1, Some(10), &[]);
+        assert_eq!(
+            in_scope(&admin, "connections.read", at(1, Some(10))),
+            Err(Refusal::Missing("connections.read".into()))
         );
     }
 }

@@ -11,9 +11,15 @@
 //!   account's client credentials, and [`events`] consumes `charter.iam.events.v1` for
 //!   services that keep their own copies of directory data.
 //!
-//! What stays with Charter: revocation of one token, logout, and a disabled user or blocked
-//! tenant are not on the policy topic. A local check honours them when the token expires;
-//! a route that must see them at once calls Charter's introspection endpoint.
+//! What stays with Charter: whatever moves a principal's `account_version` or a tenant's
+//! state rather than a policy version is not on the policy topic, so a local check honours it
+//! only when the token expires (`auth.access_token_ttl_s`, 15 minutes by default): one token's
+//! revocation, logout and logout-all, a password change, an MFA reset, a disabled user, a
+//! service account's secret rotation (a leaked secret's tokens live on until they expire) or
+//! platform-access change, a blocked tenant. A route that must see those at once calls
+//! Charter's introspection endpoint. The cache's staleness is measured against the broker: a
+//! Charter whose relay is stalled while the broker is healthy looks current (watch Charter's
+//! `charter_relay_lag_seconds`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

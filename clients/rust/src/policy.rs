@@ -168,6 +168,10 @@ impl PolicyCache {
     /// catch-up.
     pub fn start(config: PolicyCacheConfig) -> Result<Self, KafkaError> {
         let mut client = ClientConfig::new();
+        for (key, value) in &config.kafka {
+            client.set(key, value);
+        }
+        // The settings the cache rests on come last: no setting of the caller's overrides them.
         client
             .set("bootstrap.servers", &config.brokers)
             // librdkafka refuses to assign without a `group.id`, though an assign-only
@@ -183,9 +187,6 @@ impl PolicyCache {
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "10")
             .set("reconnect.backoff.max.ms", "1000");
-        for (key, value) in &config.kafka {
-            client.set(key, value);
-        }
         let consumer: Arc<BaseConsumer> = Arc::new(client.create()?);
         let shared = Arc::new(Shared {
             config,
@@ -334,6 +335,14 @@ impl Shared {
         };
         // A counter of another contract cannot be compared with tokens of this one.
         if message.contract != CONTRACT {
+            return;
+        }
+        // Counters start at 0 and only grow.
+        if message.policy_version < 0 {
+            tracing::warn!(
+                version = message.policy_version,
+                "skipping a negative policy counter"
+            );
             return;
         }
         let key = (

@@ -88,6 +88,9 @@ pub async fn register_permissions(
     deadline: Duration,
 ) -> Result<Registered, RegisterError> {
     let http = reqwest::Client::builder()
+        // The secret goes to the token endpoint discovery named (on the issuer's origin,
+        // checked by the verifier), and nowhere a redirect would take it.
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| RegisterError::Unavailable(e.to_string()))?;

@@ -37,6 +37,14 @@ pub struct VerifierConfig {
     pub refresh_interval: Duration,
     /// The timeout of each HTTP request to Charter.
     pub http_timeout: Duration,
+    /// Allows a plain `http://` issuer on a host other than loopback. Off by default: the
+    /// keys, and the client secret [`crate::register`] sends, must not cross a network in
+    /// the clear.
+    pub allow_insecure_http: bool,
+    /// How many verified tokens are remembered (by their full text), so that a client's
+    /// next request with the same token skips the signature check; 0 turns it off. A hit is
+    /// still checked for `exp`/`nbf` and for its key still being in the JWKS.
+    pub verified_cache: usize,
 }
 
 impl VerifierConfig {
@@ -50,6 +58,8 @@ impl VerifierConfig {
             min_refetch_interval: Duration::from_secs(10),
             refresh_interval: Duration::from_secs(60),
             http_timeout: Duration::from_secs(5),
+            allow_insecure_http: false,
+            verified_cache: 10_000,
         }
     }
 }
@@ -129,6 +139,58 @@ pub enum DiscoveryError {
         /// The document's.
         found: String,
     },
+    /// The issuer is not `https://` (nor plain `http://` on loopback), or the document
+    /// points an endpoint at another origin than the issuer's.
+    #[error("{0}")]
+    Insecure(String),
+}
+
+/// `(scheme, host, port)` of a URL.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let url = reqwest::Url::parse(url).ok()?;
+    Some((
+        url.scheme().to_owned(),
+        url.host_str()?.to_owned(),
+        url.port_or_known_default()?,
+    ))
+}
+
+/// The issuer is HTTPS, or HTTP on a loopback host, or HTTP allowed explicitly.
+fn check_issuer(issuer: &str, allow_http: bool) -> Result<(), DiscoveryError> {
+    let Some((scheme, host, _)) = origin(issuer) else {
+        return Err(DiscoveryError::Insecure(format!(
+            "the issuer {issuer} is not a URL"
+        )));
+    };
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match scheme.as_str() {
+        "https" => Ok(()),
+        "http" if loopback || allow_http => Ok(()),
+        _ => Err(DiscoveryError::Insecure(format!(
+            "the issuer {issuer} is not https:// (set allow_insecure_http to allow plain HTTP)"
+        ))),
+    }
+}
+
+/// Every endpoint the SDK calls is on the issuer's own origin.
+fn check_endpoints(issuer: &str, discovery: &Discovery) -> Result<(), DiscoveryError> {
+    let expected = origin(issuer);
+    for (name, url) in [
+        ("jwks_uri", &discovery.jwks_uri),
+        ("token_endpoint", &discovery.token_endpoint),
+        ("introspection_endpoint", &discovery.introspection_endpoint),
+    ] {
+        if origin(url) != expected {
+            return Err(DiscoveryError::Insecure(format!(
+                "{name} {url} is not on the issuer's origin {issuer}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The part of Charter's discovery document the SDK uses.
@@ -160,6 +222,8 @@ struct Inner {
     /// When the last fetch started, whatever its outcome.
     last_fetch: Mutex<Instant>,
     fetches: AtomicU64,
+    /// Tokens verified already, by their text: the claims and the key's id.
+    verified: RwLock<HashMap<String, (Arc<Claims>, String)>>,
 }
 
 /// Verifies Charter's access tokens locally. Cheap to clone.
@@ -171,9 +235,14 @@ pub struct Verifier {
 impl Verifier {
     /// Fetches the issuer's discovery document and JWKS.
     pub async fn discover(config: VerifierConfig) -> Result<Self, DiscoveryError> {
-        charter_events::jwt::install();
+        if !charter_events::jwt::install() {
+            tracing::debug!("jsonwebtoken's crypto provider was installed already");
+        }
+        check_issuer(&config.issuer, config.allow_insecure_http)?;
         let http = reqwest::Client::builder()
             .timeout(config.http_timeout)
+            // A redirect could take the keys, or the client secret, elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| DiscoveryError::Fetch {
                 url: config.issuer.clone(),
@@ -190,13 +259,16 @@ impl Verifier {
                 found: discovery.issuer,
             });
         }
+        check_endpoints(&issuer, &discovery)?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.algorithms = vec![Algorithm::ES256];
-        validation.set_issuer(&[&discovery.issuer]);
+        // Charter mints `iss` as configured, with or without a trailing slash.
+        validation.set_issuer(&[issuer.clone(), format!("{issuer}/")]);
         validation.set_audience(&[&config.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
-        validation.leeway = config.leeway.as_secs();
+        // Whole seconds (JWT times are), rounded up: a sub-second leeway is not none.
+        validation.leeway = config.leeway.as_secs_f64().ceil() as u64;
         let keys = fetch_keys(&http, &discovery.jwks_uri)
             .await
             .map_err(|cause| DiscoveryError::Fetch {
@@ -214,6 +286,7 @@ impl Verifier {
                 fetching: tokio::sync::Mutex::new(()),
                 last_fetch: Mutex::new(Instant::now()),
                 fetches: AtomicU64::new(1),
+                verified: RwLock::default(),
             }),
         })
     }
@@ -229,8 +302,60 @@ impl Verifier {
     }
 
     /// Verifies `token` and returns its claims. Only an unknown key id, or keys older than
-    /// the refresh interval, make it wait on the network.
+    /// the refresh interval, make it wait on the network. A token verified before (the same
+    /// text) is not checked for its signature again while it is valid and its key is
+    /// published; see [`VerifierConfig::verified_cache`].
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if let Some(claims) = self.remembered(token) {
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token).await?;
+        self.remember(token, &claims);
+        Ok(claims)
+    }
+
+    /// A remembered token's claims, if it is still within its times and its key is still
+    /// published.
+    fn remembered(&self, token: &str) -> Option<Claims> {
+        if self.inner.config.verified_cache == 0 {
+            return None;
+        }
+        let (claims, kid) = self
+            .inner
+            .verified
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned()?;
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let leeway = self.inner.validation.leeway as i64;
+        let in_time = now < claims.exp.saturating_add(leeway) && now >= claims.nbf - leeway;
+        (in_time && self.current().by_kid.contains_key(&kid)).then(|| (*claims).clone())
+    }
+
+    fn remember(&self, token: &str, claims: &Claims) {
+        let capacity = self.inner.config.verified_cache;
+        if capacity == 0 {
+            return;
+        }
+        let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
+            return;
+        };
+        let mut verified = self
+            .inner
+            .verified
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= capacity {
+            // Bounded: forget everything rather than track recency on the hot path.
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), (Arc::new(claims.clone()), kid));
+    }
+
+    /// Verifies `token` from its signature up, without the cache of verified tokens (what
+    /// the first request with a token costs; the benchmark measures this).
+    pub async fn verify_uncached(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // A header naming an algorithm jsonwebtoken does not know.
             jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::Algorithm,
@@ -304,14 +429,17 @@ impl Verifier {
     /// Refreshes the keys in the background (one refresh at a time, rate-limited like
     /// refetches); verification goes on with the keys it has.
     fn spawn_refresh(&self) {
+        // No task per request while Charter is away: only when a fetch may start now, and
+        // outside a runtime not at all (the next verify in one will refresh).
+        if tokio::runtime::Handle::try_current().is_err() || !self.may_fetch() {
+            return;
+        }
         let this = self.clone();
         tokio::spawn(async move {
             let Ok(_one) = this.inner.fetching.try_lock() else {
                 return;
             };
-            if this.current().fetched_at.elapsed() < this.inner.config.refresh_interval
-                || !this.may_fetch()
-            {
+            if this.current().fetched_at.elapsed() < this.inner.config.refresh_interval {
                 return;
             }
             if let Err(e) = this.fetch().await {
@@ -360,6 +488,44 @@ fn keys_of(set: &JwkSet) -> KeySet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_https_or_loopback_issuers_and_same_origin_endpoints() {
+        for ok in [
+            "https://iam.example.com",
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+        ] {
+            assert!(check_issuer(ok, false).is_ok(), "{ok}");
+        }
+        for bad in ["http://iam.example.com", "ftp://127.0.0.1", "not a url"] {
+            assert!(check_issuer(bad, false).is_err(), "{bad}");
+        }
+        assert!(check_issuer("http://iam.internal", true).is_ok());
+        let issuer = "https://iam.example.com";
+        let doc = |jwks: &str| Discovery {
+            issuer: issuer.into(),
+            jwks_uri: jwks.into(),
+            token_endpoint: format!("{issuer}/v1/oauth/token"),
+            introspection_endpoint: format!("{issuer}/v1/tokens/introspect"),
+        };
+        assert!(check_endpoints(
+            issuer,
+            &doc("https://iam.example.com/.well-known/jwks.json")
+        )
+        .is_ok());
+        for elsewhere in [
+            "https://evil.example.com/jwks.json",
+            "http://iam.example.com/jwks.json",
+            "https://iam.example.com:8443/jwks.json",
+        ] {
+            assert!(
+                check_endpoints(issuer, &doc(elsewhere)).is_err(),
+                "{elsewhere}"
+            );
+        }
+    }
 
     #[test]
     fn only_elliptic_keys_with_an_id_are_kept() {

@@ -1,15 +1,17 @@
 //! `sdk`: the consumer SDK (`charter-client`) in process, as a service runs it.
 //!
-//! 1. Per request: `Guard::authorize` (ES256 verify with the JWKS found by discovery, the
-//!    policy cache's staleness check, the scope and permission checks) against raw ring ES256
+//! 1. Per request: `Verifier::verify_uncached` and `Guard::check` (ES256 verify with the JWKS
+//!    found by discovery, the policy cache's staleness check, the scope and permission
+//!    checks; the signature checked on every call) against raw ring ES256
 //!    verification of the same token's signature, on the same number of tasks for the same
 //!    time. Beside them, the peer: cedar-policy evaluating an equivalent RBAC policy for the
 //!    same permission check (entities built from the claims, as a service would per request),
-//!    alone and after the same raw ring verify.
+//!    alone and after the same raw ring verify. Then `Guard::authorize` on the same token
+//!    again (the verified-token cache), for reference.
 //! 2. Staleness: `--changes` role changes through Charter's API, one after another at
 //!    `--change-rate` per second; for each, the time from sending the command (and from its
-//!    response, i.e. after the commit) until the SDK's policy cache rejects a token minted
-//!    under the version before it.
+//!    response, i.e. after the commit) until the SDK's policy cache rejects the token's
+//!    claims as of the version before it (the token's own claims, with that version).
 //!
 //! Prints one JSON line. Built only with feature `cedar` (ops/bench turns it on).
 
@@ -264,12 +266,29 @@ pub async fn sdk(a: SdkArgs) -> i32 {
         async move { ok }
     })
     .await;
+    // Every call verifies the signature, as for a token never seen before.
     let (g, token, permission) = (
         guard.clone(),
         Arc::new(a.token.clone()),
         Arc::new(a.permission.clone()),
     );
     let sdk_rate = rate(tasks, a.duration, move || {
+        let (g, t, p) = (g.clone(), token.clone(), permission.clone());
+        async move {
+            match g.verifier().verify_uncached(&t).await {
+                Ok(claims) => g.check(&claims, &p, resource).is_ok(),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    // The same token again: what a service pays once it has seen the token.
+    let (g, token, permission) = (
+        guard.clone(),
+        Arc::new(a.token.clone()),
+        Arc::new(a.permission.clone()),
+    );
+    let cached_rate = rate(tasks, a.duration / 4, move || {
         let (g, t, p) = (g.clone(), token.clone(), permission.clone());
         async move { g.authorize(&t, &p, resource).await.is_ok() }
     })
@@ -311,8 +330,8 @@ pub async fn sdk(a: SdkArgs) -> i32 {
     );
     let interval = Duration::from_secs_f64(1.0 / a.change_rate.max(0.1));
     let (mut from_send, mut from_commit) = (Vec::new(), Vec::new());
-    let mut failures = 0usize;
-    for i in 0..a.changes {
+    let (mut failures, mut granted) = (0usize, false);
+    for _ in 0..a.changes {
         let next = Instant::now() + interval;
         let before = guard
             .policy()
@@ -325,7 +344,7 @@ pub async fn sdk(a: SdkArgs) -> i32 {
             continue;
         }
         let sent = Instant::now();
-        let request = if i % 2 == 0 {
+        let request = if !granted {
             http.post(&url)
                 .json(&json!({"permissions": [a.toggle_permission]}))
         } else {
@@ -341,6 +360,7 @@ pub async fn sdk(a: SdkArgs) -> i32 {
             failures += 1;
             continue;
         }
+        granted = !granted;
         let deadline = Instant::now() + Duration::from_secs(10);
         while guard.policy().check(&old).is_ok() {
             if Instant::now() > deadline {
@@ -363,6 +383,7 @@ pub async fn sdk(a: SdkArgs) -> i32 {
         json!({
             "scenario": "sdk",
             "sdk_per_s": sdk_rate.round(),
+            "sdk_cached_per_s": cached_rate.round(),
             "ring_per_s": ring_rate.round(),
             "ratio": (ratio * 1000.0).round() / 1000.0,
             "cedar_check_per_s": cedar_rate.round(),
