@@ -321,7 +321,7 @@ scenario_header() {
     projection-lag) echo "# open loop $LAG_RATE cmd/s (POST workspaces, <= $LAG_INFLIGHT in flight), ${WARMUP}s warm-up, ${DURATION}s measured; lag of every ${LAG_SAMPLE_EVERY}th command" ;;
     token-verify) echo "# in process, $VERIFY_TASKS tasks, ${DURATION}s each: charter::token::Verifier::verify vs raw ring ES256 verify of the same token, same run" ;;
     token-issue) echo "# $CLIENTS clients, ${WARMUP}s warm-up, ${DURATION}s measured: POST /v1/oauth/token (client_credentials); baseline: bare actix-web JSON route, same run" ;;
-    sdk) echo "# in process, $SDK_TASKS tasks, ${DURATION}s each: charter-client Guard::authorize vs raw ring ES256 verify, cedar-policy beside; $SDK_CHANGES role changes at $SDK_CHANGE_RATE/s; the example service's route, $CLIENTS clients, ${WARMUP}s warm-up + ${DURATION}s, protected vs unprotected" ;;
+    sdk) echo "# in process, $SDK_TASKS tasks, ${DURATION}s each: charter-client verify_uncached + Guard::check vs raw ring ES256 verify, cedar-policy beside; $SDK_CHANGES role changes at $SDK_CHANGE_RATE/s; the example service's route, $CLIENTS clients, ${WARMUP}s warm-up + ${DURATION}s, protected vs unprotected" ;;
     relay) echo "# drain of a $RELAY_BACKLOG-row outbox backlog by a relay-only charter serve vs a bare rdkafka producer (the relay's settings, the same messages); commit -> broker at $RELAY_RATE cmd/s open loop (${RELAY_WARMUP}s warm-up, ${RELAY_DURATION}s measured), arrival = the partition's high-water mark polled every ${RELAY_POLL_MS} ms, vs a bare producer at the same rate; same run" ;;
     replay) echo "# $REPLAY_EVENTS seeded events; a verified charter replay (11 projections) vs one ordered read of the same log (psql COPY), same run" ;;
     esac
