@@ -57,6 +57,8 @@ pub struct Relay {
     poll: Duration,
     linger: Duration,
     status: RelayStatus,
+    /// Whether the topics are known to exist (or are not ours to create).
+    topics_ready: bool,
 }
 
 impl Relay {
@@ -70,23 +72,14 @@ impl Relay {
             poll: Duration::from_millis(config.relay.poll_interval_ms),
             linger: Duration::from_millis(config.relay.linger_ms),
             status,
+            topics_ready: !config.kafka.create_topics,
         })
     }
 
     /// Campaigns for leadership and relays while leader, until shutdown.
     pub async fn run(mut self, mut wakeup: Wakeup, shutdown: CancellationToken) {
-        let kafka = self.kafka.clone();
-        let mut topics_ready = !kafka.create_topics;
         while !shutdown.is_cancelled() {
-            if !topics_ready {
-                match self.publisher.ensure_topics(&kafka).await {
-                    Ok(()) => topics_ready = true,
-                    Err(e) => {
-                        self.status.failed(&e.to_string());
-                        tracing::warn!(error = %e, "could not ensure Kafka topics; retrying");
-                    }
-                }
-            }
+            self.ensure_topics().await;
             if let Err(e) = self.lead(&mut wakeup, &shutdown).await {
                 tracing::warn!(error = %e, "relay lost its database connection");
             }
@@ -97,6 +90,20 @@ impl Relay {
             }
         }
         tracing::info!("relay stopped");
+    }
+
+    /// Creates the topics when they are ours to create and not known to exist yet.
+    async fn ensure_topics(&mut self) {
+        if self.topics_ready {
+            return;
+        }
+        match self.publisher.ensure_topics(&self.kafka).await {
+            Ok(()) => self.topics_ready = true,
+            Err(e) => {
+                self.status.failed(&e.to_string());
+                tracing::warn!(error = %e, "could not ensure Kafka topics; retrying");
+            }
+        }
     }
 
     /// One leadership term: connect, take the lock (or wait for it), relay until the
@@ -145,6 +152,10 @@ impl Relay {
                         Ok(p) => self.publisher = p,
                         Err(e) => tracing::warn!(error = %e, "could not recreate the producer"),
                     }
+                    // Topics that could not be created at start (a broker too slow to
+                    // answer then) are asked for again, or every batch fails for good with
+                    // UnknownTopicOrPartition.
+                    self.ensure_topics().await;
                     (Duration::from_millis(200) * 2u32.saturating_pow(failures.min(5)))
                         .min(Duration::from_secs(5))
                 }
