@@ -195,6 +195,12 @@ impl Example {
         req.send().await.expect("the example answers")
     }
 
+    /// `GET` the member's own connections with `token`.
+    async fn get_as(&self, m: &Member, token: &str) -> reqwest::Response {
+        self.call(Method::GET, &m.tenant, &m.workspace, Some(token))
+            .await
+    }
+
     async fn health(&self) -> Value {
         self.http
             .get(format!("{}/health", self.url))
@@ -329,9 +335,7 @@ async fn until_status(
 ) -> Duration {
     let started = Instant::now();
     loop {
-        let r = example
-            .call(Method::GET, &m.tenant, &m.workspace, Some(token))
-            .await;
+        let r = example.get_as(m, token).await;
         if r.status() == status {
             return started.elapsed();
         }
@@ -535,27 +539,13 @@ async fn the_policy_cache_rides_out_a_broker_outage_within_its_budget() {
     // Within the budget both keep serving what they have.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for e in [&closed, &open] {
-        let r = e
-            .call(
-                Method::GET,
-                &alice.tenant,
-                &alice.workspace,
-                Some(&alice.token),
-            )
-            .await;
+        let r = e.get_as(&alice, &alice.token).await;
         assert_eq!(r.status(), 200, "within the budget");
     }
     // Past it, the fail-closed one refuses, the other goes on.
     let refused_after = stopped.elapsed()
         + until_status(&closed, &alice, &alice.token, 503, Duration::from_secs(15)).await;
-    let r = closed
-        .call(
-            Method::GET,
-            &alice.tenant,
-            &alice.workspace,
-            Some(&alice.token),
-        )
-        .await;
+    let r = closed.get_as(&alice, &alice.token).await;
     assert_problem(r, 503, "policy-unavailable").await;
     let health = closed.health().await;
     assert_eq!(health["policy"]["serving"], false, "{health}");
@@ -563,14 +553,7 @@ async fn the_policy_cache_rides_out_a_broker_outage_within_its_budget() {
         health["policy"]["staleness_ms"].as_u64().unwrap() >= 4000,
         "{health}"
     );
-    let r = open
-        .call(
-            Method::GET,
-            &alice.tenant,
-            &alice.workspace,
-            Some(&alice.token),
-        )
-        .await;
+    let r = open.get_as(&alice, &alice.token).await;
     assert_eq!(r.status(), 200, "serve-stale goes on past the budget");
     assert!(
         refused_after >= Duration::from_millis(3500),
@@ -589,14 +572,7 @@ async fn the_policy_cache_rides_out_a_broker_outage_within_its_budget() {
         )
         .await;
     assert!(r.status().is_success());
-    let r = open
-        .call(
-            Method::GET,
-            &alice.tenant,
-            &alice.workspace,
-            Some(&alice.token),
-        )
-        .await;
+    let r = open.get_as(&alice, &alice.token).await;
     assert_eq!(r.status(), 200, "the stale cache cannot know yet");
     broker.restart();
     let restarted = Instant::now();

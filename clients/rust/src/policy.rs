@@ -188,16 +188,7 @@ impl PolicyCache {
             .set("fetch.wait.max.ms", "10")
             .set("reconnect.backoff.max.ms", "1000");
         let consumer: Arc<BaseConsumer> = Arc::new(client.create()?);
-        let shared = Arc::new(Shared {
-            config,
-            counters: RwLock::default(),
-            progress: Mutex::default(),
-            ready: AtomicBool::new(false),
-            fresh_as_of: AtomicU64::new(0),
-            epoch: Instant::now(),
-            messages: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(config));
         metrics::gauge!("charter_client_policy_ready").set(0.0);
         let (reader, prober) = (shared.clone(), shared.clone());
         let reading = consumer.clone();
@@ -309,6 +300,19 @@ impl PolicyCache {
 }
 
 impl Shared {
+    fn new(config: PolicyCacheConfig) -> Self {
+        Self {
+            config,
+            counters: RwLock::default(),
+            progress: Mutex::default(),
+            ready: AtomicBool::new(false),
+            fresh_as_of: AtomicU64::new(0),
+            epoch: Instant::now(),
+            messages: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
     fn staleness(&self) -> Option<Duration> {
         match self.fresh_as_of.load(Ordering::Acquire) {
             0 => None,
@@ -528,16 +532,9 @@ mod tests {
     use super::*;
 
     fn shared() -> Shared {
-        Shared {
-            config: PolicyCacheConfig::new("unused:9092"),
-            counters: RwLock::default(),
-            progress: Mutex::default(),
-            ready: AtomicBool::new(false),
-            fresh_as_of: AtomicU64::new(0),
-            epoch: Instant::now(),
-            messages: AtomicU64::new(0),
-            stop: AtomicBool::new(true),
-        }
+        let shared = Shared::new(PolicyCacheConfig::new("unused:9092"));
+        shared.stop.store(true, Ordering::Release);
+        shared
     }
 
     fn message(tenant: Uuid, workspace: Option<Uuid>, version: i64, contract: u32) -> Vec<u8> {

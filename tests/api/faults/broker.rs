@@ -116,32 +116,8 @@ async fn commands_succeed_while_the_broker_is_down_and_the_backlog_drains_in_ord
         events_drained.unwrap()
     );
 
-    let committed: Vec<String> = app
-        .event_ids()
-        .await
-        .iter()
-        .map(|id| id.to_string())
-        .collect();
-    let consuming = Instant::now();
-    let received = consume(
-        &app.config.kafka.brokers,
-        &app.config.kafka.events_topic,
-        committed.len(),
-        Duration::from_secs(120),
-    )
-    .await;
-    eprintln!(
-        "broker outage: a fresh consumer group read all {} events in {:?}",
-        committed.len(),
-        consuming.elapsed()
-    );
-    let order = dedup(
-        received
-            .iter()
-            .map(|(_, e)| cloudevents::AttributesReader::id(e).to_owned())
-            .collect(),
-    );
-    assert_eq!(order, committed, "every event arrived, in commit order");
+    let (events, took) = every_event_arrives_in_order(&app, Duration::from_secs(120)).await;
+    eprintln!("broker outage: a fresh consumer group read all {events} events in {took:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -166,19 +142,36 @@ async fn a_broker_that_comes_after_charter_gets_its_topics_and_every_event() {
     let broker = Broker::start(dir.clone(), port);
     let arrived = Instant::now();
     wait_for_empty_outbox(&app, Duration::from_secs(60)).await;
+    let (events, _) = every_event_arrives_in_order(&app, Duration::from_secs(60)).await;
+    eprintln!(
+        "late broker: {events} events published within {:?} of the broker's start",
+        arrived.elapsed()
+    );
+    drop(broker);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A fresh consumer group reads every event of the app's log from the topic, in commit order
+/// (duplicates aside). Returns how many, and how long the reading took.
+async fn every_event_arrives_in_order(
+    app: &crate::helpers::TestApp,
+    within: Duration,
+) -> (usize, Duration) {
     let committed: Vec<String> = app
         .event_ids()
         .await
         .iter()
         .map(|id| id.to_string())
         .collect();
+    let consuming = Instant::now();
     let received = consume(
         &app.config.kafka.brokers,
         &app.config.kafka.events_topic,
         committed.len(),
-        Duration::from_secs(60),
+        within,
     )
     .await;
+    let took = consuming.elapsed();
     let order = dedup(
         received
             .iter()
@@ -186,11 +179,5 @@ async fn a_broker_that_comes_after_charter_gets_its_topics_and_every_event() {
             .collect(),
     );
     assert_eq!(order, committed, "every event arrived, in commit order");
-    eprintln!(
-        "late broker: {} events published within {:?} of the broker's start",
-        committed.len(),
-        arrived.elapsed()
-    );
-    drop(broker);
-    let _ = std::fs::remove_dir_all(dir);
+    (committed.len(), took)
 }
