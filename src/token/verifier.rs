@@ -72,19 +72,16 @@ pub enum TokenError {
     Unavailable(String),
 }
 
-impl From<jsonwebtoken::errors::Error> for TokenError {
-    fn from(e: jsonwebtoken::errors::Error) -> Self {
-        use jsonwebtoken::errors::ErrorKind as K;
-        match e.kind() {
-            K::InvalidSignature => TokenError::Signature,
-            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::InvalidKeyFormat => {
-                TokenError::Algorithm
-            }
-            K::ExpiredSignature => TokenError::Expired,
-            K::ImmatureSignature => TokenError::NotYetValid,
-            K::InvalidIssuer | K::InvalidAudience => TokenError::WrongIssuerOrAudience,
-            K::MissingRequiredClaim(_) | K::Json(_) => TokenError::Claims,
-            _ => TokenError::Malformed,
+impl From<charter_events::jwt::StaticRefusal> for TokenError {
+    fn from(e: charter_events::jwt::StaticRefusal) -> Self {
+        use charter_events::jwt::StaticRefusal as R;
+        match e {
+            R::Malformed => TokenError::Malformed,
+            R::Signature => TokenError::Signature,
+            R::Expired => TokenError::Expired,
+            R::NotYetValid => TokenError::NotYetValid,
+            R::WrongIssuerOrAudience => TokenError::WrongIssuerOrAudience,
+            R::Claims => TokenError::Claims,
         }
     }
 }
@@ -310,7 +307,7 @@ impl Verifier {
             keys = self.keys.current();
         }
         let key = keys.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)?.claims;
+        let claims = charter_events::jwt::verify_access_token(token, key, &self.validation)?;
         // A policy version of another contract cannot be compared with today's counters.
         if claims.policy_contract != charter_projections::policy_versions::CONTRACT {
             return Err(TokenError::Stale);
