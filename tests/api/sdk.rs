@@ -220,6 +220,7 @@ impl Example {
 /// A tenant with a workspace and a user holding `permissions` there through a role.
 struct Member {
     tenant: String,
+    tenant_slug: String,
     workspace: String,
     role: String,
     token: String,
@@ -262,6 +263,7 @@ async fn member(app: &TestApp, username: &str, permissions: &[&str]) -> Member {
     let token = login(app, &tenant_slug, username, &workspace, permissions).await;
     Member {
         tenant,
+        tenant_slug,
         workspace,
         role,
         token,
@@ -480,7 +482,7 @@ async fn the_example_registers_its_permissions_and_enforces_tokens_locally() {
     // A token minted now holds the new permission and is accepted.
     let fresh = login(
         app,
-        &slug_of(app, t).await,
+        &alice.tenant_slug,
         "alice",
         ws,
         &["connections.create"],
@@ -494,20 +496,6 @@ async fn the_example_registers_its_permissions_and_enforces_tokens_locally() {
         .await;
     assert_eq!(r.status(), 200);
     drop(example);
-}
-
-async fn slug_of(app: &TestApp, tenant: &str) -> String {
-    let r: Value = app
-        .get(&format!("/v1/tenants/{tenant}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    r["slug"]
-        .as_str()
-        .or(r["data"]["slug"].as_str())
-        .unwrap()
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -622,12 +610,11 @@ async fn unknown_kid_floods_are_rate_limited_and_a_rotation_is_still_picked_up()
     // A real rotation: the new kid is fetched once the rate limit allows.
     let r = w.app.post("/v1/keys/rotate", json!({})).await;
     assert!(r.status().is_success(), "{}", r.status());
-    let tenant_slug = slug_of(&w.app, &alice.tenant).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     let rotated = loop {
         let t = login(
             &w.app,
-            &tenant_slug,
+            &alice.tenant_slug,
             "alice",
             &alice.workspace,
             &["connections.read"],

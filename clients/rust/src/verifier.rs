@@ -308,8 +308,8 @@ impl Verifier {
         if let Some(claims) = self.remembered(token) {
             return Ok(claims);
         }
-        let claims = self.verify_uncached(token).await?;
-        self.remember(token, &claims);
+        let (claims, kid) = self.verify_signed(token).await?;
+        self.remember(token, &claims, kid);
         Ok(claims)
     }
 
@@ -332,14 +332,11 @@ impl Verifier {
         (in_time && self.current().by_kid.contains_key(&kid)).then(|| (*claims).clone())
     }
 
-    fn remember(&self, token: &str, claims: &Claims) {
+    fn remember(&self, token: &str, claims: &Claims, kid: String) {
         let capacity = self.inner.config.verified_cache;
         if capacity == 0 {
             return;
         }
-        let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
-            return;
-        };
         let mut verified = self
             .inner
             .verified
@@ -355,6 +352,11 @@ impl Verifier {
     /// Verifies `token` from its signature up, without the cache of verified tokens (what
     /// the first request with a token costs; the benchmark measures this).
     pub async fn verify_uncached(&self, token: &str) -> Result<Claims, TokenError> {
+        Ok(self.verify_signed(token).await?.0)
+    }
+
+    /// The claims and the id of the key that signed them.
+    async fn verify_signed(&self, token: &str) -> Result<(Claims, String), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // A header naming an algorithm jsonwebtoken does not know.
             jsonwebtoken::errors::ErrorKind::Json(_) => TokenError::Algorithm,
@@ -376,7 +378,7 @@ impl Verifier {
         if claims.policy_contract != charter_events::policy::CONTRACT {
             return Err(TokenError::Contract(claims.policy_contract));
         }
-        Ok(claims)
+        Ok((claims, kid))
     }
 
     fn current(&self) -> Arc<KeySet> {
